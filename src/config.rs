@@ -1,0 +1,212 @@
+//! Configuration: embedded defaults, then a TOML file, then `MQBRIDGE_*` environment variables,
+//! then command-line flags; each layer overrides the one before.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// The broker's settings after all layers are merged.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: IpAddr,
+    /// AMQP 0-9-1 port; 0 picks a free port (tests).
+    pub amqp_port: u16,
+    pub data_dir: PathBuf,
+    pub default_user: String,
+    pub default_pass: String,
+    /// Users who may connect only from loopback addresses.
+    pub loopback_users: Vec<String>,
+    /// Heartbeat interval the broker proposes to AMQP clients, in seconds (0 disables).
+    pub heartbeat_secs: u16,
+    /// Largest AMQP frame the broker accepts and proposes, in bytes.
+    pub frame_max: u32,
+    /// Most channels per AMQP connection.
+    pub channel_max: u16,
+    /// Most client connections at once, over all protocols.
+    pub max_connections: usize,
+    /// Message bytes held in memory above which publishers are blocked.
+    pub memory_high_watermark_bytes: u64,
+    /// How long shutdown waits for connections to close before exiting anyway.
+    pub shutdown_grace_secs: u64,
+}
+
+/// RabbitMQ's default heartbeat proposal.
+const HEARTBEAT_SECS_DEFAULT: u16 = 60;
+/// RabbitMQ's default `frame_max`: large enough for batching, small enough to interleave.
+const FRAME_MAX_DEFAULT: u32 = 131_072;
+/// RabbitMQ's default `channel_max`.
+const CHANNEL_MAX_DEFAULT: u16 = 2047;
+/// A cap that protects file descriptors and memory before the OS limit does.
+const MAX_CONNECTIONS_DEFAULT: usize = 65_536;
+/// Fraction of physical memory that queued messages may use, as RabbitMQ's
+/// `vm_memory_high_watermark` (0.4 of RAM, of which message bodies are the bulk).
+const MEMORY_FRACTION_DEFAULT: f64 = 0.4;
+/// Used when physical memory cannot be read.
+const MEMORY_FALLBACK_BYTES: u64 = 1 << 30;
+/// Long enough for clients to answer connection.close, short enough for service managers.
+const SHUTDOWN_GRACE_SECS_DEFAULT: u64 = 5;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            amqp_port: 5672,
+            data_dir: PathBuf::from("./data"),
+            default_user: "guest".to_owned(),
+            default_pass: "guest".to_owned(),
+            loopback_users: vec!["guest".to_owned()],
+            heartbeat_secs: HEARTBEAT_SECS_DEFAULT,
+            frame_max: FRAME_MAX_DEFAULT,
+            channel_max: CHANNEL_MAX_DEFAULT,
+            max_connections: MAX_CONNECTIONS_DEFAULT,
+            memory_high_watermark_bytes: default_memory_watermark(),
+            shutdown_grace_secs: SHUTDOWN_GRACE_SECS_DEFAULT,
+        }
+    }
+}
+
+fn default_memory_watermark() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        });
+    match total_kib {
+        Some(kib) => (kib as f64 * 1024.0 * MEMORY_FRACTION_DEFAULT) as u64,
+        None => MEMORY_FALLBACK_BYTES,
+    }
+}
+
+/// Command line and environment. Every flag is optional so that unset ones fall through to the
+/// file and the defaults.
+#[derive(Debug, Parser, Default)]
+#[command(
+    name = "mqbridge",
+    version,
+    about = "One broker for AMQP, MQTT, STOMP, WebSocket and SQS/SNS"
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "MQBRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// The settable keys, shared by the file (snake_case keys) and the flags/environment.
+#[derive(Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address every listener binds to.
+    #[arg(long, env = "MQBRIDGE_BIND")]
+    pub bind: Option<IpAddr>,
+    /// AMQP 0-9-1 port (0 = any free port).
+    #[arg(long, env = "MQBRIDGE_AMQP_PORT")]
+    pub amqp_port: Option<u16>,
+    /// Directory for the broker's data.
+    #[arg(long, env = "MQBRIDGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Name of the user created at start-up.
+    #[arg(long, env = "MQBRIDGE_DEFAULT_USER")]
+    pub default_user: Option<String>,
+    /// Password of the user created at start-up.
+    #[arg(long, env = "MQBRIDGE_DEFAULT_PASS", hide_env_values = true)]
+    pub default_pass: Option<String>,
+    /// Users allowed to connect only from loopback (comma-separated; empty for none).
+    #[arg(long, env = "MQBRIDGE_LOOPBACK_USERS", value_delimiter = ',')]
+    pub loopback_users: Option<Vec<String>>,
+    /// AMQP heartbeat proposed to clients, seconds.
+    #[arg(long, env = "MQBRIDGE_HEARTBEAT_SECS")]
+    pub heartbeat_secs: Option<u16>,
+    /// Largest AMQP frame, bytes.
+    #[arg(long, env = "MQBRIDGE_FRAME_MAX")]
+    pub frame_max: Option<u32>,
+    /// Most channels per AMQP connection.
+    #[arg(long, env = "MQBRIDGE_CHANNEL_MAX")]
+    pub channel_max: Option<u16>,
+    /// Most client connections at once.
+    #[arg(long, env = "MQBRIDGE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Queued message bytes above which publishers are blocked.
+    #[arg(long, env = "MQBRIDGE_MEMORY_HIGH_WATERMARK_BYTES")]
+    pub memory_high_watermark_bytes: Option<u64>,
+    /// Seconds shutdown waits for connections to close.
+    #[arg(long, env = "MQBRIDGE_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+impl Settings {
+    /// Applies the keys that are set on top of `config`.
+    fn apply(self, config: &mut Config) {
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { config.$field = v; } )* };
+        }
+        set!(
+            bind,
+            amqp_port,
+            data_dir,
+            default_user,
+            default_pass,
+            loopback_users,
+            heartbeat_secs,
+            frame_max,
+            channel_max,
+            max_connections,
+            memory_high_watermark_bytes,
+            shutdown_grace_secs
+        );
+    }
+}
+
+impl Config {
+    /// Merges defaults, the file named by `--config` (if any), environment and flags.
+    pub fn load(cli: Cli) -> anyhow::Result<Config> {
+        let mut config = Config::default();
+        if let Some(path) = &cli.config {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+            let file: Settings = toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))?;
+            file.apply(&mut config);
+        }
+        cli.settings.apply(&mut config);
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("mqbridge-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("mqbridge.toml");
+        std::fs::write(&path, "amqp_port = 6000\nheartbeat_secs = 5\n").expect("write");
+        let cli = Cli::parse_from([
+            "mqbridge",
+            "--config",
+            path.to_str().expect("utf-8"),
+            "--amqp-port",
+            "7000",
+        ]);
+        let config = Config::load(cli).expect("valid");
+        assert_eq!(config.amqp_port, 7000);
+        assert_eq!(config.heartbeat_secs, 5);
+        assert_eq!(config.frame_max, FRAME_MAX_DEFAULT);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("mqbridge-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "amqp_prot = 1\n").expect("write");
+        let cli = Cli::parse_from(["mqbridge", "--config", path.to_str().expect("utf-8")]);
+        assert!(Config::load(cli).is_err());
+    }
+}

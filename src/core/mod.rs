@@ -1,0 +1,87 @@
+//! The broker core: users, virtual hosts, the memory alarm. It implements the
+//! `mqbridge_broker_api` traits and knows no wire protocol.
+
+pub mod memory;
+mod queue;
+mod vhost;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use mqbridge_broker_api::{Broker, BrokerError, User, VirtualHost};
+use tokio::sync::watch;
+
+use self::memory::MemoryGauge;
+use self::vhost::VHost;
+
+/// The vhost every broker has.
+pub const DEFAULT_VHOST: &str = "/";
+
+/// A user as configured.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub name: String,
+    pub password: String,
+    /// May connect only from a loopback address (RabbitMQ's rule for `guest`).
+    pub loopback_only: bool,
+}
+
+#[derive(Debug)]
+pub struct Core {
+    users: HashMap<String, UserRecord>,
+    vhosts: RwLock<HashMap<String, Arc<VHost>>>,
+    gauge: Arc<MemoryGauge>,
+}
+
+impl Core {
+    pub fn new(users: Vec<UserRecord>, memory_high_watermark_bytes: u64) -> Arc<Self> {
+        let gauge = Arc::new(MemoryGauge::new(memory_high_watermark_bytes));
+        let default = VHost::new(DEFAULT_VHOST, Arc::clone(&gauge));
+        Arc::new(Core {
+            users: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
+            vhosts: RwLock::new(HashMap::from([(DEFAULT_VHOST.to_owned(), default)])),
+            gauge,
+        })
+    }
+}
+
+impl Broker for Core {
+    fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<User, BrokerError> {
+        let refused = || BrokerError::AccessRefused(format!("login refused for user '{username}'"));
+        let user = self.users.get(username).ok_or_else(refused)?;
+        if !constant_time_eq(user.password.as_bytes(), password.as_bytes()) {
+            return Err(refused());
+        }
+        if user.loopback_only && !peer.is_loopback() {
+            return Err(BrokerError::AccessRefused(format!(
+                "user '{username}' can only connect via localhost"
+            )));
+        }
+        Ok(User {
+            name: user.name.clone(),
+        })
+    }
+
+    fn vhost(&self, name: &str, _user: &User) -> Result<Arc<dyn VirtualHost>, BrokerError> {
+        let vhosts = self.vhosts.read().unwrap_or_else(PoisonError::into_inner);
+        match vhosts.get(name) {
+            Some(vhost) => Ok(Arc::clone(vhost) as Arc<dyn VirtualHost>),
+            None => Err(BrokerError::NotAllowed(format!("vhost '{name}' not found"))),
+        }
+    }
+
+    fn publish_blocked(&self) -> watch::Receiver<bool> {
+        self.gauge.subscribe()
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

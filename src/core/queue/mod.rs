@@ -1,0 +1,208 @@
+//! Queues: one tokio task per queue owns its messages and consumers; everyone else holds a
+//! [`QueueRef`] and talks to the task through its bounded inbox.
+//!
+//! Task topology and the one rule that keeps it deadlock-free: a queue task never awaits a
+//! channel that another task drains. It sends deliveries with `try_send` (and waits for room in
+//! `select!`, see `task.rs`), settles confirms through `ConfirmSink` (a mutex, never held across
+//! an await), and publishes dead letters with `try_send`, falling back to a spawned send. So a
+//! connection may always `await` a queue's inbox: the queue keeps draining it.
+
+mod arguments;
+mod dead_letter;
+mod ready;
+mod state;
+mod task;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use mqbridge_broker_api::{
+    BoxFuture, BrokerError, Confirm, ConsumeSpec, ConsumerEvent, ConsumerId, DeliverySink, GetOk,
+    Message, QueueHandle, Settlement,
+};
+use tokio::sync::{mpsc, oneshot};
+
+pub use arguments::{QueueConfig, first_difference};
+pub use task::{QueueSetup, spawn};
+
+/// Commands a queue task accepts. Replies go back on oneshot channels, which never block.
+#[derive(Debug)]
+enum Command {
+    Publish(Arc<Message>, Option<Confirm>),
+    Consume(ConsumeSpec, oneshot::Sender<Result<(), BrokerError>>),
+    Cancel(ConsumerId, oneshot::Sender<bool>),
+    Settle(ConsumerId, Vec<u64>, Settlement),
+    Get(ConsumerId, bool, oneshot::Sender<Option<GetOk>>),
+    Purge(oneshot::Sender<u32>),
+    /// A redeclaration: the queue counts as used (for `x-expires`).
+    Touch,
+    /// Stop the queue. With a reply, only if the `queue.delete` conditions hold.
+    Delete {
+        if_unused: bool,
+        if_empty: bool,
+        reply: Option<oneshot::Sender<Result<u32, BrokerError>>>,
+    },
+}
+
+/// Counts published by the task once per batch, read by anyone (declare-ok, management).
+#[derive(Debug, Default)]
+pub struct QueueCounters {
+    messages: AtomicU32,
+    consumers: AtomicU32,
+}
+
+impl QueueCounters {
+    fn store(&self, messages: usize, consumers: usize) {
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.messages.store(clamp(messages), Ordering::Relaxed);
+        self.consumers.store(clamp(consumers), Ordering::Relaxed);
+    }
+}
+
+/// A handle to a queue task. Cheap to clone behind an `Arc`.
+#[derive(Debug)]
+pub struct QueueRef {
+    name: String,
+    /// Distinguishes this queue from a later one with the same name.
+    pub id: u64,
+    inbox: mpsc::Sender<Command>,
+    counters: Arc<QueueCounters>,
+}
+
+impl QueueRef {
+    /// Publishes without waiting: used by queue tasks for dead letters, which must not block
+    /// on another queue. If the inbox is full the send moves to its own task.
+    pub fn publish_detached(&self, message: Arc<Message>) {
+        if let Err(mpsc::error::TrySendError::Full(command)) =
+            self.inbox.try_send(Command::Publish(message, None))
+        {
+            let inbox = self.inbox.clone();
+            tokio::spawn(async move { inbox.send(command).await });
+        }
+    }
+
+    /// Tells the queue it was redeclared.
+    pub fn touch(&self) {
+        // Losing a touch to a full inbox only shortens an `x-expires` lease by one use.
+        let _ = self.inbox.try_send(Command::Touch);
+    }
+
+    /// Stops the queue if the conditions hold; the caller then removes its definition.
+    pub async fn delete(&self, if_unused: bool, if_empty: bool) -> Result<u32, BrokerError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Delete {
+            if_unused,
+            if_empty,
+            reply: Some(reply),
+        };
+        self.call(command, answer).await?
+    }
+
+    /// Stops the queue unconditionally (its owner connection closed).
+    pub fn stop(&self) {
+        let command = Command::Delete {
+            if_unused: false,
+            if_empty: false,
+            reply: None,
+        };
+        if let Err(mpsc::error::TrySendError::Full(command)) = self.inbox.try_send(command) {
+            let inbox = self.inbox.clone();
+            tokio::spawn(async move { inbox.send(command).await });
+        }
+    }
+
+    async fn call<T>(
+        &self,
+        command: Command,
+        answer: oneshot::Receiver<T>,
+    ) -> Result<T, BrokerError> {
+        let gone = || BrokerError::NotFound(format!("queue '{}' was deleted", self.name));
+        self.inbox.send(command).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())
+    }
+}
+
+impl QueueHandle for QueueRef {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn publish(&self, message: Arc<Message>, confirm: Option<Confirm>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(mpsc::error::SendError(Command::Publish(_, Some(confirm)))) =
+                self.inbox.send(Command::Publish(message, confirm)).await
+            {
+                // Deleted after routing: the message was routed, so it counts as accepted.
+                confirm.settle(true);
+            }
+        })
+    }
+
+    fn consume(&self, spec: ConsumeSpec) -> BoxFuture<'_, Result<(), BrokerError>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.call(Command::Consume(spec, reply), answer).await?
+        })
+    }
+
+    fn cancel(&self, consumer: ConsumerId) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.call(Command::Cancel(consumer, reply), answer)
+                .await
+                .unwrap_or(false)
+        })
+    }
+
+    fn settle(
+        &self,
+        owner: ConsumerId,
+        tags: Vec<u64>,
+        settlement: Settlement,
+    ) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // A deleted queue has nothing left to settle.
+            let _ = self
+                .inbox
+                .send(Command::Settle(owner, tags, settlement))
+                .await;
+        })
+    }
+
+    fn get(
+        &self,
+        owner: ConsumerId,
+        no_ack: bool,
+    ) -> BoxFuture<'_, Result<Option<GetOk>, BrokerError>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.call(Command::Get(owner, no_ack, reply), answer).await
+        })
+    }
+
+    fn purge(&self) -> BoxFuture<'_, Result<u32, BrokerError>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.call(Command::Purge(reply), answer).await
+        })
+    }
+
+    fn message_count(&self) -> u32 {
+        self.counters.messages.load(Ordering::Relaxed)
+    }
+
+    fn consumer_count(&self) -> u32 {
+        self.counters.consumers.load(Ordering::Relaxed)
+    }
+}
+
+/// Tells consumers of a deleted queue they are cancelled, without blocking the caller.
+fn notify_cancelled(consumers: Vec<(ConsumerId, DeliverySink)>) {
+    for (consumer, sink) in consumers {
+        if let Err(mpsc::error::TrySendError::Full(event)) =
+            sink.try_send(ConsumerEvent::Cancelled(consumer))
+        {
+            tokio::spawn(async move { sink.send(event).await });
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! One queue's state machine: ready messages, deliveries awaiting settlement, consumers, and the
+//! rules (TTL, length limits, dead-lettering, priorities, exclusivity) that move messages between
+//! them. Runs on the queue's own task (see `task.rs`); it never awaits. Deliveries go out with
+//! `try_send`: a consumer whose sink is full is marked stalled and handed to the task, which
+//! waits for room without holding up the other consumers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mqbridge_broker_api::{
+    BrokerError, Confirm, ConsumeSpec, ConsumerEvent, ConsumerId, Delivery, DeliverySink, GetOk,
+    Message, Settlement,
+};
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::QueueCounters;
+use super::arguments::{Overflow, QueueConfig};
+use super::dead_letter::{self, Reason, Target};
+use super::ready::{Entry, ReadyMessages};
+use crate::core::memory::MemoryGauge;
+
+#[derive(Debug)]
+struct Consumer {
+    spec: ConsumeSpec,
+    unacked: u32,
+    /// The sink was full; the task is waiting for room.
+    stalled: bool,
+}
+
+impl Consumer {
+    fn can_take(&self) -> bool {
+        !self.stalled && (self.spec.prefetch == 0 || self.unacked < self.spec.prefetch)
+    }
+}
+
+#[derive(Debug)]
+struct Unacked {
+    entry: Entry,
+    owner: ConsumerId,
+}
+
+#[derive(Debug)]
+pub struct QueueState {
+    name: String,
+    vhost: String,
+    config: QueueConfig,
+    auto_delete: bool,
+    ready: ReadyMessages,
+    unacked: HashMap<u64, Unacked>,
+    consumers: Vec<Consumer>,
+    next_consumer: usize,
+    next_tag: u64,
+    next_seq: u64,
+    had_consumer: bool,
+    last_used: Instant,
+    /// The time the current batch of commands arrived; every decision in a batch uses it, so
+    /// that a message with TTL 0 can still go to a consumer that is ready right now.
+    now: Instant,
+    dead_letters: Vec<Message>,
+    stalled: Vec<(ConsumerId, DeliverySink)>,
+    counters: Arc<QueueCounters>,
+    gauge: Arc<MemoryGauge>,
+    /// Memory accounted since the last flush to the shared gauge.
+    bytes_delta: i64,
+}
+
+impl QueueState {
+    pub fn new(
+        name: String,
+        vhost: String,
+        config: QueueConfig,
+        auto_delete: bool,
+        counters: Arc<QueueCounters>,
+        gauge: Arc<MemoryGauge>,
+    ) -> Self {
+        let now = Instant::now();
+        QueueState {
+            ready: ReadyMessages::new(config.max_priority),
+            name,
+            vhost,
+            config,
+            auto_delete,
+            unacked: HashMap::new(),
+            consumers: Vec::new(),
+            next_consumer: 0,
+            next_tag: 1,
+            next_seq: 0,
+            had_consumer: false,
+            last_used: now,
+            now,
+            dead_letters: Vec::new(),
+            stalled: Vec::new(),
+            counters,
+            gauge,
+            bytes_delta: 0,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn begin_batch(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    pub fn touch(&mut self) {
+        self.last_used = self.now;
+    }
+
+    pub fn publish(&mut self, message: Arc<Message>, confirm: Option<Confirm>) {
+        let accepted = match self.config.overflow {
+            Overflow::DropHead => true,
+            Overflow::RejectPublish | Overflow::RejectPublishDlx if self.is_full_for(&message) => {
+                if self.config.overflow == Overflow::RejectPublishDlx {
+                    self.dead_letter(&message, Reason::MaxLength);
+                }
+                false
+            }
+            Overflow::RejectPublish | Overflow::RejectPublishDlx => true,
+        };
+        if accepted {
+            let expires_at = self.expiry_for(&message);
+            let size = message.size_estimate();
+            self.bytes_delta += size as i64;
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.ready.push_back(Entry {
+                message,
+                seq,
+                expires_at,
+                delivery_count: 0,
+                size,
+            });
+        }
+        if let Some(confirm) = confirm {
+            confirm.settle(accepted);
+        }
+    }
+
+    fn is_full_for(&self, message: &Message) -> bool {
+        let by_count = self
+            .config
+            .max_length
+            .is_some_and(|max| self.ready.len() as u64 >= max);
+        let by_bytes = self
+            .config
+            .max_length_bytes
+            .is_some_and(|max| self.ready.bytes() + message.body.len() as u64 > max);
+        by_count || by_bytes
+    }
+
+    fn expiry_for(&self, message: &Message) -> Option<Instant> {
+        let per_message = message
+            .properties
+            .expiration_ms
+            .map(std::time::Duration::from_millis);
+        let ttl = match (self.config.message_ttl, per_message) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        ttl.map(|ttl| self.now + ttl)
+    }
+
+    /// Drop-head: once deliveries had their chance, trims the queue to its limits.
+    pub fn enforce_limits(&mut self) {
+        if self.config.overflow != Overflow::DropHead {
+            return;
+        }
+        let over = |ready: &ReadyMessages, config: &QueueConfig| {
+            config
+                .max_length
+                .is_some_and(|max| ready.len() as u64 > max)
+                || config
+                    .max_length_bytes
+                    .is_some_and(|max| ready.bytes() > max)
+        };
+        while over(&self.ready, &self.config) {
+            let Some(entry) = self.ready.pop_oldest() else {
+                break;
+            };
+            self.dead_letter(&entry.message, Reason::MaxLength);
+            self.release(entry);
+        }
+    }
+
+    pub fn consume(&mut self, spec: ConsumeSpec) -> Result<(), BrokerError> {
+        if self.consumers.iter().any(|c| c.spec.exclusive)
+            || (spec.exclusive && !self.consumers.is_empty())
+        {
+            let target = BrokerError::describe("queue", &self.name, &self.vhost);
+            return Err(BrokerError::AccessRefused(format!(
+                "{target} in exclusive use"
+            )));
+        }
+        self.consumers.push(Consumer {
+            spec,
+            unacked: 0,
+            stalled: false,
+        });
+        self.had_consumer = true;
+        self.touch();
+        Ok(())
+    }
+
+    /// Removes a consumer. Its unsettled deliveries stay owned by it: AMQP lets a client ack
+    /// after basic.cancel, and the channel requeues what is left when it closes.
+    pub fn cancel(&mut self, consumer: ConsumerId) -> bool {
+        let Some(index) = self
+            .consumers
+            .iter()
+            .position(|c| c.spec.consumer == consumer)
+        else {
+            return false;
+        };
+        self.consumers.remove(index);
+        self.touch();
+        true
+    }
+
+    pub fn settle(&mut self, owner: ConsumerId, tags: &[u64], settlement: Settlement) {
+        for tag in tags {
+            // A tag from another owner, or settled twice, is ignored: adapters check tags
+            // against their own records and report the peer's error themselves.
+            if self.unacked.get(tag).is_none_or(|u| u.owner != owner) {
+                continue;
+            }
+            let Some(Unacked { entry, owner }) = self.unacked.remove(tag) else {
+                continue;
+            };
+            if let Some(consumer) = self.consumers.iter_mut().find(|c| c.spec.consumer == owner) {
+                consumer.unacked = consumer.unacked.saturating_sub(1);
+            }
+            match settlement {
+                Settlement::Ack => self.release(entry),
+                Settlement::Requeue => self.ready.requeue(entry),
+                Settlement::Reject => {
+                    self.dead_letter(&entry.message, Reason::Rejected);
+                    self.release(entry);
+                }
+            }
+        }
+    }
+
+    pub fn get(&mut self, owner: ConsumerId, no_ack: bool) -> Option<GetOk> {
+        self.touch();
+        let mut entry = self.pop_live()?;
+        let delivery = self.delivery(owner, &entry);
+        entry.delivery_count += 1;
+        if no_ack {
+            self.release(entry);
+        } else {
+            self.unacked.insert(delivery.tag, Unacked { entry, owner });
+        }
+        let message_count = u32::try_from(self.ready.len()).unwrap_or(u32::MAX);
+        Some(GetOk {
+            delivery,
+            message_count,
+        })
+    }
+
+    pub fn purge(&mut self) -> u32 {
+        let entries: Vec<Entry> = self.ready.drain().collect();
+        let count = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+        entries.into_iter().for_each(|entry| self.release(entry));
+        count
+    }
+
+    /// Checks `queue.delete` conditions; on success the caller stops the queue.
+    pub fn check_delete(&self, if_unused: bool, if_empty: bool) -> Result<u32, BrokerError> {
+        let target = BrokerError::describe("queue", &self.name, &self.vhost);
+        if if_unused && !self.consumers.is_empty() {
+            return Err(BrokerError::PreconditionFailed(format!("{target} in use")));
+        }
+        if if_empty && !self.ready.is_empty() {
+            return Err(BrokerError::PreconditionFailed(format!(
+                "{target} is not empty"
+            )));
+        }
+        Ok(u32::try_from(self.ready.len()).unwrap_or(u32::MAX))
+    }
+
+    /// Hands ready messages to consumers with credit, round-robin.
+    pub fn deliver(&mut self) {
+        while !self.ready.is_empty() {
+            let Some(index) = self.next_ready_consumer() else {
+                break;
+            };
+            let Some(entry) = self.pop_live() else { break };
+            self.deliver_to(index, entry);
+        }
+    }
+
+    fn deliver_to(&mut self, index: usize, mut entry: Entry) {
+        let Some(consumer) = self.consumers.get(index) else {
+            return;
+        };
+        let (id, no_ack) = (consumer.spec.consumer, consumer.spec.no_ack);
+        let delivery = self.delivery(id, &entry);
+        let tag = delivery.tag;
+        let Some(consumer) = self.consumers.get_mut(index) else {
+            return;
+        };
+        match consumer
+            .spec
+            .sink
+            .try_send(ConsumerEvent::Deliver(delivery))
+        {
+            Ok(()) => {
+                entry.delivery_count += 1;
+                if no_ack {
+                    self.release(entry);
+                } else {
+                    consumer.unacked += 1;
+                    self.unacked.insert(tag, Unacked { entry, owner: id });
+                }
+            }
+            Err(TrySendError::Full(_)) => {
+                consumer.stalled = true;
+                self.stalled.push((id, consumer.spec.sink.clone()));
+                self.ready.push_front(entry);
+            }
+            Err(TrySendError::Closed(_)) => {
+                // The connection is gone without cancelling: forget the consumer and take back
+                // what it held, so nothing waits for a settle that cannot come.
+                self.ready.push_front(entry);
+                self.consumers.remove(index);
+                self.requeue_owned_by(id);
+            }
+        }
+    }
+
+    fn delivery(&mut self, consumer: ConsumerId, entry: &Entry) -> Delivery {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        Delivery {
+            consumer,
+            tag,
+            message: Arc::clone(&entry.message),
+            redelivered: entry.delivery_count > 0,
+            delivery_count: entry.delivery_count,
+        }
+    }
+
+    fn next_ready_consumer(&mut self) -> Option<usize> {
+        let count = self.consumers.len();
+        let start = self.next_consumer;
+        let index = (0..count)
+            .map(|offset| (start + offset) % count)
+            .find(|&i| self.consumers.get(i).is_some_and(Consumer::can_take))?;
+        self.next_consumer = index + 1;
+        Some(index)
+    }
+
+    fn requeue_owned_by(&mut self, owner: ConsumerId) {
+        let tags: Vec<u64> = self
+            .unacked
+            .iter()
+            .filter(|(_, u)| u.owner == owner)
+            .map(|(t, _)| *t)
+            .collect();
+        self.settle(owner, &tags, Settlement::Requeue);
+    }
+
+    /// The next message that has not expired; expired ones on the way are dead-lettered.
+    fn pop_live(&mut self) -> Option<Entry> {
+        loop {
+            let entry = self.ready.pop_front()?;
+            if entry.expires_at.is_some_and(|at| at < self.now) {
+                self.dead_letter(&entry.message, Reason::Expired);
+                self.release(entry);
+                continue;
+            }
+            return Some(entry);
+        }
+    }
+
+    /// A stalled consumer's sink has room again.
+    pub fn unstall(&mut self, consumer: ConsumerId, sink_open: bool) {
+        let Some(index) = self
+            .consumers
+            .iter()
+            .position(|c| c.spec.consumer == consumer)
+        else {
+            return;
+        };
+        if sink_open {
+            if let Some(c) = self.consumers.get_mut(index) {
+                c.stalled = false;
+            }
+        } else {
+            self.consumers.remove(index);
+            self.requeue_owned_by(consumer);
+        }
+    }
+
+    pub fn take_stalled(&mut self) -> Vec<(ConsumerId, DeliverySink)> {
+        std::mem::take(&mut self.stalled)
+    }
+
+    /// Dead-letters messages whose TTL has passed.
+    pub fn expire(&mut self) {
+        let mut expired = Vec::new();
+        self.ready.pop_expired(self.now, &mut expired);
+        for entry in expired {
+            self.dead_letter(&entry.message, Reason::Expired);
+            self.release(entry);
+        }
+    }
+
+    /// When the task must wake next: the earliest message expiry or the unused-queue expiry.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let unused = self
+            .config
+            .expires
+            .filter(|_| self.consumers.is_empty())
+            .map(|expires| self.last_used + expires);
+        [self.ready.next_expiry(), unused]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the queue should delete itself: auto-delete after its last consumer left, or
+    /// unused for `x-expires`.
+    pub fn wants_deletion(&self) -> bool {
+        let auto = self.auto_delete && self.had_consumer && self.consumers.is_empty();
+        let unused = self.consumers.is_empty()
+            && self
+                .config
+                .expires
+                .is_some_and(|expires| self.now >= self.last_used + expires);
+        auto || unused
+    }
+
+    fn dead_letter(&mut self, message: &Message, reason: Reason) {
+        let Some(exchange) = self.config.dead_letter_exchange.as_deref() else {
+            return;
+        };
+        if dead_letter::is_cycle(message, &self.name, reason) {
+            return;
+        }
+        let target = Target {
+            queue: &self.name,
+            exchange,
+            routing_key: self.config.dead_letter_routing_key.as_deref(),
+        };
+        self.dead_letters
+            .push(dead_letter::dead_letter(message, &target, reason));
+    }
+
+    pub fn take_dead_letters(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.dead_letters)
+    }
+
+    fn release(&mut self, entry: Entry) {
+        self.bytes_delta -= entry.size as i64;
+    }
+
+    /// Publishes counts and memory use for readers outside the task; once per batch.
+    pub fn flush_counters(&mut self) {
+        self.counters.store(self.ready.len(), self.consumers.len());
+        self.gauge.adjust(std::mem::take(&mut self.bytes_delta));
+    }
+
+    /// Cancels every consumer and gives back all memory; the queue is being deleted.
+    pub fn shutdown(&mut self) -> Vec<(ConsumerId, DeliverySink)> {
+        let entries: Vec<Entry> = self.ready.drain().collect();
+        entries.into_iter().for_each(|entry| self.release(entry));
+        let unacked: Vec<Unacked> = self.unacked.drain().map(|(_, u)| u).collect();
+        unacked.into_iter().for_each(|u| self.release(u.entry));
+        let consumers = self
+            .consumers
+            .drain(..)
+            .map(|c| (c.spec.consumer, c.spec.sink))
+            .collect();
+        self.flush_counters();
+        consumers
+    }
+}

@@ -1,0 +1,16 @@
+//! mqbridge: one broker for AMQP 0-9-1, MQTT, STOMP, WebSocket and the SQS/SNS APIs.
+//!
+//! Layout:
+//! - [`config`]: defaults, TOML file, `MQBRIDGE_*` environment and flags, merged in that order.
+//! - [`server`]: listeners, the connection cap, graceful shutdown.
+//! - `core`: the broker model behind `mqbridge_broker_api` (users, vhosts, exchanges,
+//!   bindings, queues). It knows no wire protocol.
+//!
+//! The protocol adapters live in `protocols/*`; this crate wires them to listeners.
+
+pub mod config;
+mod core;
+pub mod server;
+
+pub use config::Config;
+pub use server::{RunningServer, Server};

@@ -1,0 +1,156 @@
+//! Listeners and lifecycle: bind every configured port, accept under a connection cap, hand
+//! each socket to its protocol adapter on its own task, and shut down gracefully.
+//!
+//! Task topology (ARCHITECTURE.md has the picture): one accept task per listener; one task per
+//! client connection (the adapter's); one task per queue (the core's). Shutdown: the watch
+//! channel flips, accept tasks stop, every connection closes with its protocol's own close, and
+//! `shutdown` waits for them up to the grace period.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use mqbridge_amqp::AmqpSettings;
+use mqbridge_broker_api::Broker;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::core::{Core, UserRecord};
+
+/// The broker, before it runs.
+pub struct Server;
+
+/// A running broker: its bound addresses and the means to stop it.
+#[derive(Debug)]
+pub struct RunningServer {
+    pub amqp_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    connections: Arc<Semaphore>,
+    max_connections: u32,
+    accept_tasks: Vec<JoinHandle<()>>,
+    grace: Duration,
+}
+
+impl Server {
+    /// Binds every listener and starts accepting. Returns once all ports are bound, so a
+    /// caller can connect as soon as this returns.
+    pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
+        let users = vec![UserRecord {
+            loopback_only: config.loopback_users.contains(&config.default_user),
+            name: config.default_user.clone(),
+            password: config.default_pass.clone(),
+        }];
+        let core: Arc<dyn Broker> = Core::new(users, config.memory_high_watermark_bytes);
+        let max_connections = u32::try_from(config.max_connections).unwrap_or(u32::MAX >> 3);
+        let connections = Arc::new(Semaphore::new(max_connections as usize));
+        let (shutdown, _) = watch::channel(false);
+
+        let amqp = TcpListener::bind((config.bind, config.amqp_port))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen for AMQP on {}:{}",
+                    config.bind, config.amqp_port
+                )
+            })?;
+        let amqp_addr = amqp.local_addr()?;
+        let settings = Arc::new(AmqpSettings {
+            heartbeat_secs: config.heartbeat_secs,
+            frame_max: config.frame_max,
+            channel_max: config.channel_max,
+        });
+        let accept_amqp = spawn_acceptor(amqp, Arc::clone(&connections), shutdown.subscribe(), {
+            let core = Arc::clone(&core);
+            move |stream, peer, shutdown| {
+                mqbridge_amqp::serve(
+                    stream,
+                    peer,
+                    Arc::clone(&core),
+                    Arc::clone(&settings),
+                    shutdown,
+                )
+            }
+        });
+        tracing::info!(protocol = "amqp", address = %amqp_addr, "listening");
+        tracing::info!(data_dir = %config.data_dir.display(), "broker started");
+        Ok(RunningServer {
+            amqp_addr,
+            shutdown,
+            connections,
+            max_connections,
+            accept_tasks: vec![accept_amqp],
+            grace: Duration::from_secs(config.shutdown_grace_secs),
+        })
+    }
+}
+
+impl RunningServer {
+    /// Stops accepting, asks every connection to close, and waits for them (bounded).
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        self.shutdown.send_replace(true);
+        for task in self.accept_tasks {
+            let _ = task.await;
+        }
+        let drained = tokio::time::timeout(
+            self.grace,
+            self.connections.acquire_many(self.max_connections),
+        );
+        match drained.await {
+            Ok(_) => tracing::info!("all connections closed"),
+            Err(_) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+        }
+    }
+}
+
+/// Accepts connections while a permit is free (so a full broker stops accepting rather than
+/// accepting and failing), and runs `serve` for each on its own task.
+fn spawn_acceptor<F, Fut>(
+    listener: TcpListener,
+    connections: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+    serve: F,
+) -> JoinHandle<()>
+where
+    F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let permit = tokio::select! {
+                permit = Arc::clone(&connections).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+                _ = shutdown.changed() => return,
+            };
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        // Running out of file descriptors is transient; back off briefly.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            };
+            let _ = stream.set_nodelay(true);
+            let connection = serve(stream, peer, shutdown.clone());
+            tokio::spawn(async move {
+                connection.await;
+                drop(permit);
+            });
+        }
+    })
+}
+
+/// Pause after a failed accept (e.g. EMFILE) so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
