@@ -85,3 +85,37 @@ impl Broker for Core {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn core_with_guest(loopback_only: bool) -> Arc<Core> {
+        let guest = UserRecord {
+            name: "guest".to_owned(),
+            password: "guest".to_owned(),
+            loopback_only,
+        };
+        Core::new(vec![guest], u64::MAX)
+    }
+
+    #[test]
+    fn a_loopback_only_user_is_refused_from_elsewhere() {
+        let core = core_with_guest(true);
+        let remote = IpAddr::from([192, 0, 2, 7]);
+        let refused = core.authenticate("guest", "guest", remote);
+        assert!(matches!(refused, Err(BrokerError::AccessRefused(_))));
+        for local in [IpAddr::from([127, 0, 0, 1]), "::1".parse().expect("ipv6")] {
+            assert!(core.authenticate("guest", "guest", local).is_ok());
+        }
+    }
+
+    #[test]
+    fn other_users_may_connect_from_anywhere() {
+        let core = core_with_guest(false);
+        let remote = IpAddr::from([192, 0, 2, 7]);
+        assert!(core.authenticate("guest", "guest", remote).is_ok());
+        let wrong = core.authenticate("guest", "nope", remote);
+        assert!(matches!(wrong, Err(BrokerError::AccessRefused(_))));
+    }
+}

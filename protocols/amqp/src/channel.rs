@@ -53,7 +53,9 @@ struct ConfirmMode {
 #[derive(Debug, Default)]
 struct Transaction {
     publishes: Vec<(basic::Publish, Content)>,
-    settles: Vec<(u64, bool, Settlement)>,
+    /// Deliveries settled in the transaction. They leave `unacked` when the ack arrives, so
+    /// that its tag is checked then, as RabbitMQ does; rollback puts them back.
+    settles: Vec<(BTreeMap<u64, Unacked>, Settlement)>,
 }
 
 #[derive(Debug)]
@@ -660,12 +662,11 @@ impl Channel {
         multiple: bool,
         settlement: Settlement,
     ) -> Result<(), Violation> {
-        if let Some(tx) = &mut self.tx {
-            tx.settles.push((delivery_tag, multiple, settlement));
-            return Ok(());
-        }
         let taken = self.take_unacked(delivery_tag, multiple)?;
-        settle_grouped(taken, settlement).await;
+        match &mut self.tx {
+            Some(tx) => tx.settles.push((taken, settlement)),
+            None => settle_grouped(taken.into_values().collect(), settlement).await,
+        }
         Ok(())
     }
 
@@ -675,7 +676,7 @@ impl Channel {
         &mut self,
         delivery_tag: u64,
         multiple: bool,
-    ) -> Result<Vec<Unacked>, Violation> {
+    ) -> Result<BTreeMap<u64, Unacked>, Violation> {
         if multiple {
             let rest = match delivery_tag {
                 0 => BTreeMap::new(),
@@ -685,10 +686,10 @@ impl Channel {
             if taken.is_empty() && delivery_tag != 0 {
                 return Err(self.precondition(format!("unknown delivery tag {delivery_tag}")));
             }
-            return Ok(taken.into_values().collect());
+            return Ok(taken);
         }
         match self.unacked.remove(&delivery_tag) {
-            Some(one) => Ok(vec![one]),
+            Some(one) => Ok(BTreeMap::from([(delivery_tag, one)])),
             None => Err(self.precondition(format!("unknown delivery tag {delivery_tag}"))),
         }
     }
@@ -722,7 +723,7 @@ impl Channel {
                 M::CommitOk(tx::CommitOk {})
             }
             M::Rollback(_) => {
-                self.tx = Some(Transaction::default());
+                self.restore_settled();
                 M::RollbackOk(tx::RollbackOk {})
             }
             _ => return Err(server_only()),
@@ -737,18 +738,23 @@ impl Channel {
         out: &mut Output,
         work: Transaction,
     ) -> Result<(), Violation> {
-        let transaction = self.tx.take();
         let mut result = Ok(());
         for (publish, content) in work.publishes {
             result = result.and(self.publish(ctx, out, publish, content).await);
         }
-        for (tag, multiple, settlement) in work.settles {
-            if result.is_ok() {
-                result = self.settle(tag, multiple, settlement).await;
-            }
+        for (taken, settlement) in work.settles {
+            settle_grouped(taken.into_values().collect(), settlement).await;
         }
-        self.tx = transaction;
         result
+    }
+
+    /// Ends the transaction's work undone: its publishes are dropped and the deliveries it
+    /// settled are unsettled again.
+    fn restore_settled(&mut self) {
+        let work = self.tx.replace(Transaction::default()).unwrap_or_default();
+        for (taken, _) in work.settles {
+            self.unacked.extend(taken);
+        }
     }
 
     fn confirm_select(
@@ -818,6 +824,9 @@ impl Channel {
 
     /// Requeues everything unsettled and forgets consumers: the channel is closing.
     pub async fn release(&mut self) {
+        if self.tx.is_some() {
+            self.restore_settled();
+        }
         self.requeue_all().await;
         self.consumers.clear();
         self.tags_by_id.clear();

@@ -274,8 +274,8 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// The reply code of the connection.close this error calls for. For the errors
-    /// [`DecodeError::sends_connection_close`] excludes it is only for logs and metrics.
+    /// The reply code of the connection.close this error calls for. A bad protocol header is
+    /// answered with [`PROTOCOL_HEADER`] instead (§4.2.2), so its code is only for logs.
     pub fn reply_code(&self) -> u16 {
         match self {
             DecodeError::BadProtocolHeader
@@ -286,19 +286,6 @@ impl DecodeError {
             DecodeError::Syntax { .. } => reply_code::SYNTAX_ERROR,
             DecodeError::UnknownMethod { .. } => reply_code::COMMAND_INVALID,
         }
-    }
-
-    /// Whether the spec lets the server send connection.close before closing the socket.
-    /// A bad protocol header is answered with [`PROTOCOL_HEADER`] instead (§4.2.2); after an
-    /// unknown frame type or a bad frame-end, §4.2.3 wants the socket closed "without sending
-    /// any further data on it", because the stream can no longer be trusted to be framed.
-    pub fn sends_connection_close(&self) -> bool {
-        !matches!(
-            self,
-            DecodeError::BadProtocolHeader
-                | DecodeError::UnknownFrameType(_)
-                | DecodeError::BadFrameEnd(_)
-        )
     }
 
     /// The class and method ids for connection.close's class-id and method-id fields: those
@@ -1036,10 +1023,6 @@ mod tests {
             }
         );
         assert_eq!(error.reply_code(), reply_code::FRAME_ERROR);
-        assert!(
-            error.sends_connection_close(),
-            "§4.2.3: signal a connection exception"
-        );
     }
 
     #[test]
@@ -1069,7 +1052,6 @@ mod tests {
         assert_eq!(error, DecodeError::BadFrameEnd(0xCD));
         assert_eq!(error.reply_code(), reply_code::FRAME_ERROR);
         assert!(error.to_string().contains("0xcd"), "{error}");
-        assert!(!error.sends_connection_close(), "§4.2.3: no further data");
     }
 
     #[test]
@@ -1077,7 +1059,6 @@ mod tests {
         let error = decode_one(&[4]).unwrap_err();
         assert_eq!(error, DecodeError::UnknownFrameType(4));
         assert_eq!(error.reply_code(), reply_code::FRAME_ERROR);
-        assert!(!error.sends_connection_close(), "§4.2.3: no further data");
         // A second protocol header where a frame belongs is refused the same way.
         assert_eq!(
             decode_one(b"AMQP"),
@@ -1090,7 +1071,6 @@ mod tests {
         let error = decode_one(&[8, 0, 0, 0, 0, 0, 1]).unwrap_err();
         assert_eq!(error, DecodeError::HeartbeatWithPayload { size: 1 });
         assert_eq!(error.reply_code(), reply_code::FRAME_ERROR);
-        assert!(error.sends_connection_close());
     }
 
     #[test]

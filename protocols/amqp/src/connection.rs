@@ -103,7 +103,8 @@ pub struct Ctx {
     /// Scratch space for routing, reused by every publish.
     pub routes: Vec<Arc<dyn QueueHandle>>,
     pub consumer_channels: HashMap<ConsumerId, u16>,
-    /// The client has published since the memory alarm was raised (only such clients block).
+    /// The client has published on this connection; only publishers are blocked by the
+    /// memory alarm, as in RabbitMQ.
     pub published: bool,
 }
 
@@ -360,18 +361,24 @@ impl Connection {
                 Err(violation) => self.on_violation(violation).await,
             }
         }
+        // A connection opened during an alarm saw no change of it; like RabbitMQ, tell it it
+        // is blocked once it publishes. A no-op when already told.
+        if self.ctx.as_ref().is_some_and(|ctx| ctx.published) {
+            self.on_alarm();
+        }
         None
     }
 
     fn on_decode_error(&mut self, error: &DecodeError) {
         tracing::info!(peer = %self.peer, %error, "closing amqp connection: bad frame");
-        if error.sends_connection_close() {
-            let (class_id, method_id) = error.class_method_ids();
-            let mut violation = Violation::connection(error.reply_code(), error.to_string());
-            violation.class_id = class_id;
-            violation.method_id = method_id;
-            self.write_close(&violation);
-        }
+        // §4.2.3 would close a stream with an unknown frame type or a bad frame-end silently,
+        // but RabbitMQ, our reference, sends connection.close 501 first, and clients report
+        // that code; we do the same for every decode error.
+        let (class_id, method_id) = error.class_method_ids();
+        let mut violation = Violation::connection(error.reply_code(), error.to_string());
+        violation.class_id = class_id;
+        violation.method_id = method_id;
+        self.write_close(&violation);
         // The stream cannot be parsed past a framing error: stop reading and close once flushed.
         self.done = true;
     }
@@ -495,6 +502,11 @@ impl Connection {
             M::Open(open) => return self.on_open(open),
             M::Close(_) => {
                 self.release_all().await;
+                // Exclusive queues go before close-ok, as in RabbitMQ, so that a client that
+                // saw close-ok never finds them still there. `cleanup` repeats this harmlessly.
+                if let Some(ctx) = &self.ctx {
+                    ctx.vhost.connection_closed(self.id);
+                }
                 self.out
                     .method(0, AMQPClass::Connection(M::CloseOk(connection::CloseOk {})));
                 self.done = true;
@@ -655,6 +667,12 @@ impl Connection {
 
     fn on_tick(&mut self) -> Option<End> {
         let heartbeat = self.heartbeat?;
+        // While the memory alarm pauses reading, the client's heartbeats sit unread in the
+        // socket: that silence is ours, not the client's (RabbitMQ pauses its heartbeat
+        // monitor while a connection is blocked).
+        if !self.done && !self.reading() {
+            self.last_read = Instant::now();
+        }
         // [AMQP 0-9-1 §4.2.7] a peer that misses two heartbeats' worth of traffic is gone.
         if self.last_read.elapsed() > heartbeat * 2 {
             tracing::info!(peer = %self.peer, ?heartbeat, "missed heartbeats from client");

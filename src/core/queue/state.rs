@@ -110,9 +110,10 @@ impl QueueState {
     }
 
     pub fn publish(&mut self, message: Arc<Message>, confirm: Option<Confirm>) {
-        let accepted = match self.config.overflow {
+        let overflow = self.config.overflow;
+        let accepted = match overflow {
             Overflow::DropHead => true,
-            Overflow::RejectPublish | Overflow::RejectPublishDlx if self.is_full_for(&message) => {
+            Overflow::RejectPublish | Overflow::RejectPublishDlx if self.refuses(&message) => {
                 if self.config.overflow == Overflow::RejectPublishDlx {
                     self.dead_letter(&message, Reason::MaxLength);
                 }
@@ -137,6 +138,25 @@ impl QueueState {
         if let Some(confirm) = confirm {
             confirm.settle(accepted);
         }
+    }
+
+    /// Whether a reject-publish queue is full for `message`. Earlier messages of this batch
+    /// that a consumer can take go first, as RabbitMQ hands a message straight to a waiting
+    /// consumer: only messages nobody can take count against the limit.
+    fn refuses(&mut self, message: &Message) -> bool {
+        if !self.is_full_for(message) {
+            return false;
+        }
+        self.deliver();
+        self.is_full_for(message)
+    }
+
+    /// Delivers and trims as the task does after each batch. Commands that look at the ready
+    /// messages mid-batch (get, purge, delete) call it first, so that they never see a queue
+    /// longer than its limits, as in RabbitMQ, where drop-head happens on publish.
+    fn catch_up(&mut self) {
+        self.deliver();
+        self.enforce_limits();
     }
 
     fn is_full_for(&self, message: &Message) -> bool {
@@ -245,6 +265,7 @@ impl QueueState {
 
     pub fn get(&mut self, owner: ConsumerId, no_ack: bool) -> Option<GetOk> {
         self.touch();
+        self.catch_up();
         let mut entry = self.pop_live()?;
         let delivery = self.delivery(owner, &entry);
         entry.delivery_count += 1;
@@ -261,6 +282,7 @@ impl QueueState {
     }
 
     pub fn purge(&mut self) -> u32 {
+        self.catch_up();
         let entries: Vec<Entry> = self.ready.drain().collect();
         let count = u32::try_from(entries.len()).unwrap_or(u32::MAX);
         entries.into_iter().for_each(|entry| self.release(entry));
@@ -268,7 +290,8 @@ impl QueueState {
     }
 
     /// Checks `queue.delete` conditions; on success the caller stops the queue.
-    pub fn check_delete(&self, if_unused: bool, if_empty: bool) -> Result<u32, BrokerError> {
+    pub fn check_delete(&mut self, if_unused: bool, if_empty: bool) -> Result<u32, BrokerError> {
+        self.catch_up();
         let target = BrokerError::describe("queue", &self.name, &self.vhost);
         if if_unused && !self.consumers.is_empty() {
             return Err(BrokerError::PreconditionFailed(format!("{target} in use")));
