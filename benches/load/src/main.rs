@@ -1,1 +1,153 @@
-fn main() {}
+//! `mqbridge-bench`: the end-to-end load generator for mqbridge and its peers.
+//!
+//! It drives one broker over the network and prints what the broker sustained, so that the
+//! same binary can measure mqbridge and a reference broker (RabbitMQ) in the same run; see
+//! `benches/compare.sh` and `docs/BENCHMARKS.md`. Per-crate micro-benchmarks (codecs, routing,
+//! store) live in each crate's `benches/` as criterion benches; this binary owns only the
+//! whole-broker view.
+//!
+//! Layout:
+//! - `scenario`: the workload (queue, producers, consumers, confirm window) and the run:
+//!   set-up, warm-up, measurement, report, clean stop.
+//! - `meter`: shared counters and the CPU clocks the report reads.
+//! - `raw`: a small AMQP 0-9-1 client on `amq-protocol` that batches writes; the default,
+//!   because it is several times faster than the broker it measures.
+//! - `lapin_client`: the same workload on lapin, kept to check that the figures do not depend
+//!   on the client.
+//!
+//! Invariant: the client must be faster than the broker under test, or the tool measures itself.
+//! The report prints the client's CPU use so a reader can check this.
+
+mod lapin_client;
+mod meter;
+mod raw;
+mod scenario;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Measured time per run: long enough that a one-second hiccup moves the mean by under 10%,
+/// short enough that the four comparison scenarios on two brokers take a few minutes.
+const DURATION_DEFAULT: &str = "10s";
+
+/// Warm-up before measuring: connections, queue processes and socket buffers settle within
+/// a few hundred milliseconds on loopback.
+const WARMUP_DEFAULT: &str = "1s";
+
+/// Runtime worker threads: one per core of the 2-core reference machine, so the producer and
+/// the consumer can run in parallel; the client needs far less than that.
+const CLIENT_THREADS_DEFAULT: usize = 2;
+
+/// Command line of the load generator.
+#[derive(Debug, Parser)]
+#[command(name = "mqbridge-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// One subcommand per protocol; each runs one scenario and prints a `RESULT` line.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// AMQP 0-9-1: producers publish to a fresh queue, consumers consume with manual acks.
+    Amqp(AmqpArgs),
+}
+
+/// Which AMQP client library drives the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientKind {
+    /// The built-in client on amq-protocol with batched writes (fast).
+    Raw,
+    /// lapin, a general-purpose client (convenient, slower).
+    Lapin,
+}
+
+/// Arguments of the `amqp` scenario.
+#[derive(Debug, clap::Args)]
+pub struct AmqpArgs {
+    /// Broker URL; the vhost is the percent-encoded path (`%2F` is `/`).
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2F")]
+    pub url: String,
+    /// Message body size in bytes.
+    #[arg(long, default_value_t = 16)]
+    pub size: usize,
+    /// Measured time, after the warm-up (`10s`, `500ms`, `2m`; a bare number is seconds).
+    #[arg(long, default_value = DURATION_DEFAULT, value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Time run before measuring, so that the broker and the socket buffers reach a steady state.
+    #[arg(long, default_value = WARMUP_DEFAULT, value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Use publisher confirms with at most this many unconfirmed messages per producer;
+    /// 0 publishes without confirms.
+    #[arg(long, default_value_t = 0)]
+    pub confirm_window: u32,
+    /// Number of producer connections.
+    #[arg(long, default_value_t = 1)]
+    pub producers: u32,
+    /// Number of consumer connections.
+    #[arg(long, default_value_t = 1)]
+    pub consumers: u32,
+    /// Client library.
+    #[arg(long, value_enum, default_value_t = ClientKind::Raw)]
+    pub client: ClientKind,
+    /// Process id of the broker, to report its CPU use over the measured window (Linux only).
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+    /// Worker threads of the client's tokio runtime.
+    #[arg(long, default_value_t = CLIENT_THREADS_DEFAULT)]
+    pub client_threads: usize,
+    /// Label printed as `scenario=` in the RESULT line.
+    #[arg(long, default_value = "amqp")]
+    pub scenario: String,
+}
+
+/// Parses `10s`, `250ms`, `2m` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit_seconds) = if let Some(number) = text.strip_suffix("ms") {
+        (number, 0.001)
+    } else if let Some(number) = text.strip_suffix('s') {
+        (number, 1.0)
+    } else if let Some(number) = text.strip_suffix('m') {
+        (number, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration `{text}` (expected e.g. 10s, 500ms, 2m)"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!(
+            "invalid duration `{text}`: must be a non-negative number"
+        ));
+    }
+    Ok(Duration::from_secs_f64(value * unit_seconds))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The producer and consumer tasks must run in parallel, so the runtime is multi-threaded.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Amqp(args) => runtime.block_on(scenario::run(args)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_and_without_units() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}
