@@ -5,8 +5,10 @@
 //! - [`session`]: which frame may come next; content assembly; protocol violations.
 //! - [`translate`]: frames <-> the core's `Message`, properties, headers and errors.
 //! - `handshake`: connection.start/tune contents and credentials.
-//! - `channel`: one channel's commands turned into broker calls.
-//! - `connection`: the task that owns the socket and drives the rest.
+//! - `channel`: one channel's commands turned into broker calls (`channel/messages.rs` is the
+//!   hot path: publish, deliver, settle; `channel/modes.rs` holds tx and confirms).
+//! - `connection`: the task that owns the socket and drives the rest (`connection/opening.rs`
+//!   holds the handshake steps).
 //!
 //! The only entry point is [`serve`]; the listener in the `mqbridge` crate calls it per socket.
 
