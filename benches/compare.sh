@@ -94,7 +94,7 @@ start_mqbridge() {
         return 1
     fi
     mqbridge_data_dir="$(mktemp -d /tmp/mqbridge-bench-data.XXXXXX)"
-    "$target_dir/release/mqbridge" --bind 127.0.0.1 --amqp-port "$mqbridge_port" \
+    "$target_dir/release/mqbridge" --bind 127.0.0.1 --amqp-port "$mqbridge_port" --mqtt-port 0 \
         --data-dir "$mqbridge_data_dir" >"$mqbridge_data_dir.log" 2>&1 &
     mqbridge_pid=$!
     local deadline=$((SECONDS + mqbridge_start_timeout_seconds))

@@ -13,6 +13,12 @@ pub struct Config {
     pub bind: IpAddr,
     /// AMQP 0-9-1 port; 0 picks a free port (tests).
     pub amqp_port: u16,
+    /// MQTT 3.1/3.1.1/5 port; 0 picks a free port (tests).
+    pub mqtt_port: u16,
+    /// Largest MQTT packet accepted from a logged-in client, in bytes.
+    pub mqtt_max_packet_size: u32,
+    /// MQTT clients without a username may connect from loopback as the default user.
+    pub mqtt_anonymous: bool,
     pub data_dir: PathBuf,
     pub default_user: String,
     pub default_pass: String,
@@ -34,6 +40,9 @@ pub struct Config {
 
 /// RabbitMQ's default heartbeat proposal.
 const HEARTBEAT_SECS_DEFAULT: u16 = 60;
+/// Bounds what one MQTT client can make us buffer; Mosquitto and RabbitMQ allow more (256 MiB)
+/// on request, and so does the config key.
+const MQTT_MAX_PACKET_SIZE_DEFAULT: u32 = 16 * 1024 * 1024;
 /// RabbitMQ's default `frame_max`: large enough for batching, small enough to interleave.
 const FRAME_MAX_DEFAULT: u32 = 131_072;
 /// RabbitMQ's default `channel_max`.
@@ -53,6 +62,9 @@ impl Default for Config {
         Config {
             bind: IpAddr::from([127, 0, 0, 1]),
             amqp_port: 5672,
+            mqtt_port: 1883,
+            mqtt_max_packet_size: MQTT_MAX_PACKET_SIZE_DEFAULT,
+            mqtt_anonymous: true,
             data_dir: PathBuf::from("./data"),
             default_user: "guest".to_owned(),
             default_pass: "guest".to_owned(),
@@ -106,6 +118,15 @@ pub struct Settings {
     /// AMQP 0-9-1 port (0 = any free port).
     #[arg(long, env = "MQBRIDGE_AMQP_PORT")]
     pub amqp_port: Option<u16>,
+    /// MQTT port (0 = any free port).
+    #[arg(long, env = "MQBRIDGE_MQTT_PORT")]
+    pub mqtt_port: Option<u16>,
+    /// Largest MQTT packet from a logged-in client, bytes.
+    #[arg(long, env = "MQBRIDGE_MQTT_MAX_PACKET_SIZE")]
+    pub mqtt_max_packet_size: Option<u32>,
+    /// Let MQTT clients without a username connect from loopback as the default user.
+    #[arg(long, env = "MQBRIDGE_MQTT_ANONYMOUS")]
+    pub mqtt_anonymous: Option<bool>,
     /// Directory for the broker's data.
     #[arg(long, env = "MQBRIDGE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,

@@ -13,12 +13,13 @@ use std::time::Duration;
 use anyhow::Context;
 use mqbridge_amqp::AmqpSettings;
 use mqbridge_broker_api::Broker;
+use mqbridge_mqtt::{MqttSettings, MqttShared};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::core::{Core, UserRecord};
+use crate::core::{Core, DEFAULT_VHOST, UserRecord};
 
 /// The broker, before it runs.
 pub struct Server;
@@ -27,6 +28,7 @@ pub struct Server;
 #[derive(Debug)]
 pub struct RunningServer {
     pub amqp_addr: SocketAddr,
+    pub mqtt_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     connections: Arc<Semaphore>,
     max_connections: u32,
@@ -51,14 +53,7 @@ impl Server {
         let connections = Arc::new(Semaphore::new(max_connections as usize));
         let (shutdown, _) = watch::channel(false);
 
-        let amqp = TcpListener::bind((config.bind, config.amqp_port))
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen for AMQP on {}:{}",
-                    config.bind, config.amqp_port
-                )
-            })?;
+        let amqp = bind(&config, "AMQP", config.amqp_port).await?;
         let amqp_addr = amqp.local_addr()?;
         let settings = Arc::new(AmqpSettings {
             heartbeat_secs: config.heartbeat_secs,
@@ -78,13 +73,37 @@ impl Server {
             }
         });
         tracing::info!(protocol = "amqp", address = %amqp_addr, "listening");
+
+        let mqtt = bind(&config, "MQTT", config.mqtt_port).await?;
+        let mqtt_addr = mqtt.local_addr()?;
+        let shared = MqttShared::new(MqttSettings {
+            vhost: DEFAULT_VHOST.to_owned(),
+            max_packet_size: config.mqtt_max_packet_size,
+            anonymous: config
+                .mqtt_anonymous
+                .then(|| (config.default_user.clone(), config.default_pass.clone())),
+        });
+        let accept_mqtt = spawn_acceptor(mqtt, Arc::clone(&connections), shutdown.subscribe(), {
+            let core = Arc::clone(&core);
+            move |stream, peer, shutdown| {
+                mqbridge_mqtt::serve(
+                    stream,
+                    peer,
+                    Arc::clone(&core),
+                    Arc::clone(&shared),
+                    shutdown,
+                )
+            }
+        });
+        tracing::info!(protocol = "mqtt", address = %mqtt_addr, "listening");
         tracing::info!(data_dir = %config.data_dir.display(), "broker started");
         Ok(RunningServer {
             amqp_addr,
+            mqtt_addr,
             shutdown,
             connections,
             max_connections,
-            accept_tasks: vec![accept_amqp],
+            accept_tasks: vec![accept_amqp, accept_mqtt],
             grace: Duration::from_secs(config.shutdown_grace_secs),
         })
     }
@@ -107,6 +126,12 @@ impl RunningServer {
             Err(_) => tracing::warn!("shutdown grace period over; closing remaining connections"),
         }
     }
+}
+
+async fn bind(config: &Config, protocol: &str, port: u16) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((config.bind, port))
+        .await
+        .with_context(|| format!("cannot listen for {protocol} on {}:{port}", config.bind))
 }
 
 /// Accepts connections while a permit is free (so a full broker stops accepting rather than

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod mqtt;
+
 pub mod raw;
 
 use std::time::Duration;
@@ -36,6 +38,7 @@ impl Broker {
         let data = TempDir::new();
         let mut config = Config {
             amqp_port: 0,
+            mqtt_port: 0,
             data_dir: data.0.clone(),
             heartbeat_secs: 0,
             ..Config::default()

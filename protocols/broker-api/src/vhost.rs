@@ -145,6 +145,10 @@ pub trait VirtualHost: Send + Sync {
         out: &mut Vec<Arc<dyn QueueHandle>>,
     ) -> Result<(), BrokerError>;
 
+    /// Every binding that points at `destination` (for example the subscriptions of an MQTT
+    /// session queue, which a reconnecting client gets back).
+    fn bindings_to(&self, destination: &Destination) -> Vec<BindingSpec>;
+
     /// Looks up a queue for consuming or getting; `Locked` if another connection owns it.
     fn queue(
         &self,

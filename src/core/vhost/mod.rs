@@ -608,6 +608,23 @@ impl VirtualHost for VHost {
         Ok(())
     }
 
+    fn bindings_to(&self, destination: &Destination) -> Vec<BindingSpec> {
+        let definitions = self.read();
+        let list = definitions
+            .bindings_to
+            .get(destination)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        list.iter()
+            .map(|(source, routing_key, arguments)| BindingSpec {
+                source: source.clone(),
+                destination: destination.clone(),
+                routing_key: routing_key.clone(),
+                arguments: arguments.clone(),
+            })
+            .collect()
+    }
+
     fn queue(
         &self,
         name: &str,

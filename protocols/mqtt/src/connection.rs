@@ -1,0 +1,328 @@
+//! The task that owns one MQTT connection (3.1, 3.1.1 or 5): the socket, the session's queue
+//! and consumer, keep-alive and will. It `select!`s over socket reads and writes, deliveries
+//! from the session queue, the keep-alive deadline, a session takeover and shutdown.
+//!
+//! Mapping onto the core (ARCHITECTURE.md): a session is one queue, `mqtt-session-{client id}`,
+//! exclusive to the connection for a clean session and durable otherwise; each subscription is
+//! a binding from `amq.topic` to it, carrying the MQTT options as binding arguments so that a
+//! persistent session gets them back on reconnect.
+
+mod inbound;
+mod outbound;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mqbridge_broker_api::{
+    Broker, ConnectionId, ConsumerEvent, ConsumerId, Message, QueueHandle, Settlement, VirtualHost,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::codec::{self, Disconnect, DisconnectProperties, Packet, ProtocolVersion, Will, reason};
+use crate::session::Session;
+
+/// What the listener configures.
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    /// The vhost MQTT clients use.
+    pub vhost: String,
+    /// Largest packet accepted from an authenticated client.
+    pub max_packet_size: u32,
+    /// Credentials a client without a username is logged in with, from loopback only
+    /// (Mosquitto and RabbitMQ allow anonymous clients only when configured to).
+    pub anonymous: Option<(String, String)>,
+}
+
+/// How a new connection asks the one holding its client id to leave: it sends a channel on
+/// which the old connection reports that it has released the session.
+type Takeover = mpsc::Sender<oneshot::Sender<()>>;
+
+/// State shared by every MQTT connection of one listener.
+#[derive(Debug)]
+pub struct MqttShared {
+    pub settings: MqttSettings,
+    /// Live sessions by client id, to take a session over [MQTT-3.1.4-3].
+    sessions: Mutex<HashMap<String, (ConnectionId, Takeover)>>,
+    /// The retained message of each topic name.
+    retained: Mutex<HashMap<String, Arc<Message>>>,
+}
+
+impl MqttShared {
+    pub fn new(settings: MqttSettings) -> Arc<Self> {
+        Arc::new(MqttShared {
+            settings,
+            sessions: Mutex::default(),
+            retained: Mutex::default(),
+        })
+    }
+}
+
+/// RabbitMQ's `mqtt.max_packet_size_unauthenticated`: the most a client may send before it
+/// has logged in.
+const CONNECT_PACKET_MAX: u32 = 65_536;
+/// A client that has not sent CONNECT by then is dropped [MQTT-3.1.4] (RabbitMQ and Mosquitto
+/// use similar limits).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deliveries the session queue may put in our sink before it waits for us.
+const DELIVERY_SINK_CAPACITY: usize = 1024;
+/// Outbound QoS 1 messages awaiting PUBACK when the client states no Receive Maximum (v3).
+const IN_FLIGHT_DEFAULT: u16 = 64;
+/// Inbound QoS 1 and 2 publishes we accept at once, announced as Receive Maximum (v5).
+pub const RECEIVE_MAXIMUM: u16 = 1024;
+/// Sink events handled per wake-up.
+const EVENT_BATCH_MAX: usize = 256;
+/// Unsent bytes above which we stop taking deliveries until the client reads.
+const OUTBOUND_BACKLOG_MAX: usize = 4 * 1024 * 1024;
+/// How long a new connection waits for the one it takes the session from to finish.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Serves one MQTT connection until it ends. Runs on its own task.
+pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    broker: Arc<dyn Broker>,
+    shared: Arc<MqttShared>,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut connection = Connection::new(peer, broker, shared);
+    let end = connection.run(stream, shutdown).await;
+    tracing::debug!(%peer, client_id = %connection.client_id, ?end, "mqtt connection ended");
+    connection.cleanup(end).await;
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// DISCONNECT without a will (reason 0x00).
+    Disconnected,
+    /// DISCONNECT asking for the will (v5 reason 0x04).
+    DisconnectedWithWill,
+    /// Anything else: the will is published [MQTT-3.1.2-8].
+    Abnormal,
+}
+
+/// The broker objects of an open session.
+pub struct Opened {
+    pub vhost: Arc<dyn VirtualHost>,
+    pub queue_name: String,
+    pub queue: Arc<dyn QueueHandle>,
+    pub consumer: ConsumerId,
+    events: mpsc::Receiver<ConsumerEvent>,
+}
+
+pub struct Connection {
+    id: ConnectionId,
+    peer: SocketAddr,
+    broker: Arc<dyn Broker>,
+    shared: Arc<MqttShared>,
+    version: Option<ProtocolVersion>,
+    client_id: String,
+    username: Option<String>,
+    opened: Option<Opened>,
+    session: Session,
+    out: BytesMut,
+    keep_alive: Option<Duration>,
+    last_read: Instant,
+    will: Option<Will>,
+    clean: bool,
+    /// The client's Maximum Packet Size (v5): larger messages are not sent to it.
+    client_packet_max: Option<u32>,
+    takeover: Option<mpsc::Receiver<oneshot::Sender<()>>>,
+    taken_over_by: Option<oneshot::Sender<()>>,
+    /// Nothing more is read; the connection ends once the output is flushed.
+    closing: Option<End>,
+}
+
+impl Connection {
+    fn new(peer: SocketAddr, broker: Arc<dyn Broker>, shared: Arc<MqttShared>) -> Self {
+        Connection {
+            id: ConnectionId::next(),
+            peer,
+            broker,
+            shared,
+            version: None,
+            client_id: String::new(),
+            username: None,
+            opened: None,
+            session: Session::default(),
+            out: BytesMut::with_capacity(READ_BUFFER_BYTES),
+            keep_alive: None,
+            last_read: Instant::now(),
+            will: None,
+            clean: true,
+            client_packet_max: None,
+            takeover: None,
+            taken_over_by: None,
+            closing: None,
+        }
+    }
+
+    fn v5(&self) -> bool {
+        self.version == Some(ProtocolVersion::V5)
+    }
+
+    /// Queues a packet for writing, in the connection's protocol version.
+    fn send(&mut self, packet: &Packet) {
+        let version = self.version.unwrap_or(ProtocolVersion::V3_1_1);
+        if let Err(error) = codec::encode(packet, version, &mut self.out) {
+            tracing::error!(%error, "cannot encode mqtt packet");
+        }
+    }
+
+    /// Ends the connection: with a DISCONNECT carrying `code` for v5 clients, silently for
+    /// v3 clients, whose protocol has no server DISCONNECT.
+    fn disconnect(&mut self, code: u8, why: &str) {
+        if self.closing.is_some() {
+            return;
+        }
+        tracing::debug!(peer = %self.peer, client_id = %self.client_id, code, why, "closing mqtt connection");
+        if self.v5() {
+            let properties = DisconnectProperties {
+                reason_string: Some(why.to_owned()),
+                ..DisconnectProperties::default()
+            };
+            self.send(&Packet::Disconnect(Disconnect {
+                reason: code,
+                properties,
+            }));
+        }
+        self.closing = Some(End::Abnormal);
+    }
+
+    async fn run<S>(&mut self, stream: S, mut shutdown: watch::Receiver<bool>) -> End
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES);
+        let mut writing = BytesMut::with_capacity(READ_BUFFER_BYTES);
+        let mut events = Vec::with_capacity(EVENT_BATCH_MAX);
+        let connect_deadline = Instant::now() + CONNECT_TIMEOUT;
+        loop {
+            if writing.is_empty() {
+                std::mem::swap(&mut writing, &mut self.out);
+            }
+            if let Some(end) = self.closing.filter(|_| writing.is_empty()) {
+                let _ = writer.shutdown().await;
+                return end;
+            }
+            let backlog = writing.len() + self.out.len();
+            let deadline = self.deadline(connect_deadline);
+            tokio::select! {
+                written = writer.write_buf(&mut writing), if !writing.is_empty() => match written {
+                    Ok(0) | Err(_) => return End::Abnormal,
+                    Ok(_) => {}
+                },
+                read = reader.read_buf(&mut input), if self.closing.is_none() => match read {
+                    Ok(0) | Err(_) => return End::Abnormal,
+                    Ok(_) => {
+                        self.last_read = Instant::now();
+                        self.on_input(&mut input).await;
+                    }
+                },
+                received = next_events(&mut self.opened, &mut events), if backlog < OUTBOUND_BACKLOG_MAX && self.closing.is_none() => {
+                    if received == 0 {
+                        self.disconnect(reason::UNSPECIFIED_ERROR, "session queue closed");
+                    } else {
+                        self.on_events(&mut events).await;
+                    }
+                }
+                done = taken_over(&mut self.takeover) => {
+                    self.taken_over_by = done;
+                    self.disconnect(reason::SESSION_TAKEN_OVER, "another connection took the session over");
+                }
+                changed = shutdown.changed(), if self.closing.is_none() => {
+                    if changed.is_ok() {
+                        self.disconnect(reason::SERVER_SHUTTING_DOWN, "broker shutdown");
+                    }
+                }
+                () = sleep_until(deadline) => {
+                    // [MQTT-3.1.2-24] no packet within one and a half keep-alive periods (or no
+                    // CONNECT in time): close the network connection.
+                    tracing::debug!(peer = %self.peer, client_id = %self.client_id, "mqtt keep alive expired");
+                    return End::Abnormal;
+                }
+            }
+        }
+    }
+
+    fn deadline(&self, connect: Instant) -> Option<Instant> {
+        match (self.version, self.keep_alive) {
+            (None, _) => Some(connect),
+            (Some(_), Some(keep_alive)) => Some(self.last_read + keep_alive * 3 / 2),
+            (Some(_), None) => None,
+        }
+    }
+
+    /// Releases the session's broker state; publishes the will when the end calls for it.
+    async fn cleanup(&mut self, end: End) {
+        if let Some(will) = self.will.take().filter(|_| end != End::Disconnected) {
+            self.publish_will(will).await;
+        }
+        if let Some(opened) = self.opened.take() {
+            opened.queue.cancel(opened.consumer).await;
+            let tags = self
+                .session
+                .take_in_flight()
+                .into_iter()
+                .filter(|t| *t != outbound::NOT_QUEUED)
+                .collect::<Vec<_>>();
+            if !tags.is_empty() {
+                opened
+                    .queue
+                    .settle(opened.consumer, tags, Settlement::Requeue)
+                    .await;
+            }
+            opened.vhost.connection_closed(self.id);
+        }
+        let mut sessions = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if sessions
+            .get(&self.client_id)
+            .is_some_and(|(id, _)| *id == self.id)
+        {
+            sessions.remove(&self.client_id);
+        }
+        drop(sessions);
+        if let Some(done) = self.taken_over_by.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn next_events(opened: &mut Option<Opened>, events: &mut Vec<ConsumerEvent>) -> usize {
+    match opened {
+        Some(opened) => opened.events.recv_many(events, EVENT_BATCH_MAX).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn taken_over(
+    takeover: &mut Option<mpsc::Receiver<oneshot::Sender<()>>>,
+) -> Option<oneshot::Sender<()>> {
+    match takeover {
+        Some(receiver) => match receiver.recv().await {
+            Some(done) => Some(done),
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

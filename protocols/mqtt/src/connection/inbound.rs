@@ -1,0 +1,537 @@
+//! Packets from the client: CONNECT and the session it opens, PUBLISH and its acknowledgements,
+//! SUBSCRIBE and UNSUBSCRIBE, PINGREQ, DISCONNECT.
+
+use std::sync::{Arc, PoisonError};
+
+use bytes::BytesMut;
+use mqbridge_broker_api::{
+    BindingSpec, ConsumeSpec, ConsumerId, Destination, HeaderValue, Headers, Message, QueueSpec,
+    Settlement, User, VirtualHost,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    CONNECT_PACKET_MAX, Connection, DELIVERY_SINK_CAPACITY, End, IN_FLIGHT_DEFAULT, Opened,
+    RECEIVE_MAXIMUM, TAKEOVER_TIMEOUT, outbound,
+};
+use crate::codec::{
+    self, Ack, AckProperties, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, PacketId,
+    ProtocolVersion, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, connack_v3, reason,
+};
+use crate::session::Subscribed;
+use crate::topic;
+use crate::translate::{self, Publisher, TOPIC_EXCHANGE};
+
+/// Binding arguments that keep a subscription's MQTT options in the core.
+const FILTER_ARGUMENT: &str = "x-mqtt-filter";
+const QOS_ARGUMENT: &str = "x-mqtt-qos";
+const NO_LOCAL_ARGUMENT: &str = "x-mqtt-no-local";
+const RETAIN_AS_PUBLISHED_ARGUMENT: &str = "x-mqtt-retain-as-published";
+const IDENTIFIER_ARGUMENT: &str = "x-mqtt-subscription-id";
+/// v5 "session never expires".
+const SESSION_EXPIRY_NEVER: u32 = u32::MAX;
+
+impl Connection {
+    /// Decodes and handles every complete packet in `input`.
+    pub(super) async fn on_input(&mut self, input: &mut BytesMut) {
+        while self.closing.is_none() {
+            let max = if self.version.is_some() {
+                self.shared.settings.max_packet_size
+            } else {
+                CONNECT_PACKET_MAX
+            };
+            match codec::decode(input, self.version, max) {
+                Ok(Some(packet)) => self.on_packet(packet).await,
+                Ok(None) => return,
+                Err(error) => return self.on_decode_error(&error),
+            }
+        }
+    }
+
+    fn on_decode_error(&mut self, error: &DecodeError) {
+        tracing::debug!(peer = %self.peer, %error, "bad mqtt packet");
+        match (error, self.version) {
+            // [MQTT-3.1.2-2] an unsupported protocol level gets CONNACK 0x01, then the close.
+            (DecodeError::UnsupportedProtocolVersion { .. }, None) => {
+                let connack = ConnAck {
+                    session_present: false,
+                    code: connack_v3::UNACCEPTABLE_PROTOCOL_VERSION,
+                    properties: ConnAckProperties::default(),
+                };
+                self.send(&Packet::ConnAck(connack));
+                self.closing = Some(End::Abnormal);
+            }
+            (_, None) => self.closing = Some(End::Abnormal),
+            (error, Some(_)) => self.disconnect(error.reason_code(), &error.to_string()),
+        }
+    }
+
+    async fn on_packet(&mut self, packet: Packet) {
+        match packet {
+            Packet::Connect(connect) => self.on_connect(*connect).await,
+            Packet::Publish(publish) => self.on_publish(publish).await,
+            Packet::PubAck(ack) => self.on_puback(&ack).await,
+            Packet::PubRel(rel) => {
+                let known = self.session.release(rel.packet_id);
+                // [MQTT-4.3.3-11] answer PUBREL with PUBCOMP, also for an id we no longer know.
+                let code = if known || !self.v5() {
+                    reason::SUCCESS
+                } else {
+                    reason::PACKET_IDENTIFIER_NOT_FOUND
+                };
+                self.send(&Packet::PubComp(ack(rel.packet_id, code)));
+            }
+            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe),
+            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
+            Packet::PingReq => self.send(&Packet::PingResp),
+            Packet::Disconnect(disconnect) => {
+                // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; v5 reason 0x04 keeps it.
+                let with_will = disconnect.reason == reason::DISCONNECT_WITH_WILL;
+                self.closing = Some(if with_will {
+                    End::DisconnectedWithWill
+                } else {
+                    End::Disconnected
+                });
+            }
+            // We never send QoS 2 (subscriptions are granted at most QoS 1), so PUBREC and
+            // PUBCOMP from a client acknowledge nothing; and we offer no enhanced auth.
+            Packet::PubRec(_) | Packet::PubComp(_) | Packet::Auth(_) => {
+                self.disconnect(reason::PROTOCOL_ERROR, "unexpected acknowledgement or AUTH");
+            }
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                self.disconnect(
+                    reason::PROTOCOL_ERROR,
+                    "a server-to-client packet from the client",
+                );
+            }
+        }
+    }
+
+    async fn on_connect(&mut self, connect: Connect) {
+        if self.version.is_some() {
+            return self.disconnect(reason::PROTOCOL_ERROR, "[MQTT-3.1.0-2] a second CONNECT");
+        }
+        self.version = Some(connect.version);
+        let user = match self.login(&connect) {
+            Ok(user) => user,
+            Err((v3, v5)) => return self.refuse(v3, v5),
+        };
+        let v5 = self.v5();
+        let assigned = match connect.client_id.is_empty() {
+            false => None,
+            // [MQTT-3.1.3-8] an empty client id needs a clean session (3.1.1); 3.1 has none.
+            true if connect.version == ProtocolVersion::V3_1 || (!v5 && !connect.clean_start) => {
+                return self.refuse(
+                    connack_v3::IDENTIFIER_REJECTED,
+                    reason::CLIENT_IDENTIFIER_NOT_VALID,
+                );
+            }
+            true => Some(format!(
+                "mqbridge-{:016x}",
+                ConsumerId::next().0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            )),
+        };
+        self.client_id = assigned
+            .clone()
+            .unwrap_or_else(|| connect.client_id.clone());
+        self.username = Some(user.name.clone());
+        let vhost = match self.broker.vhost(&self.shared.settings.vhost, &user) {
+            Ok(vhost) => vhost,
+            Err(_) => return self.refuse(connack_v3::NOT_AUTHORIZED, reason::NOT_AUTHORIZED),
+        };
+        self.take_over().await;
+        let present = match self.open_session(vhost, &connect).await {
+            Ok(present) => present,
+            Err(()) => {
+                return self.refuse(connack_v3::SERVER_UNAVAILABLE, reason::UNSPECIFIED_ERROR);
+            }
+        };
+        self.keep_alive = (connect.keep_alive > 0)
+            .then(|| std::time::Duration::from_secs(connect.keep_alive.into()));
+        self.client_packet_max = connect.properties.maximum_packet_size;
+        self.will = connect.will;
+        let properties = match v5 {
+            true => self.connack_properties(assigned),
+            false => ConnAckProperties::default(),
+        };
+        self.send(&Packet::ConnAck(ConnAck {
+            session_present: present,
+            code: reason::SUCCESS,
+            properties,
+        }));
+        tracing::debug!(peer = %self.peer, client_id = %self.client_id, "mqtt session open");
+    }
+
+    /// The user a CONNECT logs in as, or the CONNACK codes (v3, v5) that refuse it.
+    fn login(&self, connect: &Connect) -> Result<User, (u8, u8)> {
+        let bad = (
+            connack_v3::BAD_USERNAME_OR_PASSWORD,
+            reason::BAD_USER_NAME_OR_PASSWORD,
+        );
+        let (name, password) = match (&connect.username, &self.shared.settings.anonymous) {
+            (Some(name), _) => {
+                let password = connect.password.as_deref().unwrap_or_default();
+                (
+                    name.clone(),
+                    String::from_utf8(password.to_vec()).map_err(|_| bad)?,
+                )
+            }
+            (None, Some((name, password))) if self.peer.ip().is_loopback() => {
+                (name.clone(), password.clone())
+            }
+            (None, _) => return Err((connack_v3::NOT_AUTHORIZED, reason::NOT_AUTHORIZED)),
+        };
+        self.broker
+            .authenticate(&name, &password, self.peer.ip())
+            .map_err(|error| {
+                tracing::warn!(peer = %self.peer, user = %name, %error, "mqtt login refused");
+                bad
+            })
+    }
+
+    fn refuse(&mut self, v3: u8, v5: u8) {
+        let code = if self.v5() { v5 } else { v3 };
+        let connack = ConnAck {
+            session_present: false,
+            code,
+            properties: ConnAckProperties::default(),
+        };
+        self.send(&Packet::ConnAck(connack));
+        self.closing = Some(End::Abnormal);
+    }
+
+    fn connack_properties(&self, assigned: Option<String>) -> ConnAckProperties {
+        ConnAckProperties {
+            receive_maximum: Some(RECEIVE_MAXIMUM),
+            maximum_qos: Some(QoS::AtLeastOnce as u8),
+            retain_available: Some(1),
+            maximum_packet_size: Some(self.shared.settings.max_packet_size),
+            assigned_client_identifier: assigned,
+            topic_alias_maximum: Some(0),
+            wildcard_subscription_available: Some(1),
+            subscription_identifiers_available: Some(1),
+            shared_subscription_available: Some(0),
+            ..ConnAckProperties::default()
+        }
+    }
+
+    /// [MQTT-3.1.4-3] a CONNECT with a client id that is connected ends the older connection
+    /// first; we wait (bounded) until it has released the session.
+    async fn take_over(&mut self) {
+        let (signal, takeover) = mpsc::channel(1);
+        let previous = {
+            let mut sessions = self
+                .shared
+                .sessions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            sessions.insert(self.client_id.clone(), (self.id, signal))
+        };
+        self.takeover = Some(takeover);
+        let Some((_, previous)) = previous else {
+            return;
+        };
+        let (done, finished) = oneshot::channel();
+        if previous.send(done).await.is_ok() {
+            let _ = tokio::time::timeout(TAKEOVER_TIMEOUT, finished).await;
+        }
+    }
+
+    /// Declares (or finds) the session queue and consumes from it; returns whether a previous
+    /// session was present.
+    async fn open_session(
+        &mut self,
+        vhost: Arc<dyn VirtualHost>,
+        connect: &Connect,
+    ) -> Result<bool, ()> {
+        let name = format!("mqtt-session-{}", self.client_id);
+        let expiry = connect.properties.session_expiry_interval.unwrap_or(0);
+        let keep = if self.v5() {
+            expiry > 0
+        } else {
+            !connect.clean_start
+        };
+        self.clean = !keep;
+        if connect.clean_start {
+            // [MQTT-3.1.2-4] a clean start discards any existing session.
+            let _ = vhost.delete_queue(&name, false, false, self.id).await;
+        }
+        let present = !connect.clean_start
+            && vhost
+                .declare_queue(session_queue(&name, true, 0), true, self.id)
+                .is_ok();
+        let spec = session_queue(
+            &name,
+            keep,
+            if self.v5() {
+                expiry
+            } else {
+                SESSION_EXPIRY_NEVER
+            },
+        );
+        if vhost.declare_queue(spec.clone(), false, self.id).is_err() {
+            // The old session was declared with other settings (clean vs persistent, another
+            // expiry): the new CONNECT decides, so it is replaced.
+            let _ = vhost.delete_queue(&name, false, false, self.id).await;
+            vhost.declare_queue(spec, false, self.id).map_err(|_| ())?;
+        }
+        let queue = vhost.queue(&name, self.id).map_err(|_| ())?;
+        let (sink, events) = mpsc::channel(DELIVERY_SINK_CAPACITY);
+        let consumer = ConsumerId::next();
+        let in_flight = connect
+            .properties
+            .receive_maximum
+            .unwrap_or(IN_FLIGHT_DEFAULT);
+        let spec = ConsumeSpec {
+            consumer,
+            connection: self.id,
+            tag: self.client_id.clone(),
+            no_ack: false,
+            exclusive: false,
+            prefetch: u32::from(in_flight),
+            sink,
+        };
+        queue.consume(spec).await.map_err(|_| ())?;
+        if present {
+            for binding in vhost.bindings_to(&Destination::Queue(name.clone())) {
+                if let Some(subscribed) = subscribed_from(&binding.arguments) {
+                    self.session.restore(subscribed);
+                }
+            }
+        }
+        self.opened = Some(Opened {
+            vhost,
+            queue_name: name,
+            queue,
+            consumer,
+            events,
+        });
+        Ok(present)
+    }
+
+    async fn on_publish(&mut self, publish: Publish) {
+        let Some(opened) = self.opened.as_ref() else {
+            return;
+        };
+        if publish.properties.topic_alias.is_some() {
+            // We announce Topic Alias Maximum 0 [MQTT-3.2.2-17, 3.3.2-9].
+            return self.disconnect(reason::TOPIC_ALIAS_INVALID, "topic aliases are not enabled");
+        }
+        if !publish.properties.subscription_identifiers.is_empty() {
+            return self.disconnect(
+                reason::PROTOCOL_ERROR,
+                "[MQTT-3.3.4-6] a Subscription Identifier in a client's PUBLISH",
+            );
+        }
+        if publish.topic.is_empty() {
+            return self.disconnect(reason::PROTOCOL_ERROR, "[MQTT-3.3.2-1] empty topic name");
+        }
+        let id = publish.packet_id;
+        let duplicate = publish.qos == QoS::ExactlyOnce
+            && id.is_some_and(|id| !self.session.receive_exactly_once(id));
+        let mut routed = true;
+        if !duplicate {
+            let publisher = Publisher {
+                client_id: &self.client_id,
+                username: self.username.as_deref(),
+            };
+            let message = Arc::new(translate::message_in(&publish, publisher));
+            if publish.retain {
+                self.retain(&publish.topic, &message);
+            }
+            let vhost = Arc::clone(&opened.vhost);
+            let mut routes = Vec::new();
+            let _ = vhost.route(
+                TOPIC_EXCHANGE,
+                &message.routing_key,
+                &message.properties.headers,
+                &mut routes,
+            );
+            routed = !routes.is_empty();
+            for queue in routes {
+                queue.publish(Arc::clone(&message), None).await;
+            }
+        }
+        let code = if routed || !self.v5() {
+            reason::SUCCESS
+        } else {
+            reason::NO_MATCHING_SUBSCRIBERS
+        };
+        match (publish.qos, id) {
+            (QoS::AtLeastOnce, Some(id)) => self.send(&Packet::PubAck(ack(id, code))),
+            (QoS::ExactlyOnce, Some(id)) => self.send(&Packet::PubRec(ack(id, code))),
+            _ => {}
+        }
+    }
+
+    /// [MQTT-3.3.1-5..7] a retained PUBLISH replaces the topic's retained message; an empty
+    /// payload removes it.
+    pub(super) fn retain(&self, topic_name: &str, message: &Arc<Message>) {
+        let mut retained = self
+            .shared
+            .retained
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if message.body.is_empty() {
+            retained.remove(topic_name);
+        } else {
+            retained.insert(topic_name.to_owned(), Arc::clone(message));
+        }
+    }
+
+    async fn on_puback(&mut self, puback: &Ack) {
+        let Some(tag) = self.session.acknowledged(puback.packet_id) else {
+            return;
+        };
+        if let Some(opened) = self.opened.as_ref().filter(|_| tag != outbound::NOT_QUEUED) {
+            opened
+                .queue
+                .settle(opened.consumer, vec![tag], Settlement::Ack)
+                .await;
+        }
+    }
+
+    fn on_subscribe(&mut self, subscribe: Subscribe) {
+        let Some(opened) = self.opened.as_ref() else {
+            return;
+        };
+        let vhost = Arc::clone(&opened.vhost);
+        let queue_name = opened.queue_name.clone();
+        let mut reasons = Vec::with_capacity(subscribe.filters.len());
+        let mut retained = Vec::new();
+        for request in &subscribe.filters {
+            if topic::split_shared(&request.filter).is_some() {
+                reasons.push(if self.v5() {
+                    reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
+                } else {
+                    reason::UNSPECIFIED_ERROR
+                });
+                continue;
+            }
+            if let Some(old) = self.session.get(&request.filter).cloned() {
+                let _ = vhost.unbind(binding(&queue_name, &old), self.id);
+            }
+            let identifier = subscribe.subscription_identifier;
+            let is_new = self.session.subscribe(request, identifier);
+            let Some(subscribed) = self.session.get(&request.filter).cloned() else {
+                continue;
+            };
+            match vhost.bind(binding(&queue_name, &subscribed), self.id) {
+                Ok(()) => reasons.push(subscribed.qos as u8),
+                Err(_) => {
+                    self.session.unsubscribe(&request.filter);
+                    reasons.push(reason::UNSPECIFIED_ERROR);
+                    continue;
+                }
+            }
+            // [MQTT-3.3.1-9..11] Retain Handling 0 sends retained messages on every subscribe,
+            // 1 only on a new subscription, 2 never.
+            if request.retain_handling == 0 || (request.retain_handling == 1 && is_new) {
+                retained.push(subscribed);
+            }
+        }
+        let suback = SubAck {
+            packet_id: subscribe.packet_id,
+            reasons,
+            properties: AckProperties::default(),
+        };
+        self.send(&Packet::SubAck(suback));
+        for subscribed in retained {
+            self.send_retained(&subscribed);
+        }
+    }
+
+    fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+        let Some(opened) = self.opened.as_ref() else {
+            return;
+        };
+        let vhost = Arc::clone(&opened.vhost);
+        let queue_name = opened.queue_name.clone();
+        let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
+        for filter in &unsubscribe.filters {
+            match self.session.get(filter).cloned() {
+                Some(old) => {
+                    let _ = vhost.unbind(binding(&queue_name, &old), self.id);
+                    self.session.unsubscribe(filter);
+                    reasons.push(reason::SUCCESS);
+                }
+                None => reasons.push(reason::NO_SUBSCRIPTION_EXISTED),
+            }
+        }
+        let unsuback = UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            reasons,
+            properties: AckProperties::default(),
+        };
+        self.send(&Packet::UnsubAck(unsuback));
+    }
+}
+
+fn ack(packet_id: PacketId, code: u8) -> Ack {
+    Ack {
+        packet_id,
+        reason: code,
+        properties: AckProperties::default(),
+    }
+}
+
+fn session_queue(name: &str, keep: bool, expiry_secs: u32) -> QueueSpec {
+    let mut arguments = Headers::new();
+    if keep && expiry_secs > 0 && expiry_secs != SESSION_EXPIRY_NEVER {
+        // A persistent v5 session ends after Session Expiry Interval without a connection.
+        arguments.insert("x-expires", HeaderValue::I64(i64::from(expiry_secs) * 1000));
+    }
+    QueueSpec {
+        name: name.to_owned(),
+        durable: keep,
+        exclusive: !keep,
+        auto_delete: false,
+        arguments,
+    }
+}
+
+/// The binding that implements a subscription; its arguments carry the MQTT options.
+fn binding(queue_name: &str, subscribed: &Subscribed) -> BindingSpec {
+    let mut arguments = Headers::new();
+    arguments.insert(
+        FILTER_ARGUMENT,
+        HeaderValue::String(subscribed.filter.clone()),
+    );
+    arguments.insert(QOS_ARGUMENT, HeaderValue::U8(subscribed.qos as u8));
+    arguments.insert(NO_LOCAL_ARGUMENT, HeaderValue::Bool(subscribed.no_local));
+    arguments.insert(
+        RETAIN_AS_PUBLISHED_ARGUMENT,
+        HeaderValue::Bool(subscribed.retain_as_published),
+    );
+    if let Some(id) = subscribed.identifier {
+        arguments.insert(IDENTIFIER_ARGUMENT, HeaderValue::U32(id));
+    }
+    BindingSpec {
+        source: TOPIC_EXCHANGE.to_owned(),
+        destination: Destination::Queue(queue_name.to_owned()),
+        routing_key: topic::filter_to_binding_key(&subscribed.filter),
+        arguments,
+    }
+}
+
+/// A subscription read back from its binding's arguments (persistent sessions).
+fn subscribed_from(arguments: &Headers) -> Option<Subscribed> {
+    let flag = |name: &str| matches!(arguments.get(name), Some(HeaderValue::Bool(true)));
+    let qos = arguments
+        .get(QOS_ARGUMENT)
+        .and_then(HeaderValue::as_i64)
+        .and_then(|q| u8::try_from(q).ok());
+    Some(Subscribed {
+        filter: arguments
+            .get(FILTER_ARGUMENT)
+            .and_then(HeaderValue::as_str)?
+            .to_owned(),
+        qos: QoS::from_u8(qos?)?,
+        no_local: flag(NO_LOCAL_ARGUMENT),
+        retain_as_published: flag(RETAIN_AS_PUBLISHED_ARGUMENT),
+        identifier: arguments
+            .get(IDENTIFIER_ARGUMENT)
+            .and_then(HeaderValue::as_i64)
+            .and_then(|i| u32::try_from(i).ok()),
+    })
+}

@@ -1,0 +1,217 @@
+//! One MQTT session's bookkeeping, free of I/O: the subscriptions (with the options the core's
+//! bindings do not carry), packet identifiers in flight both ways, and which QoS a delivery
+//! gets. The connection task owns it and does the broker calls.
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU16;
+
+use crate::codec::{PacketId, QoS, Subscription};
+use crate::topic::filter_matches;
+
+/// The options of one subscription, kept beside the binding that implements it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscribed {
+    pub filter: String,
+    pub qos: QoS,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    pub identifier: Option<u32>,
+}
+
+/// The highest QoS we deliver with. QoS 2 subscriptions are granted QoS 1 until outbound
+/// exactly-once delivery lands (MQTT allows granting less than asked, [MQTT-3.9.3-2]).
+pub const GRANTED_QOS_MAX: QoS = QoS::AtLeastOnce;
+
+/// What a delivery should look like for this session, if any subscription wants it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Routing {
+    pub qos: QoS,
+    pub identifiers: Vec<u32>,
+    pub retain_as_published: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Session {
+    subscriptions: Vec<Subscribed>,
+    /// Outbound QoS 1 deliveries awaiting PUBACK: packet id -> the queue's delivery tag.
+    outbound: HashMap<u16, u64>,
+    next_packet_id: u16,
+    /// Inbound QoS 2 packet ids between PUBREC and PUBREL.
+    inbound_exactly_once: HashSet<u16>,
+}
+
+impl Session {
+    /// Adds or replaces (same filter) a subscription; returns whether it is new.
+    pub fn subscribe(&mut self, request: &Subscription, identifier: Option<u32>) -> bool {
+        let entry = Subscribed {
+            filter: request.filter.clone(),
+            qos: request.qos.min(GRANTED_QOS_MAX),
+            no_local: request.no_local,
+            retain_as_published: request.retain_as_published,
+            identifier,
+        };
+        match self
+            .subscriptions
+            .iter_mut()
+            .find(|s| s.filter == request.filter)
+        {
+            Some(existing) => {
+                *existing = entry;
+                false
+            }
+            None => {
+                self.subscriptions.push(entry);
+                true
+            }
+        }
+    }
+
+    /// The subscription with exactly this filter.
+    pub fn get(&self, filter: &str) -> Option<&Subscribed> {
+        self.subscriptions.iter().find(|s| s.filter == filter)
+    }
+
+    /// Restores a subscription of a persistent session.
+    pub fn restore(&mut self, subscribed: Subscribed) {
+        self.subscriptions.retain(|s| s.filter != subscribed.filter);
+        self.subscriptions.push(subscribed);
+    }
+
+    pub fn unsubscribe(&mut self, filter: &str) -> bool {
+        let before = self.subscriptions.len();
+        self.subscriptions.retain(|s| s.filter != filter);
+        self.subscriptions.len() != before
+    }
+
+    /// How a message on `topic_name`, published with `published` QoS by `from_self` (this
+    /// client), is delivered: the highest QoS of the matching subscriptions, capped by the
+    /// publisher's [MQTT-3.8.4-8]. `None` if no subscription wants it.
+    pub fn route(&self, topic_name: &str, published: QoS, from_self: bool) -> Option<Routing> {
+        let mut routing: Option<Routing> = None;
+        for sub in self
+            .subscriptions
+            .iter()
+            .filter(|s| filter_matches(&s.filter, topic_name))
+        {
+            // [MQTT-3.8.3-3] No Local: never send a client its own messages on this subscription.
+            if sub.no_local && from_self {
+                continue;
+            }
+            let current = routing.get_or_insert(Routing {
+                qos: QoS::AtMostOnce,
+                identifiers: Vec::new(),
+                retain_as_published: false,
+            });
+            current.qos = current.qos.max(sub.qos);
+            current.identifiers.extend(sub.identifier);
+            current.retain_as_published |= sub.retain_as_published;
+        }
+        routing.map(|mut r| {
+            r.qos = r.qos.min(published);
+            r
+        })
+    }
+
+    /// A free packet identifier for an outbound QoS 1 delivery of queue tag `tag`.
+    /// `None` when all 65,535 identifiers are in flight (the caller then sends at QoS 0).
+    pub fn send_at_least_once(&mut self, tag: u64) -> Option<PacketId> {
+        for _ in 0..=u16::MAX {
+            self.next_packet_id = self.next_packet_id.wrapping_add(1);
+            let Some(id) = NonZeroU16::new(self.next_packet_id) else {
+                continue;
+            };
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.outbound.entry(id.get()) {
+                slot.insert(tag);
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// The queue tag a PUBACK settles, if the id was in flight.
+    pub fn acknowledged(&mut self, id: PacketId) -> Option<u64> {
+        self.outbound.remove(&id.get())
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.outbound.len()
+    }
+
+    /// Every outbound delivery still unacknowledged (the connection requeues them on close).
+    pub fn take_in_flight(&mut self) -> Vec<u64> {
+        self.outbound.drain().map(|(_, tag)| tag).collect()
+    }
+
+    /// Records an inbound QoS 2 PUBLISH; false if it is a retransmission already received,
+    /// which must not be delivered again [MQTT-4.3.3-10].
+    pub fn receive_exactly_once(&mut self, id: PacketId) -> bool {
+        self.inbound_exactly_once.insert(id.get())
+    }
+
+    /// Ends an inbound QoS 2 exchange (PUBREL); false if the id was unknown.
+    pub fn release(&mut self, id: PacketId) -> bool {
+        self.inbound_exactly_once.remove(&id.get())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(filter: &str, qos: QoS, no_local: bool) -> Subscription {
+        Subscription {
+            filter: filter.to_owned(),
+            qos,
+            no_local,
+            retain_as_published: false,
+            retain_handling: 0,
+        }
+    }
+
+    #[test]
+    fn delivery_qos_is_the_best_subscription_capped_by_the_publisher() {
+        let mut session = Session::default();
+        session.subscribe(&request("a/#", QoS::AtMostOnce, false), Some(1));
+        session.subscribe(&request("a/b", QoS::AtLeastOnce, false), Some(2));
+        let routing = session
+            .route("a/b", QoS::ExactlyOnce, false)
+            .expect("routed");
+        assert_eq!(routing.qos, QoS::AtLeastOnce);
+        assert_eq!(routing.identifiers, [1, 2]);
+        assert_eq!(
+            session.route("a/b", QoS::AtMostOnce, false).map(|r| r.qos),
+            Some(QoS::AtMostOnce)
+        );
+        assert_eq!(session.route("b", QoS::AtLeastOnce, false), None);
+    }
+
+    #[test]
+    fn no_local_drops_own_messages() {
+        let mut session = Session::default();
+        session.subscribe(&request("chat", QoS::AtLeastOnce, true), None);
+        assert_eq!(session.route("chat", QoS::AtLeastOnce, true), None);
+        assert!(session.route("chat", QoS::AtLeastOnce, false).is_some());
+    }
+
+    #[test]
+    fn packet_ids_are_never_zero_and_never_reused_while_in_flight() {
+        let mut session = Session::default();
+        let first = session.send_at_least_once(10).expect("free");
+        session.next_packet_id = u16::MAX;
+        let wrapped = session.send_at_least_once(11).expect("free");
+        assert_eq!(wrapped.get(), 2, "skips 0, and 1 is still in flight");
+        assert_eq!(first.get(), 1);
+        assert_eq!(session.acknowledged(first), Some(10));
+        assert_eq!(session.in_flight(), 1);
+    }
+
+    #[test]
+    fn exactly_once_ids_are_remembered_until_released() {
+        let mut session = Session::default();
+        let id = PacketId::new(7).expect("non-zero");
+        assert!(session.receive_exactly_once(id));
+        assert!(!session.receive_exactly_once(id), "a retransmission");
+        assert!(session.release(id));
+        assert!(!session.release(id));
+    }
+}

@@ -1,0 +1,277 @@
+//! MQTT PUBLISH <-> the core's `Message`, at the adapter's edge.
+//!
+//! | MQTT | core (AMQP 0-9-1 names) |
+//! |---|---|
+//! | topic `a/b` | exchange `amq.topic`, routing key `a.b` (see `topic.rs`) |
+//! | QoS 0 / QoS 1, 2 | `delivery_mode` 1 / 2, and header `x-mqtt-publish-qos` |
+//! | Message Expiry Interval (s) | `expiration` (ms) |
+//! | Content Type | `content_type` |
+//! | Correlation Data | `correlation_id` when it is UTF-8, else header `x-correlation-id` (bytes) |
+//! | Response Topic | header `x-reply-to-topic` |
+//! | Payload Format Indicator | header `x-mqtt-payload-format` |
+//! | User Properties | headers, as strings |
+//! | publishing client id, username | headers `x-mqtt-client-id`, `x-mqtt-username` |
+//!
+//! Headers that MQTT cannot carry as a user property (tables, arrays) are delivered to MQTT 5
+//! clients in a documented string form (their debug rendering) rather than dropped.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use mqbridge_broker_api::{HeaderValue, Headers, Message, Properties};
+
+use crate::codec::{PacketId, Publish, PublishProperties, QoS};
+use crate::topic;
+
+/// The exchange every MQTT topic lives on.
+pub const TOPIC_EXCHANGE: &str = "amq.topic";
+/// The QoS the message was published with (RabbitMQ's header name).
+pub const PUBLISH_QOS_HEADER: &str = "x-mqtt-publish-qos";
+pub const CLIENT_ID_HEADER: &str = "x-mqtt-client-id";
+pub const USERNAME_HEADER: &str = "x-mqtt-username";
+const RESPONSE_TOPIC_HEADER: &str = "x-reply-to-topic";
+const CORRELATION_HEADER: &str = "x-correlation-id";
+const PAYLOAD_FORMAT_HEADER: &str = "x-mqtt-payload-format";
+
+/// Headers this adapter sets itself; they are not echoed back as MQTT user properties.
+const OWN_HEADERS: &[&str] = &[
+    PUBLISH_QOS_HEADER,
+    RESPONSE_TOPIC_HEADER,
+    CORRELATION_HEADER,
+    PAYLOAD_FORMAT_HEADER,
+];
+
+/// Who published, as AMQP consumers see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Publisher<'a> {
+    pub client_id: &'a str,
+    pub username: Option<&'a str>,
+}
+
+/// Converts a client's PUBLISH into the core's message.
+pub fn message_in(publish: &Publish, publisher: Publisher<'_>) -> Message {
+    let props = &publish.properties;
+    let mut headers = Headers::new();
+    for (name, value) in &props.user_properties {
+        headers.insert(name.clone(), HeaderValue::String(value.clone()));
+    }
+    headers.insert(PUBLISH_QOS_HEADER, HeaderValue::U8(publish.qos as u8));
+    headers.insert(
+        CLIENT_ID_HEADER,
+        HeaderValue::String(publisher.client_id.to_owned()),
+    );
+    if let Some(username) = publisher.username {
+        headers.insert(USERNAME_HEADER, HeaderValue::String(username.to_owned()));
+    }
+    if let Some(topic) = &props.response_topic {
+        headers.insert(RESPONSE_TOPIC_HEADER, HeaderValue::String(topic.clone()));
+    }
+    if let Some(format) = props.payload_format_indicator {
+        headers.insert(PAYLOAD_FORMAT_HEADER, HeaderValue::U8(format));
+    }
+    let correlation_id =
+        props
+            .correlation_data
+            .as_ref()
+            .and_then(|data| match std::str::from_utf8(data) {
+                Ok(text) => Some(text.to_owned()),
+                Err(_) => {
+                    headers.insert(CORRELATION_HEADER, HeaderValue::Bytes(data.clone()));
+                    None
+                }
+            });
+    Message {
+        exchange: TOPIC_EXCHANGE.to_owned(),
+        routing_key: topic::name_to_routing_key(&publish.topic),
+        properties: Properties {
+            content_type: props.content_type.clone(),
+            headers,
+            delivery_mode: Some(if publish.qos == QoS::AtMostOnce { 1 } else { 2 }),
+            correlation_id,
+            expiration_ms: props.message_expiry_interval.map(|s| u64::from(s) * 1000),
+            timestamp: Some(now_seconds()),
+            ..Properties::default()
+        },
+        body: publish.payload.clone(),
+    }
+}
+
+/// The QoS a message was published with, whatever protocol published it: MQTT's own header,
+/// else persistent messages count as QoS 1 (RabbitMQ's rule).
+pub fn published_qos(message: &Message) -> QoS {
+    let header = message
+        .properties
+        .headers
+        .get(PUBLISH_QOS_HEADER)
+        .and_then(HeaderValue::as_i64);
+    match header {
+        Some(2) => QoS::ExactlyOnce,
+        Some(1) => QoS::AtLeastOnce,
+        Some(_) => QoS::AtMostOnce,
+        None if message.properties.is_persistent() => QoS::AtLeastOnce,
+        None => QoS::AtMostOnce,
+    }
+}
+
+/// Builds the PUBLISH for a subscriber. `v5` adds the properties MQTT 5 carries.
+pub fn publish_out(
+    message: &Message,
+    qos: QoS,
+    packet_id: Option<PacketId>,
+    dup: bool,
+    v5: bool,
+) -> Publish {
+    Publish {
+        dup,
+        qos,
+        retain: false,
+        topic: topic::routing_key_to_name(&message.routing_key),
+        packet_id,
+        payload: message.body.clone(),
+        properties: if v5 {
+            properties_out(&message.properties)
+        } else {
+            PublishProperties::default()
+        },
+    }
+}
+
+fn properties_out(props: &Properties) -> PublishProperties {
+    let headers = &props.headers;
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(HeaderValue::as_str)
+            .map(str::to_owned)
+    };
+    let correlation_data = match (&props.correlation_id, headers.get(CORRELATION_HEADER)) {
+        (_, Some(HeaderValue::Bytes(data))) => Some(data.clone()),
+        (Some(id), _) => Some(Bytes::from(id.clone().into_bytes())),
+        (None, _) => None,
+    };
+    let user_properties = headers
+        .iter()
+        .filter(|(name, _)| !OWN_HEADERS.contains(name))
+        .map(|(name, value)| (name.to_owned(), header_text(value)))
+        .collect();
+    PublishProperties {
+        payload_format_indicator: headers
+            .get(PAYLOAD_FORMAT_HEADER)
+            .and_then(HeaderValue::as_i64)
+            .and_then(|v| u8::try_from(v).ok()),
+        message_expiry_interval: props
+            .expiration_ms
+            .map(|ms| u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)),
+        topic_alias: None,
+        response_topic: text(RESPONSE_TOPIC_HEADER).or_else(|| props.reply_to.clone()),
+        correlation_data,
+        user_properties,
+        subscription_identifiers: Vec::new(),
+        content_type: props.content_type.clone(),
+    }
+}
+
+/// A header value as an MQTT user property (a string).
+fn header_text(value: &HeaderValue) -> String {
+    if let Some(text) = value.as_str() {
+        return text.to_owned();
+    }
+    match value {
+        HeaderValue::Bool(b) => b.to_string(),
+        HeaderValue::F32(f) => f.to_string(),
+        HeaderValue::F64(f) => f.to_string(),
+        other => match other.as_i64() {
+            Some(n) => n.to_string(),
+            None => format!("{other:?}"),
+        },
+    }
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(qos: QoS) -> Publish {
+        Publish {
+            dup: false,
+            qos,
+            retain: false,
+            topic: "sensors/room.1/temp".to_owned(),
+            packet_id: None,
+            payload: Bytes::from_static(b"21.5"),
+            properties: PublishProperties {
+                content_type: Some("text/plain".to_owned()),
+                correlation_data: Some(Bytes::from_static(b"req-1")),
+                response_topic: Some("replies/me".to_owned()),
+                user_properties: vec![("unit".to_owned(), "C".to_owned())],
+                message_expiry_interval: Some(30),
+                ..PublishProperties::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_publish_becomes_an_amq_topic_message() {
+        let publisher = Publisher {
+            client_id: "dev-1",
+            username: Some("guest"),
+        };
+        let message = message_in(&publish(QoS::AtLeastOnce), publisher);
+        assert_eq!(message.exchange, "amq.topic");
+        assert_eq!(message.routing_key, "sensors.room/1.temp");
+        assert!(message.properties.is_persistent());
+        assert_eq!(message.properties.expiration_ms, Some(30_000));
+        assert_eq!(message.properties.correlation_id.as_deref(), Some("req-1"));
+        let client = message
+            .properties
+            .headers
+            .get(CLIENT_ID_HEADER)
+            .and_then(HeaderValue::as_str);
+        assert_eq!(client, Some("dev-1"));
+        assert_eq!(published_qos(&message), QoS::AtLeastOnce);
+    }
+
+    #[test]
+    fn mqtt_5_properties_survive_the_round_trip() {
+        let original = publish(QoS::AtMostOnce);
+        let publisher = Publisher {
+            client_id: "dev-1",
+            username: None,
+        };
+        let message = message_in(&original, publisher);
+        let out = publish_out(&message, QoS::AtMostOnce, None, false, true);
+        assert_eq!(out.topic, original.topic);
+        assert_eq!(out.payload, original.payload);
+        let props = out.properties;
+        assert_eq!(props.content_type, original.properties.content_type);
+        assert_eq!(props.correlation_data, original.properties.correlation_data);
+        assert_eq!(props.response_topic, original.properties.response_topic);
+        assert_eq!(props.message_expiry_interval, Some(30));
+        assert!(
+            props
+                .user_properties
+                .contains(&("unit".to_owned(), "C".to_owned()))
+        );
+        assert!(
+            props
+                .user_properties
+                .iter()
+                .any(|(k, v)| k == CLIENT_ID_HEADER && v == "dev-1")
+        );
+    }
+
+    #[test]
+    fn persistent_amqp_messages_count_as_qos_1() {
+        let mut message = Message::default();
+        assert_eq!(published_qos(&message), QoS::AtMostOnce);
+        message.properties.delivery_mode = Some(2);
+        assert_eq!(published_qos(&message), QoS::AtLeastOnce);
+    }
+}
