@@ -160,14 +160,21 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Applies the keys that are set on top of `config`.
+    /// Applies the keys that are set on top of `config`. The macro destructures `Settings`
+    /// completely, so a key added to `Settings` but not applied here does not compile.
     fn apply(self, config: &mut Config) {
-        macro_rules! set {
-            ($($field:ident),*) => { $( if let Some(v) = self.$field { config.$field = v; } )* };
+        macro_rules! apply {
+            ($($field:ident),* $(,)?) => {
+                let Settings { $($field),* } = self;
+                $( if let Some(value) = $field { config.$field = value; } )*
+            };
         }
-        set!(
+        apply!(
             bind,
             amqp_port,
+            mqtt_port,
+            mqtt_max_packet_size,
+            mqtt_anonymous,
             data_dir,
             default_user,
             default_pass,
@@ -177,7 +184,7 @@ impl Settings {
             channel_max,
             max_connections,
             memory_high_watermark_bytes,
-            shutdown_grace_secs
+            shutdown_grace_secs,
         );
     }
 }
@@ -219,6 +226,25 @@ mod tests {
         assert_eq!(config.amqp_port, 7000);
         assert_eq!(config.heartbeat_secs, 5);
         assert_eq!(config.frame_max, FRAME_MAX_DEFAULT);
+    }
+
+    #[test]
+    fn every_protocol_port_flag_is_applied() {
+        let cli = Cli::parse_from([
+            "mqbridge",
+            "--amqp-port",
+            "7001",
+            "--mqtt-port",
+            "7002",
+            "--mqtt-max-packet-size",
+            "4096",
+            "--mqtt-anonymous",
+            "false",
+        ]);
+        let config = Config::load(cli).expect("valid");
+        assert_eq!((config.amqp_port, config.mqtt_port), (7001, 7002));
+        assert_eq!(config.mqtt_max_packet_size, 4096);
+        assert!(!config.mqtt_anonymous);
     }
 
     #[test]
