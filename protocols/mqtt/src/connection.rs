@@ -133,6 +133,9 @@ pub struct Connection {
     last_read: Instant,
     will: Option<Will>,
     clean: bool,
+    /// A v5 DISCONNECT set Session Expiry Interval 0 on a persistent session: the session
+    /// ends with this connection.
+    end_session: bool,
     /// The client's Maximum Packet Size (v5): larger messages are not sent to it.
     client_packet_max: Option<u32>,
     takeover: Option<mpsc::Receiver<oneshot::Sender<()>>>,
@@ -158,6 +161,7 @@ impl Connection {
             last_read: Instant::now(),
             will: None,
             clean: true,
+            end_session: false,
             client_packet_max: None,
             takeover: None,
             taken_over_by: None,
@@ -282,6 +286,10 @@ impl Connection {
                     .await;
             }
             opened.vhost.connection_closed(self.id);
+            if self.end_session {
+                let name = &opened.queue_name;
+                let _ = opened.vhost.delete_queue(name, false, false, self.id).await;
+            }
         }
         let mut sessions = self
             .shared

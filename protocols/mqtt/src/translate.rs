@@ -9,6 +9,7 @@
 //! | Correlation Data | `correlation_id` when it is UTF-8, else header `x-correlation-id` (bytes) |
 //! | Response Topic | header `x-reply-to-topic` |
 //! | Payload Format Indicator | header `x-mqtt-payload-format` |
+//! | RETAIN set by the publisher | header `x-mqtt-retain` (for Retain As Published) |
 //! | User Properties | headers, as strings |
 //! | publishing client id, username | headers `x-mqtt-client-id`, `x-mqtt-username` |
 //!
@@ -32,13 +33,21 @@ pub const USERNAME_HEADER: &str = "x-mqtt-username";
 const RESPONSE_TOPIC_HEADER: &str = "x-reply-to-topic";
 const CORRELATION_HEADER: &str = "x-correlation-id";
 const PAYLOAD_FORMAT_HEADER: &str = "x-mqtt-payload-format";
+/// Set on messages published with RETAIN, so that a Retain As Published subscription can
+/// forward the flag [MQTT-3.3.1-13].
+const RETAIN_HEADER: &str = "x-mqtt-retain";
 
-/// Headers this adapter sets itself; they are not echoed back as MQTT user properties.
+/// Headers this adapter sets itself; they are not echoed back as MQTT user properties. The
+/// publisher's identity is for AMQP consumers; MQTT subscribers never saw it from Mosquitto and
+/// should not learn it from us.
 const OWN_HEADERS: &[&str] = &[
     PUBLISH_QOS_HEADER,
+    CLIENT_ID_HEADER,
+    USERNAME_HEADER,
     RESPONSE_TOPIC_HEADER,
     CORRELATION_HEADER,
     PAYLOAD_FORMAT_HEADER,
+    RETAIN_HEADER,
 ];
 
 /// Who published, as AMQP consumers see it.
@@ -53,7 +62,7 @@ pub fn message_in(publish: &Publish, publisher: Publisher<'_>) -> Message {
     let props = &publish.properties;
     let mut headers = Headers::new();
     for (name, value) in &props.user_properties {
-        headers.insert(name.clone(), HeaderValue::String(value.clone()));
+        add_user_property(&mut headers, name, value);
     }
     headers.insert(PUBLISH_QOS_HEADER, HeaderValue::U8(publish.qos as u8));
     headers.insert(
@@ -65,6 +74,9 @@ pub fn message_in(publish: &Publish, publisher: Publisher<'_>) -> Message {
     }
     if let Some(topic) = &props.response_topic {
         headers.insert(RESPONSE_TOPIC_HEADER, HeaderValue::String(topic.clone()));
+    }
+    if publish.retain {
+        headers.insert(RETAIN_HEADER, HeaderValue::Bool(true));
     }
     if let Some(format) = props.payload_format_indicator {
         headers.insert(PAYLOAD_FORMAT_HEADER, HeaderValue::U8(format));
@@ -113,6 +125,14 @@ pub fn published_qos(message: &Message) -> QoS {
     }
 }
 
+/// Whether the message was published with RETAIN set (by an MQTT client).
+pub fn published_retain(message: &Message) -> bool {
+    matches!(
+        message.properties.headers.get(RETAIN_HEADER),
+        Some(HeaderValue::Bool(true))
+    )
+}
+
 /// Builds the PUBLISH for a subscriber. `v5` adds the properties MQTT 5 carries.
 pub fn publish_out(
     message: &Message,
@@ -149,11 +169,20 @@ fn properties_out(props: &Properties) -> PublishProperties {
         (Some(id), _) => Some(Bytes::from(id.clone().into_bytes())),
         (None, _) => None,
     };
-    let user_properties = headers
+    let mut user_properties = Vec::new();
+    for (name, value) in headers
         .iter()
         .filter(|(name, _)| !OWN_HEADERS.contains(name))
-        .map(|(name, value)| (name.to_owned(), header_text(value)))
-        .collect();
+    {
+        match value {
+            // A repeated user property comes back as the same name repeated (see
+            // `add_user_property`).
+            HeaderValue::Array(items) if items.iter().all(|i| i.as_str().is_some()) => {
+                user_properties.extend(items.iter().map(|i| (name.to_owned(), header_text(i))));
+            }
+            _ => user_properties.push((name.to_owned(), header_text(value))),
+        }
+    }
     PublishProperties {
         payload_format_indicator: headers
             .get(PAYLOAD_FORMAT_HEADER)
@@ -168,6 +197,21 @@ fn properties_out(props: &Properties) -> PublishProperties {
         user_properties,
         subscription_identifiers: Vec::new(),
         content_type: props.content_type.clone(),
+    }
+}
+
+/// Adds a user property to the headers. MQTT 5 allows a name more than once [MQTT-3.3.2-18];
+/// headers have unique names, so a repeated name becomes an array of its values in order.
+/// Values of one name keep their order; the interleaving with other names is not kept.
+fn add_user_property(headers: &mut Headers, name: &str, value: &str) {
+    let value = HeaderValue::String(value.to_owned());
+    match headers.get(name).cloned() {
+        None => headers.insert(name, value),
+        Some(HeaderValue::Array(mut items)) => {
+            items.push(value);
+            headers.insert(name, HeaderValue::Array(items));
+        }
+        Some(first) => headers.insert(name, HeaderValue::Array(vec![first, value])),
     }
 }
 
@@ -260,11 +304,40 @@ mod tests {
                 .contains(&("unit".to_owned(), "C".to_owned()))
         );
         assert!(
-            props
+            !props
                 .user_properties
                 .iter()
-                .any(|(k, v)| k == CLIENT_ID_HEADER && v == "dev-1")
+                .any(|(k, _)| k == CLIENT_ID_HEADER),
+            "the publisher's identity is for AMQP consumers only"
         );
+    }
+
+    #[test]
+    fn repeated_user_properties_keep_every_value_in_order() {
+        let mut original = publish(QoS::AtMostOnce);
+        original.properties.user_properties = vec![
+            ("k".to_owned(), "first".to_owned()),
+            ("z".to_owned(), "1".to_owned()),
+            ("k".to_owned(), "second".to_owned()),
+        ];
+        let publisher = Publisher {
+            client_id: "dev-1",
+            username: None,
+        };
+        let out = publish_out(
+            &message_in(&original, publisher),
+            QoS::AtMostOnce,
+            None,
+            false,
+            true,
+        );
+        let pairs: Vec<(&str, &str)> = out
+            .properties
+            .user_properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(pairs, [("k", "first"), ("k", "second"), ("z", "1")]);
     }
 
     #[test]

@@ -15,8 +15,9 @@ use super::{
     RECEIVE_MAXIMUM, TAKEOVER_TIMEOUT, outbound,
 };
 use crate::codec::{
-    self, Ack, AckProperties, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, PacketId,
-    ProtocolVersion, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, connack_v3, reason,
+    self, Ack, AckProperties, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect, Packet,
+    PacketId, ProtocolVersion, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, connack_v3,
+    reason,
 };
 use crate::session::Subscribed;
 use crate::topic;
@@ -84,15 +85,7 @@ impl Connection {
             Packet::Subscribe(subscribe) => self.on_subscribe(subscribe),
             Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
             Packet::PingReq => self.send(&Packet::PingResp),
-            Packet::Disconnect(disconnect) => {
-                // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; v5 reason 0x04 keeps it.
-                let with_will = disconnect.reason == reason::DISCONNECT_WITH_WILL;
-                self.closing = Some(if with_will {
-                    End::DisconnectedWithWill
-                } else {
-                    End::Disconnected
-                });
-            }
+            Packet::Disconnect(disconnect) => self.on_disconnect(&disconnect),
             // We never send QoS 2 (subscriptions are granted at most QoS 1), so PUBREC and
             // PUBCOMP from a client acknowledge nothing; and we offer no enhanced auth.
             Packet::PubRec(_) | Packet::PubComp(_) | Packet::Auth(_) => {
@@ -105,6 +98,29 @@ impl Connection {
                 );
             }
         }
+    }
+
+    fn on_disconnect(&mut self, disconnect: &Disconnect) {
+        let expiry = disconnect.properties.session_expiry_interval;
+        if self.clean && expiry.is_some_and(|secs| secs > 0) {
+            // [MQTT-3.14.2-2] "If the Session Expiry Interval in the CONNECT packet was zero,
+            // then it is a Protocol Error to set a non-zero Session Expiry Interval in the
+            // DISCONNECT packet sent by the Client." Not a valid DISCONNECT: the will stays.
+            return self.disconnect(
+                reason::PROTOCOL_ERROR,
+                "[MQTT-3.14.2-2] Session Expiry Interval set after 0",
+            );
+        }
+        // 3.14.2.2.2: the DISCONNECT's Session Expiry Interval replaces the CONNECT's; 0 means
+        // "the Session ends when the Network Connection is closed" (3.1.2.11.2).
+        self.end_session = !self.clean && expiry == Some(0);
+        // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; v5 reason 0x04 keeps it.
+        let with_will = disconnect.reason == reason::DISCONNECT_WITH_WILL;
+        self.closing = Some(if with_will {
+            End::DisconnectedWithWill
+        } else {
+            End::Disconnected
+        });
     }
 
     async fn on_connect(&mut self, connect: Connect) {
@@ -203,7 +219,8 @@ impl Connection {
     fn connack_properties(&self, assigned: Option<String>) -> ConnAckProperties {
         ConnAckProperties {
             receive_maximum: Some(RECEIVE_MAXIMUM),
-            maximum_qos: Some(QoS::AtLeastOnce as u8),
+            // No Maximum QoS: we take QoS 2 PUBLISHes (absent means 2, [MQTT-3.2.2-9]); only
+            // subscriptions are granted at most QoS 1 for now.
             retain_available: Some(1),
             maximum_packet_size: Some(self.shared.settings.max_packet_size),
             assigned_client_identifier: assigned,

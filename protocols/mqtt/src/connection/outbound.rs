@@ -77,6 +77,9 @@ impl Connection {
         // [MQTT-3.3.1-1] DUP marks a QoS 1 message that may have been sent before.
         let dup = packet_id.is_some() && delivery.redelivered;
         let mut publish = translate::publish_out(message, qos, packet_id, dup, self.v5());
+        // [MQTT-3.3.1-12, 3.3.1-13] RETAIN is 0 on a live delivery unless the subscription
+        // asked for Retain As Published.
+        publish.retain = routing.retain_as_published && translate::published_retain(message);
         publish.properties.subscription_identifiers = routing.identifiers;
         self.send_publish(publish, Some(delivery.tag), settled);
     }
