@@ -179,17 +179,30 @@ async fn invalid_utf8_or_nul_in_a_topic_closes_the_connection() {
 }
 
 #[tokio::test]
-async fn a_topic_alias_is_refused_when_the_maximum_is_0() {
+async fn a_topic_alias_above_the_maximum_is_refused() {
     let (broker, mut witness) = broker_with_witness().await;
     let mut raw = Raw::connected(&broker, V5, 30).await;
     let Packet::Publish(mut aliased) = publish("a/b", Bytes::from_static(b"x")) else {
         unreachable!()
     };
-    aliased.properties.topic_alias = Some(1);
+    aliased.properties.topic_alias = Some(65);
     raw.send(&Packet::Publish(aliased)).await;
-    // [MQTT-3.3.2-9] we announce Topic Alias Maximum 0: Topic Alias invalid.
+    // [MQTT-3.3.2-9] we announce Topic Alias Maximum 64: Topic Alias invalid.
     raw.assert_disconnect(0x94).await;
     assert_alive(&mut witness, "witness", "after a topic alias").await;
+}
+
+#[tokio::test]
+async fn an_undefined_topic_alias_is_a_protocol_error() {
+    let (broker, mut witness) = broker_with_witness().await;
+    let mut raw = Raw::connected(&broker, V5, 30).await;
+    let Packet::Publish(mut aliased) = publish("", Bytes::from_static(b"x")) else {
+        unreachable!()
+    };
+    aliased.properties.topic_alias = Some(5);
+    raw.send(&Packet::Publish(aliased)).await;
+    raw.assert_disconnect(0x82).await;
+    assert_alive(&mut witness, "witness", "after an undefined alias").await;
 }
 
 #[tokio::test]

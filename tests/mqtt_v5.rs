@@ -130,7 +130,7 @@ async fn connack_announces_the_server_limits() {
     let props = client.connack.properties.expect("CONNACK properties");
     assert_eq!(props.max_qos, None, "QoS 2 publishes are accepted");
     assert_eq!(props.retain_available, Some(1));
-    assert_eq!(props.topic_alias_max, Some(0));
+    assert_eq!(props.topic_alias_max, Some(64));
     assert!(props.receive_max.is_some_and(|max| max > 0), "{props:?}");
     assert_eq!(
         props.assigned_client_identifier, None,
@@ -478,6 +478,36 @@ async fn a_duplicate_qos_2_publish_is_delivered_once() {
     assert_eq!(&got.topic[..], b"dup/1");
     let got = next_publish(&mut sub.events).await;
     assert_eq!(&got.topic[..], b"dup/2", "dup/1 arrived exactly once");
+}
+
+#[tokio::test]
+async fn a_topic_alias_stands_for_its_topic() {
+    let broker = Broker::start().await;
+    let mut sub = broker.mqtt5(broker.mqtt5_options("alias-sub")).await;
+    subscribe(&mut sub, "alias/#").await;
+    let mut raw = Raw::connected(&broker, V5, 30).await;
+    let aliased = |topic: &str, payload: &'static [u8]| {
+        let mut publish = Publish5 {
+            dup: false,
+            qos: QoS5::AtMostOnce,
+            retain: false,
+            topic: topic.to_owned(),
+            packet_id: None,
+            payload: Bytes::from_static(payload),
+            properties: Default::default(),
+        };
+        publish.properties.topic_alias = Some(7);
+        Packet5::Publish(publish)
+    };
+    raw.send(&aliased("alias/long/topic/name", b"first")).await;
+    raw.send(&aliased("", b"second")).await;
+    for payload in [&b"first"[..], b"second"] {
+        let got = next_publish(&mut sub.events).await;
+        assert_eq!(
+            (&got.topic[..], &got.payload[..]),
+            (&b"alias/long/topic/name"[..], payload)
+        );
+    }
 }
 
 fn ack5(id: u16) -> Ack5 {

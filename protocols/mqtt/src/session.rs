@@ -22,6 +22,10 @@ pub struct Subscribed {
 /// exactly-once delivery lands (MQTT allows granting less than asked, [MQTT-3.9.3-2]).
 pub const GRANTED_QOS_MAX: QoS = QoS::AtLeastOnce;
 
+/// Topic aliases a client may define (Topic Alias Maximum in CONNACK): enough for a device
+/// cycling over its topics, small enough that the table stays tiny per connection.
+pub const TOPIC_ALIAS_MAXIMUM: u16 = 64;
+
 /// What a delivery should look like for this session, if any subscription wants it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Routing {
@@ -38,6 +42,9 @@ pub struct Session {
     next_packet_id: u16,
     /// Inbound QoS 2 packet ids between PUBREC and PUBREL.
     inbound_exactly_once: HashSet<u16>,
+    /// The client's topic aliases: alias -> topic name. They live as long as the connection
+    /// [MQTT-3.3.2-7].
+    aliases: HashMap<u16, String>,
 }
 
 impl Session {
@@ -64,6 +71,37 @@ impl Session {
                 true
             }
         }
+    }
+
+    /// The topic name of an inbound PUBLISH, resolving its Topic Alias: a name with an alias
+    /// (re)defines it, an empty name uses it. Errors carry the v5 reason code.
+    pub fn resolve_topic(
+        &mut self,
+        topic: String,
+        alias: Option<u16>,
+    ) -> Result<String, (u8, &'static str)> {
+        use crate::codec::reason;
+        let Some(alias) = alias else {
+            return match topic.is_empty() {
+                true => Err((
+                    reason::PROTOCOL_ERROR,
+                    "[MQTT-3.3.2-1] empty topic name without a topic alias",
+                )),
+                false => Ok(topic),
+            };
+        };
+        if alias == 0 || alias > TOPIC_ALIAS_MAXIMUM {
+            // [MQTT-3.3.2-8, 3.3.2-9] 0 and values above our maximum are invalid.
+            return Err((reason::TOPIC_ALIAS_INVALID, "topic alias out of range"));
+        }
+        if topic.is_empty() {
+            return self.aliases.get(&alias).cloned().ok_or((
+                reason::PROTOCOL_ERROR,
+                "topic alias used before it was defined",
+            ));
+        }
+        self.aliases.insert(alias, topic.clone());
+        Ok(topic)
     }
 
     /// The subscription with exactly this filter.
@@ -203,6 +241,38 @@ mod tests {
         assert_eq!(first.get(), 1);
         assert_eq!(session.acknowledged(first), Some(10));
         assert_eq!(session.in_flight(), 1);
+    }
+
+    #[test]
+    fn topic_aliases_are_defined_then_used() {
+        let mut session = Session::default();
+        assert_eq!(
+            session.resolve_topic("a/b".into(), Some(3)),
+            Ok("a/b".into())
+        );
+        assert_eq!(
+            session.resolve_topic(String::new(), Some(3)),
+            Ok("a/b".into())
+        );
+        assert_eq!(
+            session.resolve_topic("c".into(), Some(3)),
+            Ok("c".into()),
+            "redefined"
+        );
+        assert_eq!(
+            session.resolve_topic(String::new(), Some(3)),
+            Ok("c".into())
+        );
+        assert!(
+            session.resolve_topic(String::new(), Some(4)).is_err(),
+            "undefined"
+        );
+        assert!(
+            session
+                .resolve_topic("x".into(), Some(TOPIC_ALIAS_MAXIMUM + 1))
+                .is_err()
+        );
+        assert!(session.resolve_topic(String::new(), None).is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::codec::{
     PacketId, ProtocolVersion, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, connack_v3,
     reason,
 };
-use crate::session::Subscribed;
+use crate::session::{Subscribed, TOPIC_ALIAS_MAXIMUM};
 use crate::topic;
 use crate::translate::{self, Publisher, TOPIC_EXCHANGE};
 
@@ -224,7 +224,7 @@ impl Connection {
             retain_available: Some(1),
             maximum_packet_size: Some(self.shared.settings.max_packet_size),
             assigned_client_identifier: assigned,
-            topic_alias_maximum: Some(0),
+            topic_alias_maximum: Some(TOPIC_ALIAS_MAXIMUM),
             wildcard_subscription_available: Some(1),
             subscription_identifiers_available: Some(1),
             shared_subscription_available: Some(0),
@@ -326,22 +326,21 @@ impl Connection {
         Ok(present)
     }
 
-    async fn on_publish(&mut self, publish: Publish) {
+    async fn on_publish(&mut self, mut publish: Publish) {
         let Some(opened) = self.opened.as_ref() else {
             return;
         };
-        if publish.properties.topic_alias.is_some() {
-            // We announce Topic Alias Maximum 0 [MQTT-3.2.2-17, 3.3.2-9].
-            return self.disconnect(reason::TOPIC_ALIAS_INVALID, "topic aliases are not enabled");
-        }
         if !publish.properties.subscription_identifiers.is_empty() {
             return self.disconnect(
                 reason::PROTOCOL_ERROR,
                 "[MQTT-3.3.4-6] a Subscription Identifier in a client's PUBLISH",
             );
         }
-        if publish.topic.is_empty() {
-            return self.disconnect(reason::PROTOCOL_ERROR, "[MQTT-3.3.2-1] empty topic name");
+        let alias = publish.properties.topic_alias.take();
+        let topic = std::mem::take(&mut publish.topic);
+        match self.session.resolve_topic(topic, alias) {
+            Ok(topic) => publish.topic = topic,
+            Err((code, why)) => return self.disconnect(code, why),
         }
         let id = publish.packet_id;
         let duplicate = publish.qos == QoS::ExactlyOnce
