@@ -276,3 +276,45 @@ async fn a_wrong_password_is_refused_in_connack() {
         "got {error}"
     );
 }
+
+#[tokio::test]
+async fn a_shared_subscription_spreads_messages_over_its_members() {
+    let broker = Broker::start().await;
+    let mut members = Vec::new();
+    for id in ["worker-a", "worker-b"] {
+        let mut member = broker.mqtt(broker.mqtt_options(id)).await;
+        member
+            .client
+            .subscribe("$share/workers/jobs/#", QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
+        let ack = subscribed(&mut member.events).await;
+        assert_eq!(
+            ack.return_codes,
+            [SubscribeReasonCode::Success(QoS::AtLeastOnce)]
+        );
+        members.push(member);
+    }
+    let mut publisher = broker.mqtt(broker.mqtt_options("boss")).await;
+    const JOBS: usize = 10;
+    for n in 0..JOBS {
+        publisher
+            .client
+            .publish(format!("jobs/{n}"), QoS::AtLeastOnce, false, n.to_string())
+            .await
+            .expect("publish");
+        within(next_incoming(&mut publisher.events)).await;
+    }
+    // Both members consume one queue in turn: together they get each job exactly once.
+    let mut seen = Vec::new();
+    for (index, member) in members.iter_mut().enumerate() {
+        for _ in 0..JOBS / 2 {
+            let got = next_publish(&mut member.events).await;
+            seen.push((index, got.topic));
+        }
+    }
+    let mut topics: Vec<String> = seen.iter().map(|(_, t)| t.clone()).collect();
+    topics.sort();
+    topics.dedup();
+    assert_eq!(topics.len(), JOBS, "every job once: {seen:?}");
+}

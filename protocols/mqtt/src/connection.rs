@@ -9,6 +9,7 @@
 
 mod inbound;
 mod outbound;
+mod shared;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,13 +18,16 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use mqbridge_broker_api::{
-    Broker, ConnectionId, ConsumerEvent, ConsumerId, Message, QueueHandle, Settlement, VirtualHost,
+    Broker, ConnectionId, ConsumerEvent, ConsumerId, DeliverySink, Message, QueueHandle,
+    Settlement, VirtualHost,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::codec::{self, Disconnect, DisconnectProperties, Packet, ProtocolVersion, Will, reason};
+use crate::codec::{
+    self, Disconnect, DisconnectProperties, Packet, ProtocolVersion, QoS, Will, reason,
+};
 use crate::session::Session;
 
 /// What the listener configures.
@@ -115,7 +119,49 @@ pub struct Opened {
     pub queue_name: String,
     pub queue: Arc<dyn QueueHandle>,
     pub consumer: ConsumerId,
+    /// Credit of each consumer of this connection: the client's Receive Maximum.
+    prefetch: u32,
+    /// Where every queue this connection consumes delivers (the session queue and shares).
+    sink: DeliverySink,
     events: mpsc::Receiver<ConsumerEvent>,
+    /// Shared subscriptions by their full filter (`$share/{group}/{filter}`).
+    shares: HashMap<String, Share>,
+}
+
+/// One shared subscription: this connection is one consumer of the group's queue, so the
+/// group's members take turns, as MQTT 5 §4.8.2 asks.
+pub struct Share {
+    pub queue: Arc<dyn QueueHandle>,
+    pub consumer: ConsumerId,
+    pub qos: QoS,
+    pub identifier: Option<u32>,
+}
+
+impl Opened {
+    /// The queue a consumer of this connection consumes.
+    fn queue_of(&self, consumer: ConsumerId) -> Option<&Arc<dyn QueueHandle>> {
+        if consumer == self.consumer {
+            return Some(&self.queue);
+        }
+        self.shares
+            .values()
+            .find(|s| s.consumer == consumer)
+            .map(|s| &s.queue)
+    }
+
+    /// Settles deliveries, one call per consumer.
+    async fn settle(&self, mut deliveries: Vec<(ConsumerId, u64)>, settlement: Settlement) {
+        deliveries.sort_unstable();
+        for group in deliveries.chunk_by(|a, b| a.0 == b.0) {
+            let Some(&(consumer, _)) = group.first() else {
+                continue;
+            };
+            if let Some(queue) = self.queue_of(consumer) {
+                let tags = group.iter().map(|(_, tag)| *tag).collect();
+                queue.settle(consumer, tags, settlement).await;
+            }
+        }
+    }
 }
 
 pub struct Connection {
@@ -273,18 +319,12 @@ impl Connection {
         }
         if let Some(opened) = self.opened.take() {
             opened.queue.cancel(opened.consumer).await;
-            let tags = self
-                .session
-                .take_in_flight()
-                .into_iter()
-                .filter(|t| *t != outbound::NOT_QUEUED)
-                .collect::<Vec<_>>();
-            if !tags.is_empty() {
-                opened
-                    .queue
-                    .settle(opened.consumer, tags, Settlement::Requeue)
-                    .await;
+            for share in opened.shares.values() {
+                share.queue.cancel(share.consumer).await;
             }
+            opened
+                .settle(self.session.take_in_flight(), Settlement::Requeue)
+                .await;
             opened.vhost.connection_closed(self.id);
             if self.end_session {
                 let name = &opened.queue_name;

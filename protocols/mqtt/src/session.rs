@@ -5,6 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU16;
 
+use mqbridge_broker_api::ConsumerId;
+
 use crate::codec::{PacketId, QoS, Subscription};
 use crate::topic::filter_matches;
 
@@ -34,11 +36,20 @@ pub struct Routing {
     pub retain_as_published: bool,
 }
 
+/// Where an outbound QoS 1 message came from, so that its PUBACK settles the right delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A delivery from a queue the connection consumes (its session queue or a shared one).
+    Queue { consumer: ConsumerId, tag: u64 },
+    /// A retained message sent on subscribe: nothing to settle.
+    Retained,
+}
+
 #[derive(Debug, Default)]
 pub struct Session {
     subscriptions: Vec<Subscribed>,
-    /// Outbound QoS 1 deliveries awaiting PUBACK: packet id -> the queue's delivery tag.
-    outbound: HashMap<u16, u64>,
+    /// Outbound QoS 1 deliveries awaiting PUBACK: packet id -> where the message came from.
+    outbound: HashMap<u16, Origin>,
     next_packet_id: u16,
     /// Inbound QoS 2 packet ids between PUBREC and PUBREL.
     inbound_exactly_once: HashSet<u16>,
@@ -150,24 +161,24 @@ impl Session {
         })
     }
 
-    /// A free packet identifier for an outbound QoS 1 delivery of queue tag `tag`.
+    /// A free packet identifier for an outbound QoS 1 message from `origin`.
     /// `None` when all 65,535 identifiers are in flight (the caller then sends at QoS 0).
-    pub fn send_at_least_once(&mut self, tag: u64) -> Option<PacketId> {
+    pub fn send_at_least_once(&mut self, origin: Origin) -> Option<PacketId> {
         for _ in 0..=u16::MAX {
             self.next_packet_id = self.next_packet_id.wrapping_add(1);
             let Some(id) = NonZeroU16::new(self.next_packet_id) else {
                 continue;
             };
             if let std::collections::hash_map::Entry::Vacant(slot) = self.outbound.entry(id.get()) {
-                slot.insert(tag);
+                slot.insert(origin);
                 return Some(id);
             }
         }
         None
     }
 
-    /// The queue tag a PUBACK settles, if the id was in flight.
-    pub fn acknowledged(&mut self, id: PacketId) -> Option<u64> {
+    /// What a PUBACK settles, if the id was in flight.
+    pub fn acknowledged(&mut self, id: PacketId) -> Option<Origin> {
         self.outbound.remove(&id.get())
     }
 
@@ -176,8 +187,27 @@ impl Session {
     }
 
     /// Every outbound delivery still unacknowledged (the connection requeues them on close).
-    pub fn take_in_flight(&mut self) -> Vec<u64> {
-        self.outbound.drain().map(|(_, tag)| tag).collect()
+    pub fn take_in_flight(&mut self) -> Vec<(ConsumerId, u64)> {
+        self.outbound
+            .drain()
+            .filter_map(|(_, origin)| queued(origin))
+            .collect()
+    }
+
+    /// The unacknowledged deliveries of one consumer (a shared subscription being left).
+    pub fn take_in_flight_of(&mut self, consumer: ConsumerId) -> Vec<(ConsumerId, u64)> {
+        let ids: Vec<u16> = self
+            .outbound
+            .iter()
+            .filter(
+                |(_, origin)| matches!(origin, Origin::Queue { consumer: c, .. } if *c == consumer),
+            )
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter()
+            .filter_map(|id| self.outbound.remove(id))
+            .filter_map(queued)
+            .collect()
     }
 
     /// Records an inbound QoS 2 PUBLISH; false if it is a retransmission already received,
@@ -189,6 +219,13 @@ impl Session {
     /// Ends an inbound QoS 2 exchange (PUBREL); false if the id was unknown.
     pub fn release(&mut self, id: PacketId) -> bool {
         self.inbound_exactly_once.remove(&id.get())
+    }
+}
+
+fn queued(origin: Origin) -> Option<(ConsumerId, u64)> {
+    match origin {
+        Origin::Queue { consumer, tag } => Some((consumer, tag)),
+        Origin::Retained => None,
     }
 }
 
@@ -234,12 +271,16 @@ mod tests {
     #[test]
     fn packet_ids_are_never_zero_and_never_reused_while_in_flight() {
         let mut session = Session::default();
-        let first = session.send_at_least_once(10).expect("free");
+        let origin = |tag| Origin::Queue {
+            consumer: ConsumerId(1),
+            tag,
+        };
+        let first = session.send_at_least_once(origin(10)).expect("free");
         session.next_packet_id = u16::MAX;
-        let wrapped = session.send_at_least_once(11).expect("free");
+        let wrapped = session.send_at_least_once(origin(11)).expect("free");
         assert_eq!(wrapped.get(), 2, "skips 0, and 1 is still in flight");
         assert_eq!(first.get(), 1);
-        assert_eq!(session.acknowledged(first), Some(10));
+        assert_eq!(session.acknowledged(first), Some(origin(10)));
         assert_eq!(session.in_flight(), 1);
     }
 

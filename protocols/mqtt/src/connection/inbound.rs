@@ -1,6 +1,7 @@
 //! Packets from the client: CONNECT and the session it opens, PUBLISH and its acknowledgements,
 //! SUBSCRIBE and UNSUBSCRIBE, PINGREQ, DISCONNECT.
 
+use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
 
 use bytes::BytesMut;
@@ -12,14 +13,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     CONNECT_PACKET_MAX, Connection, DELIVERY_SINK_CAPACITY, End, IN_FLIGHT_DEFAULT, Opened,
-    RECEIVE_MAXIMUM, TAKEOVER_TIMEOUT, outbound,
+    RECEIVE_MAXIMUM, TAKEOVER_TIMEOUT,
 };
 use crate::codec::{
     self, Ack, AckProperties, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect, Packet,
     PacketId, ProtocolVersion, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, connack_v3,
     reason,
 };
-use crate::session::{Subscribed, TOPIC_ALIAS_MAXIMUM};
+use crate::session::{Origin, Subscribed, TOPIC_ALIAS_MAXIMUM};
 use crate::topic;
 use crate::translate::{self, Publisher, TOPIC_EXCHANGE};
 
@@ -82,8 +83,8 @@ impl Connection {
                 };
                 self.send(&Packet::PubComp(ack(rel.packet_id, code)));
             }
-            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe),
-            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
+            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe).await,
+            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe).await,
             Packet::PingReq => self.send(&Packet::PingResp),
             Packet::Disconnect(disconnect) => self.on_disconnect(&disconnect),
             // We never send QoS 2 (subscriptions are granted at most QoS 1), so PUBREC and
@@ -227,7 +228,7 @@ impl Connection {
             topic_alias_maximum: Some(TOPIC_ALIAS_MAXIMUM),
             wildcard_subscription_available: Some(1),
             subscription_identifiers_available: Some(1),
-            shared_subscription_available: Some(0),
+            shared_subscription_available: Some(1),
             ..ConnAckProperties::default()
         }
     }
@@ -306,7 +307,7 @@ impl Connection {
             no_ack: false,
             exclusive: false,
             prefetch: u32::from(in_flight),
-            sink,
+            sink: sink.clone(),
         };
         queue.consume(spec).await.map_err(|_| ())?;
         if present {
@@ -321,7 +322,10 @@ impl Connection {
             queue_name: name,
             queue,
             consumer,
+            prefetch: u32::from(in_flight),
+            sink,
             events,
+            shares: HashMap::new(),
         });
         Ok(present)
     }
@@ -396,18 +400,16 @@ impl Connection {
     }
 
     async fn on_puback(&mut self, puback: &Ack) {
-        let Some(tag) = self.session.acknowledged(puback.packet_id) else {
+        let Some(Origin::Queue { consumer, tag }) = self.session.acknowledged(puback.packet_id)
+        else {
             return;
         };
-        if let Some(opened) = self.opened.as_ref().filter(|_| tag != outbound::NOT_QUEUED) {
-            opened
-                .queue
-                .settle(opened.consumer, vec![tag], Settlement::Ack)
-                .await;
+        if let Some(opened) = self.opened.as_ref() {
+            opened.settle(vec![(consumer, tag)], Settlement::Ack).await;
         }
     }
 
-    fn on_subscribe(&mut self, subscribe: Subscribe) {
+    async fn on_subscribe(&mut self, subscribe: Subscribe) {
         let Some(opened) = self.opened.as_ref() else {
             return;
         };
@@ -417,11 +419,8 @@ impl Connection {
         let mut retained = Vec::new();
         for request in &subscribe.filters {
             if topic::split_shared(&request.filter).is_some() {
-                reasons.push(if self.v5() {
-                    reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
-                } else {
-                    reason::UNSPECIFIED_ERROR
-                });
+                let identifier = subscribe.subscription_identifier;
+                reasons.push(self.subscribe_shared(request, identifier).await);
                 continue;
             }
             if let Some(old) = self.session.get(&request.filter).cloned() {
@@ -457,7 +456,7 @@ impl Connection {
         }
     }
 
-    fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+    async fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
         let Some(opened) = self.opened.as_ref() else {
             return;
         };
@@ -465,6 +464,10 @@ impl Connection {
         let queue_name = opened.queue_name.clone();
         let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
+            if topic::split_shared(filter).is_some() {
+                reasons.push(self.unsubscribe_shared(filter).await);
+                continue;
+            }
             match self.session.get(filter).cloned() {
                 Some(old) => {
                     let _ = vhost.unbind(binding(&queue_name, &old), self.id);

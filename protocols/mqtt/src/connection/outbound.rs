@@ -3,22 +3,22 @@
 
 use std::sync::{Arc, PoisonError};
 
-use mqbridge_broker_api::{ConsumerEvent, Delivery, HeaderValue, Message, Settlement};
+use mqbridge_broker_api::{ConsumerEvent, ConsumerId, Delivery, HeaderValue, Message, Settlement};
 
 use super::Connection;
 use crate::codec::{self, Packet, ProtocolVersion, Publish, QoS, Will, reason};
-use crate::session::Subscribed;
+use crate::session::{Origin, Routing, Subscribed};
 use crate::topic;
 use crate::topic::filter_matches;
 use crate::translate::{self, CLIENT_ID_HEADER, Publisher, TOPIC_EXCHANGE};
 
-/// The queue tag recorded for a QoS 1 message that did not come from the session queue (a
-/// retained message): its PUBACK settles nothing.
-pub const NOT_QUEUED: u64 = u64::MAX;
+/// Deliveries to settle at the end of a batch: (consumer, queue tag).
+type Settled = Vec<(ConsumerId, u64)>;
 
 impl Connection {
-    /// Handles a batch of events from the session queue. QoS 0 deliveries, and deliveries no
-    /// subscription wants any more, are settled at once, in one call per batch.
+    /// Handles a batch of events from the queues this connection consumes. QoS 0 deliveries,
+    /// and deliveries no subscription wants any more, are settled at once, in one call per
+    /// consumer per batch.
     pub(super) async fn on_events(&mut self, events: &mut Vec<ConsumerEvent>) {
         let mut settled = Vec::new();
         for event in events.drain(..) {
@@ -33,21 +33,26 @@ impl Connection {
             }
         }
         if let Some(opened) = self.opened.as_ref().filter(|_| !settled.is_empty()) {
-            opened
-                .queue
-                .settle(opened.consumer, settled, Settlement::Ack)
-                .await;
+            opened.settle(settled, Settlement::Ack).await;
         }
     }
 
-    fn deliver(&mut self, delivery: Delivery, settled: &mut Vec<u64>) {
+    /// How a delivery goes out: by the session's subscriptions for its own queue, by the one
+    /// shared subscription for a share's queue.
+    fn routing(&self, delivery: &Delivery, name: &str) -> Option<Routing> {
         let message = &delivery.message;
-        let name = topic::routing_key_to_name(&message.routing_key);
-        // A key published over AMQP may not map to a valid MQTT topic name (an empty key, a
-        // word `+` or `#`): no MQTT client can be sent it [MQTT-4.7.3-1].
-        if topic::validate_name(&name).is_err() {
-            settled.push(delivery.tag);
-            return;
+        let published = translate::published_qos(message);
+        let opened = self.opened.as_ref()?;
+        if delivery.consumer != opened.consumer {
+            let share = opened
+                .shares
+                .values()
+                .find(|s| s.consumer == delivery.consumer)?;
+            return Some(Routing {
+                qos: share.qos.min(published),
+                identifiers: share.identifier.into_iter().collect(),
+                retain_as_published: false,
+            });
         }
         let from_self = message
             .properties
@@ -55,19 +60,33 @@ impl Connection {
             .get(CLIENT_ID_HEADER)
             .and_then(HeaderValue::as_str)
             == Some(self.client_id.as_str());
-        let Some(routing) = self
-            .session
-            .route(&name, translate::published_qos(message), from_self)
-        else {
-            settled.push(delivery.tag);
+        self.session.route(name, published, from_self)
+    }
+
+    fn deliver(&mut self, delivery: Delivery, settled: &mut Settled) {
+        let source = (delivery.consumer, delivery.tag);
+        let message = &delivery.message;
+        let name = topic::routing_key_to_name(&message.routing_key);
+        // A key published over AMQP may not map to a valid MQTT topic name (an empty key, a
+        // word `+` or `#`): no MQTT client can be sent it [MQTT-4.7.3-1].
+        if topic::validate_name(&name).is_err() {
+            settled.push(source);
             return;
+        }
+        let Some(routing) = self.routing(&delivery, &name) else {
+            settled.push(source);
+            return;
+        };
+        let origin = Origin::Queue {
+            consumer: delivery.consumer,
+            tag: delivery.tag,
         };
         let packet_id = match routing.qos {
             QoS::AtMostOnce => None,
-            _ => self.session.send_at_least_once(delivery.tag),
+            _ => self.session.send_at_least_once(origin),
         };
         if packet_id.is_none() {
-            settled.push(delivery.tag);
+            settled.push(source);
         }
         let qos = if packet_id.is_some() {
             routing.qos
@@ -81,12 +100,17 @@ impl Connection {
         // asked for Retain As Published.
         publish.retain = routing.retain_as_published && translate::published_retain(message);
         publish.properties.subscription_identifiers = routing.identifiers;
-        self.send_publish(publish, Some(delivery.tag), settled);
+        self.send_publish(publish, Some(source), settled);
     }
 
     /// Writes a PUBLISH unless it exceeds the client's Maximum Packet Size, in which case it is
     /// dropped as if delivered [MQTT-3.1.2-25].
-    fn send_publish(&mut self, publish: Publish, tag: Option<u64>, settled: &mut Vec<u64>) {
+    fn send_publish(
+        &mut self,
+        publish: Publish,
+        source: Option<(ConsumerId, u64)>,
+        settled: &mut Settled,
+    ) {
         let packet = Packet::Publish(publish);
         let version = self.version.unwrap_or(ProtocolVersion::V3_1_1);
         let too_large = self
@@ -100,7 +124,7 @@ impl Connection {
             {
                 self.session.acknowledged(*id);
             }
-            settled.extend(tag.filter(|t| *t != NOT_QUEUED && !settled.contains(t)));
+            settled.extend(source.filter(|s| !settled.contains(s)));
             return;
         }
         self.send(&packet);
@@ -125,7 +149,7 @@ impl Connection {
             let qos = subscribed.qos.min(translate::published_qos(&message));
             let packet_id = match qos {
                 QoS::AtMostOnce => None,
-                _ => self.session.send_at_least_once(NOT_QUEUED),
+                _ => self.session.send_at_least_once(Origin::Retained),
             };
             let qos = if packet_id.is_some() {
                 qos
