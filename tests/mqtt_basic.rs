@@ -318,3 +318,49 @@ async fn a_shared_subscription_spreads_messages_over_its_members() {
     topics.dedup();
     assert_eq!(topics.len(), JOBS, "every job once: {seen:?}");
 }
+
+#[tokio::test]
+async fn qos_2_goes_end_to_end_exactly_once() {
+    let broker = Broker::start().await;
+    let mut sub = broker.mqtt(broker.mqtt_options("q2-sub")).await;
+    sub.client
+        .subscribe("exact/#", QoS::ExactlyOnce)
+        .await
+        .expect("subscribe");
+    let ack = subscribed(&mut sub.events).await;
+    assert_eq!(
+        ack.return_codes,
+        [SubscribeReasonCode::Success(QoS::ExactlyOnce)]
+    );
+    let mut publisher = broker.mqtt(broker.mqtt_options("q2-pub")).await;
+    publisher
+        .client
+        .publish("exact/1", QoS::ExactlyOnce, false, "once")
+        .await
+        .expect("publish");
+    publisher
+        .client
+        .publish("exact/marker", QoS::AtLeastOnce, false, "marker")
+        .await
+        .expect("publish");
+    // The publisher's event loop sends both and completes PUBREC/PUBREL/PUBCOMP.
+    within(async {
+        let (mut completed, mut acked) = (false, false);
+        while !(completed && acked) {
+            match next_incoming(&mut publisher.events).await {
+                Incoming::PubComp(_) => completed = true,
+                Incoming::PubAck(_) => acked = true,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    // The subscriber's event loop answers PUBREC and PUBCOMP for us.
+    let got = next_publish(&mut sub.events).await;
+    assert_eq!((got.topic.as_str(), got.qos), ("exact/1", QoS::ExactlyOnce));
+    let next = next_publish(&mut sub.events).await;
+    assert_eq!(
+        next.topic, "exact/marker",
+        "no second copy of the QoS 2 message"
+    );
+}

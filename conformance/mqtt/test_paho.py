@@ -229,16 +229,15 @@ def test_qos2_publish_completes_and_reaches_qos1_subscriber(clients, base, versi
     subscriber.expect_nothing()
 
 
-@mqbridge_only
 @pytest.mark.parametrize("version", VERSIONS)
-def test_qos2_subscription_granted_qos1(clients, base, version):
-    # A documented limit: mqbridge does not send QoS 2 yet, so it grants at most QoS 1.
+def test_qos2_end_to_end(clients, base, version):
     subscriber = clients(version)
     publisher = clients(version)
-    assert subscriber.subscribe(f"{base}/q2", 2) == 1
-    publisher.publish(f"{base}/q2", b"downgraded", qos=2)
+    assert subscriber.subscribe(f"{base}/q2", 2) == 2
+    publisher.publish(f"{base}/q2", b"exactly", qos=2)
     message = subscriber.receive()
-    assert (message.payload, message.qos) == (b"downgraded", 1)
+    assert (message.payload, message.qos) == (b"exactly", 2)
+    subscriber.expect_nothing()
 
 
 # ---- Retained messages ----

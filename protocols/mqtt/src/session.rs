@@ -20,9 +20,8 @@ pub struct Subscribed {
     pub identifier: Option<u32>,
 }
 
-/// The highest QoS we deliver with. QoS 2 subscriptions are granted QoS 1 until outbound
-/// exactly-once delivery lands (MQTT allows granting less than asked, [MQTT-3.9.3-2]).
-pub const GRANTED_QOS_MAX: QoS = QoS::AtLeastOnce;
+/// The highest QoS we grant and deliver with.
+pub const GRANTED_QOS_MAX: QoS = QoS::ExactlyOnce;
 
 /// Topic aliases a client may define (Topic Alias Maximum in CONNACK): enough for a device
 /// cycling over its topics, small enough that the table stays tiny per connection.
@@ -36,7 +35,8 @@ pub struct Routing {
     pub retain_as_published: bool,
 }
 
-/// Where an outbound QoS 1 message came from, so that its PUBACK settles the right delivery.
+/// Where an outbound QoS 1 or 2 message came from, so that its acknowledgement settles the
+/// right delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     /// A delivery from a queue the connection consumes (its session queue or a shared one).
@@ -45,11 +45,20 @@ pub enum Origin {
     Retained,
 }
 
+/// An outbound packet id's state (MQTT 4.3.2 and 4.3.3, sender side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outbound {
+    /// PUBLISH sent; QoS 1 awaits PUBACK, QoS 2 awaits PUBREC.
+    Sent { origin: Origin, qos: QoS },
+    /// QoS 2: PUBREC received and PUBREL sent; the id is free after PUBCOMP.
+    Released,
+}
+
 #[derive(Debug, Default)]
 pub struct Session {
     subscriptions: Vec<Subscribed>,
-    /// Outbound QoS 1 deliveries awaiting PUBACK: packet id -> where the message came from.
-    outbound: HashMap<u16, Origin>,
+    /// Outbound QoS 1 and 2 messages by packet id, until PUBACK or PUBCOMP frees the id.
+    outbound: HashMap<u16, Outbound>,
     next_packet_id: u16,
     /// Inbound QoS 2 packet ids between PUBREC and PUBREL.
     inbound_exactly_once: HashSet<u16>,
@@ -161,36 +170,78 @@ impl Session {
         })
     }
 
-    /// A free packet identifier for an outbound QoS 1 message from `origin`.
-    /// `None` when all 65,535 identifiers are in flight (the caller then sends at QoS 0).
-    pub fn send_at_least_once(&mut self, origin: Origin) -> Option<PacketId> {
+    /// A free packet identifier for an outbound QoS 1 or 2 message from `origin`. `None` when
+    /// all 65,535 identifiers are in use (the caller then sends at QoS 0).
+    pub fn send_with_id(&mut self, origin: Origin, qos: QoS) -> Option<PacketId> {
         for _ in 0..=u16::MAX {
             self.next_packet_id = self.next_packet_id.wrapping_add(1);
             let Some(id) = NonZeroU16::new(self.next_packet_id) else {
                 continue;
             };
             if let std::collections::hash_map::Entry::Vacant(slot) = self.outbound.entry(id.get()) {
-                slot.insert(origin);
+                slot.insert(Outbound::Sent { origin, qos });
                 return Some(id);
             }
         }
         None
     }
 
-    /// What a PUBACK settles, if the id was in flight.
+    /// What a PUBACK settles, if the id was a QoS 1 message in flight.
     pub fn acknowledged(&mut self, id: PacketId) -> Option<Origin> {
-        self.outbound.remove(&id.get())
+        match self.outbound.get(&id.get()) {
+            Some(&Outbound::Sent {
+                origin,
+                qos: QoS::AtLeastOnce,
+            }) => {
+                self.outbound.remove(&id.get());
+                Some(origin)
+            }
+            _ => None,
+        }
+    }
+
+    /// PUBREC for a QoS 2 message: the client owns the message now, so its origin is settled;
+    /// the id stays in use until PUBCOMP [MQTT-4.3.3-4..6]. `None` if the id was not awaiting
+    /// PUBREC.
+    pub fn received(&mut self, id: PacketId) -> Option<Origin> {
+        let entry = self.outbound.get_mut(&id.get())?;
+        let Outbound::Sent {
+            origin,
+            qos: QoS::ExactlyOnce,
+        } = *entry
+        else {
+            return None;
+        };
+        *entry = Outbound::Released;
+        Some(origin)
+    }
+
+    /// PUBREC with an error reason (v5): the client refused the message; the exchange ends.
+    pub fn refused(&mut self, id: PacketId) -> Option<Origin> {
+        let origin = self.received(id);
+        self.outbound.remove(&id.get());
+        origin
+    }
+
+    /// PUBCOMP: the id is free again. False if it was not awaiting PUBCOMP.
+    pub fn completed(&mut self, id: PacketId) -> bool {
+        let released = self.outbound.get(&id.get()) == Some(&Outbound::Released);
+        if released {
+            self.outbound.remove(&id.get());
+        }
+        released
     }
 
     pub fn in_flight(&self) -> usize {
         self.outbound.len()
     }
 
-    /// Every outbound delivery still unacknowledged (the connection requeues them on close).
+    /// Every delivery not yet acknowledged (the connection requeues them on close). Messages
+    /// past PUBREC belong to the client already and are not among them.
     pub fn take_in_flight(&mut self) -> Vec<(ConsumerId, u64)> {
         self.outbound
             .drain()
-            .filter_map(|(_, origin)| queued(origin))
+            .filter_map(|(_, state)| queued(state))
             .collect()
     }
 
@@ -199,9 +250,7 @@ impl Session {
         let ids: Vec<u16> = self
             .outbound
             .iter()
-            .filter(
-                |(_, origin)| matches!(origin, Origin::Queue { consumer: c, .. } if *c == consumer),
-            )
+            .filter(|(_, state)| queued(**state).is_some_and(|(c, _)| c == consumer))
             .map(|(id, _)| *id)
             .collect();
         ids.iter()
@@ -222,10 +271,13 @@ impl Session {
     }
 }
 
-fn queued(origin: Origin) -> Option<(ConsumerId, u64)> {
-    match origin {
-        Origin::Queue { consumer, tag } => Some((consumer, tag)),
-        Origin::Retained => None,
+fn queued(state: Outbound) -> Option<(ConsumerId, u64)> {
+    match state {
+        Outbound::Sent {
+            origin: Origin::Queue { consumer, tag },
+            ..
+        } => Some((consumer, tag)),
+        _ => None,
     }
 }
 
@@ -275,13 +327,47 @@ mod tests {
             consumer: ConsumerId(1),
             tag,
         };
-        let first = session.send_at_least_once(origin(10)).expect("free");
+        let first = session
+            .send_with_id(origin(10), QoS::AtLeastOnce)
+            .expect("free");
         session.next_packet_id = u16::MAX;
-        let wrapped = session.send_at_least_once(origin(11)).expect("free");
+        let wrapped = session
+            .send_with_id(origin(11), QoS::AtLeastOnce)
+            .expect("free");
         assert_eq!(wrapped.get(), 2, "skips 0, and 1 is still in flight");
         assert_eq!(first.get(), 1);
         assert_eq!(session.acknowledged(first), Some(origin(10)));
         assert_eq!(session.in_flight(), 1);
+    }
+
+    #[test]
+    fn an_exactly_once_id_is_held_from_publish_to_pubcomp() {
+        let mut session = Session::default();
+        let origin = Origin::Queue {
+            consumer: ConsumerId(1),
+            tag: 5,
+        };
+        let id = session
+            .send_with_id(origin, QoS::ExactlyOnce)
+            .expect("free");
+        assert_eq!(
+            session.acknowledged(id),
+            None,
+            "a PUBACK does not end QoS 2"
+        );
+        assert!(!session.completed(id), "PUBCOMP before PUBREC");
+        assert_eq!(session.received(id), Some(origin));
+        assert_eq!(
+            session.received(id),
+            None,
+            "a second PUBREC settles nothing"
+        );
+        assert!(
+            session.take_in_flight_of(ConsumerId(1)).is_empty(),
+            "the client owns it"
+        );
+        assert!(session.completed(id));
+        assert_eq!(session.in_flight(), 0);
     }
 
     #[test]

@@ -87,11 +87,12 @@ impl Connection {
             Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe).await,
             Packet::PingReq => self.send(&Packet::PingResp),
             Packet::Disconnect(disconnect) => self.on_disconnect(&disconnect),
-            // We never send QoS 2 (subscriptions are granted at most QoS 1), so PUBREC and
-            // PUBCOMP from a client acknowledge nothing; and we offer no enhanced auth.
-            Packet::PubRec(_) | Packet::PubComp(_) | Packet::Auth(_) => {
-                self.disconnect(reason::PROTOCOL_ERROR, "unexpected acknowledgement or AUTH");
+            Packet::PubRec(rec) => self.on_pubrec(&rec).await,
+            Packet::PubComp(comp) => {
+                self.session.completed(comp.packet_id);
             }
+            // We offer no enhanced authentication.
+            Packet::Auth(_) => self.disconnect(reason::PROTOCOL_ERROR, "unexpected AUTH"),
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 self.disconnect(
                     reason::PROTOCOL_ERROR,
@@ -406,6 +407,31 @@ impl Connection {
         };
         if let Some(opened) = self.opened.as_ref() {
             opened.settle(vec![(consumer, tag)], Settlement::Ack).await;
+        }
+    }
+
+    /// PUBREC for an outbound QoS 2 message: settle its delivery and release the id with
+    /// PUBREL [MQTT-4.3.3-4]; a v5 error reason ends the exchange without PUBREL.
+    async fn on_pubrec(&mut self, rec: &Ack) {
+        let refused = rec.reason >= reason::UNSPECIFIED_ERROR;
+        let origin = match refused {
+            true => self.session.refused(rec.packet_id),
+            false => self.session.received(rec.packet_id),
+        };
+        if let (Some(Origin::Queue { consumer, tag }), Some(opened)) =
+            (origin, self.opened.as_ref())
+        {
+            opened.settle(vec![(consumer, tag)], Settlement::Ack).await;
+        }
+        if !refused {
+            // A PUBREC for an id we do not know still gets its PUBREL, marked in v5.
+            let known = origin.is_some() || !self.v5();
+            let code = if known {
+                reason::SUCCESS
+            } else {
+                reason::PACKET_IDENTIFIER_NOT_FOUND
+            };
+            self.send(&Packet::PubRel(ack(rec.packet_id, code)));
         }
     }
 

@@ -83,7 +83,7 @@ impl Connection {
         };
         let packet_id = match routing.qos {
             QoS::AtMostOnce => None,
-            _ => self.session.send_at_least_once(origin),
+            qos => self.session.send_with_id(origin, qos),
         };
         if packet_id.is_none() {
             settled.push(source);
@@ -93,7 +93,7 @@ impl Connection {
         } else {
             QoS::AtMostOnce
         };
-        // [MQTT-3.3.1-1] DUP marks a QoS 1 message that may have been sent before.
+        // [MQTT-3.3.1-1] DUP marks a QoS 1 or 2 message that may have been sent before.
         let dup = packet_id.is_some() && delivery.redelivered;
         let mut publish = translate::publish_out(message, qos, packet_id, dup, self.v5());
         // [MQTT-3.3.1-12, 3.3.1-13] RETAIN is 0 on a live delivery unless the subscription
@@ -149,7 +149,7 @@ impl Connection {
             let qos = subscribed.qos.min(translate::published_qos(&message));
             let packet_id = match qos {
                 QoS::AtMostOnce => None,
-                _ => self.session.send_at_least_once(Origin::Retained),
+                qos => self.session.send_with_id(Origin::Retained, qos),
             };
             let qos = if packet_id.is_some() {
                 qos
