@@ -566,3 +566,48 @@ async fn a_disconnect_with_session_expiry_0_ends_the_session() {
     assert_eq!(connack.code, 0);
     assert!(!connack.session_present, "the DISCONNECT ended the session");
 }
+
+#[tokio::test]
+async fn a_will_delay_holds_the_will_back() {
+    use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties};
+    let broker = Broker::start().await;
+    let mut watcher = broker.mqtt5(broker.mqtt5_options("will-watcher")).await;
+    subscribe(&mut watcher, "late/#").await;
+    let mut options = broker.mqtt5_options("late-mortal");
+    let properties = LastWillProperties {
+        delay_interval: Some(2),
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: Vec::new(),
+    };
+    options.set_last_will(LastWill::new(
+        "late/will",
+        "gone",
+        QoS::AtLeastOnce,
+        false,
+        Some(properties),
+    ));
+    options.set_clean_start(false);
+    options.set_session_expiry_interval(Some(60));
+    let mortal = broker.mqtt5(options).await;
+    drop(mortal); // no DISCONNECT: the will is due, after its delay
+    watcher
+        .client
+        .publish("late/marker", QoS::AtLeastOnce, false, "now")
+        .await
+        .expect("publish");
+    let first = next_publish(&mut watcher.events).await;
+    assert_eq!(
+        &first.topic[..],
+        b"late/marker",
+        "the will waits for its delay"
+    );
+    let will = next_publish(&mut watcher.events).await;
+    assert_eq!(
+        (&will.topic[..], &will.payload[..]),
+        (&b"late/will"[..], &b"gone"[..])
+    );
+}

@@ -57,6 +57,23 @@ pub struct MqttShared {
 }
 
 impl MqttShared {
+    /// [MQTT-3.3.1-5..7] a retained PUBLISH replaces the topic's retained message; an empty
+    /// payload removes it.
+    fn retain(&self, topic_name: &str, message: &Arc<Message>) {
+        let mut retained = self.retained.lock().unwrap_or_else(PoisonError::into_inner);
+        if message.body.is_empty() {
+            retained.remove(topic_name);
+        } else {
+            retained.insert(topic_name.to_owned(), Arc::clone(message));
+        }
+    }
+
+    /// Whether a connection with this client id is live.
+    fn has_session(&self, client_id: &str) -> bool {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.contains_key(client_id)
+    }
+
     pub fn new(settings: MqttSettings) -> Arc<Self> {
         Arc::new(MqttShared {
             settings,
@@ -179,6 +196,8 @@ pub struct Connection {
     last_read: Instant,
     will: Option<Will>,
     clean: bool,
+    /// Session Expiry Interval from CONNECT (v5; 0 for 3.x), which bounds the Will Delay.
+    session_expiry: u32,
     /// A v5 DISCONNECT set Session Expiry Interval 0 on a persistent session: the session
     /// ends with this connection.
     end_session: bool,
@@ -207,6 +226,7 @@ impl Connection {
             last_read: Instant::now(),
             will: None,
             clean: true,
+            session_expiry: 0,
             end_session: false,
             client_packet_max: None,
             takeover: None,

@@ -6,8 +6,8 @@ use std::sync::{Arc, PoisonError};
 
 use bytes::BytesMut;
 use mqbridge_broker_api::{
-    BindingSpec, ConsumeSpec, ConsumerId, Destination, HeaderValue, Headers, Message, QueueSpec,
-    Settlement, User, VirtualHost,
+    BindingSpec, ConsumeSpec, ConsumerId, Destination, HeaderValue, Headers, QueueSpec, Settlement,
+    User, VirtualHost,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -265,6 +265,7 @@ impl Connection {
     ) -> Result<bool, ()> {
         let name = format!("mqtt-session-{}", self.client_id);
         let expiry = connect.properties.session_expiry_interval.unwrap_or(0);
+        self.session_expiry = if self.v5() { expiry } else { 0 };
         let keep = if self.v5() {
             expiry > 0
         } else {
@@ -358,7 +359,7 @@ impl Connection {
             };
             let message = Arc::new(translate::message_in(&publish, publisher));
             if publish.retain {
-                self.retain(&publish.topic, &message);
+                self.shared.retain(&publish.topic, &message);
             }
             let vhost = Arc::clone(&opened.vhost);
             let mut routes = Vec::new();
@@ -387,18 +388,6 @@ impl Connection {
 
     /// [MQTT-3.3.1-5..7] a retained PUBLISH replaces the topic's retained message; an empty
     /// payload removes it.
-    pub(super) fn retain(&self, topic_name: &str, message: &Arc<Message>) {
-        let mut retained = self
-            .shared
-            .retained
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if message.body.is_empty() {
-            retained.remove(topic_name);
-        } else {
-            retained.insert(topic_name.to_owned(), Arc::clone(message));
-        }
-    }
 
     async fn on_puback(&mut self, puback: &Ack) {
         let Some(Origin::Queue { consumer, tag }) = self.session.acknowledged(puback.packet_id)

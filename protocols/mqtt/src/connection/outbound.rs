@@ -3,9 +3,11 @@
 
 use std::sync::{Arc, PoisonError};
 
-use mqbridge_broker_api::{ConsumerEvent, ConsumerId, Delivery, HeaderValue, Message, Settlement};
+use mqbridge_broker_api::{
+    ConsumerEvent, ConsumerId, Delivery, HeaderValue, Message, Settlement, VirtualHost,
+};
 
-use super::Connection;
+use super::{Connection, MqttShared};
 use crate::codec::{self, Packet, ProtocolVersion, Publish, QoS, Will, reason};
 use crate::session::{Origin, Routing, Subscribed};
 use crate::topic;
@@ -169,6 +171,11 @@ impl Connection {
         let Some(opened) = self.opened.as_ref() else {
             return;
         };
+        // [MQTT-3.1.3-9] Will Delay Interval: wait, but not past the end of the session, and
+        // not at all if the client reconnects meanwhile.
+        let delay = will.delay_interval.unwrap_or(0).min(self.session_expiry);
+        let retain = will.retain;
+        let topic = will.topic.clone();
         let publish = Publish {
             dup: false,
             qos: will.qos,
@@ -183,19 +190,39 @@ impl Connection {
             username: self.username.as_deref(),
         };
         let message = Arc::new(translate::message_in(&publish, publisher));
-        if publish.retain {
-            self.retain(&publish.topic, &message);
+        let vhost = Arc::clone(&opened.vhost);
+        if delay == 0 {
+            return deliver_will(&self.shared, vhost.as_ref(), &topic, retain, message).await;
         }
-        let mut routes = Vec::new();
-        let headers = &message.properties.headers;
-        if opened
-            .vhost
-            .route(TOPIC_EXCHANGE, &message.routing_key, headers, &mut routes)
-            .is_ok()
-        {
-            for queue in routes {
-                queue.publish(Arc::clone(&message), None).await;
+        let (shared, client_id) = (Arc::clone(&self.shared), self.client_id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(delay.into())).await;
+            if !shared.has_session(&client_id) {
+                deliver_will(&shared, vhost.as_ref(), &topic, retain, message).await;
             }
+        });
+    }
+}
+
+/// Publishes a will message: to its retained slot if asked, and to every queue it routes to.
+async fn deliver_will(
+    shared: &MqttShared,
+    vhost: &dyn VirtualHost,
+    topic: &str,
+    retain: bool,
+    message: Arc<Message>,
+) {
+    if retain {
+        shared.retain(topic, &message);
+    }
+    let mut routes = Vec::new();
+    let headers = &message.properties.headers;
+    if vhost
+        .route(TOPIC_EXCHANGE, &message.routing_key, headers, &mut routes)
+        .is_ok()
+    {
+        for queue in routes {
+            queue.publish(Arc::clone(&message), None).await;
         }
     }
 }
