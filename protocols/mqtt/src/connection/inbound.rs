@@ -386,9 +386,6 @@ impl Connection {
         }
     }
 
-    /// [MQTT-3.3.1-5..7] a retained PUBLISH replaces the topic's retained message; an empty
-    /// payload removes it.
-
     async fn on_puback(&mut self, puback: &Ack) {
         let Some(Origin::Queue { consumer, tag }) = self.session.acknowledged(puback.packet_id)
         else {
