@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mqbridge_amqp::AmqpSettings;
-use mqbridge_broker_api::Broker;
+use mqbridge_broker_api::{Broker, User};
 use mqbridge_mqtt::{MqttSettings, MqttShared};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -53,49 +53,14 @@ impl Server {
         let connections = Arc::new(Semaphore::new(max_connections as usize));
         let (shutdown, _) = watch::channel(false);
 
-        let amqp = bind(&config, "AMQP", config.amqp_port).await?;
-        let amqp_addr = amqp.local_addr()?;
-        let settings = Arc::new(AmqpSettings {
-            heartbeat_secs: config.heartbeat_secs,
-            frame_max: config.frame_max,
-            channel_max: config.channel_max,
-        });
-        let accept_amqp = spawn_acceptor(amqp, Arc::clone(&connections), shutdown.subscribe(), {
-            let core = Arc::clone(&core);
-            move |stream, peer, shutdown| {
-                mqbridge_amqp::serve(
-                    stream,
-                    peer,
-                    Arc::clone(&core),
-                    Arc::clone(&settings),
-                    shutdown,
-                )
-            }
-        });
-        tracing::info!(protocol = "amqp", address = %amqp_addr, "listening");
-
-        let mqtt = bind(&config, "MQTT", config.mqtt_port).await?;
-        let mqtt_addr = mqtt.local_addr()?;
-        let shared = MqttShared::new(MqttSettings {
-            vhost: DEFAULT_VHOST.to_owned(),
-            max_packet_size: config.mqtt_max_packet_size,
-            anonymous: config
-                .mqtt_anonymous
-                .then(|| (config.default_user.clone(), config.default_pass.clone())),
-        });
-        let accept_mqtt = spawn_acceptor(mqtt, Arc::clone(&connections), shutdown.subscribe(), {
-            let core = Arc::clone(&core);
-            move |stream, peer, shutdown| {
-                mqbridge_mqtt::serve(
-                    stream,
-                    peer,
-                    Arc::clone(&core),
-                    Arc::clone(&shared),
-                    shutdown,
-                )
-            }
-        });
-        tracing::info!(protocol = "mqtt", address = %mqtt_addr, "listening");
+        let listeners = Listeners {
+            config: &config,
+            core: &core,
+            connections: &connections,
+            shutdown: &shutdown,
+        };
+        let (amqp_addr, accept_amqp) = listeners.amqp().await?;
+        let (mqtt_addr, accept_mqtt) = listeners.mqtt().await?;
         tracing::info!(data_dir = %config.data_dir.display(), "broker started");
         Ok(RunningServer {
             amqp_addr,
@@ -132,6 +97,86 @@ async fn bind(config: &Config, protocol: &str, port: u16) -> anyhow::Result<TcpL
     TcpListener::bind((config.bind, port))
         .await
         .with_context(|| format!("cannot listen for {protocol} on {}:{port}", config.bind))
+}
+
+/// What every listener is started with.
+struct Listeners<'a> {
+    config: &'a Config,
+    core: &'a Arc<dyn Broker>,
+    connections: &'a Arc<Semaphore>,
+    shutdown: &'a watch::Sender<bool>,
+}
+
+impl Listeners<'_> {
+    async fn amqp(&self) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+        let config = self.config;
+        let listener = bind(config, "AMQP", config.amqp_port).await?;
+        let address = listener.local_addr()?;
+        let settings = Arc::new(AmqpSettings {
+            heartbeat_secs: config.heartbeat_secs,
+            frame_max: config.frame_max,
+            channel_max: config.channel_max,
+        });
+        let core = Arc::clone(self.core);
+        let accept = spawn_acceptor(
+            listener,
+            Arc::clone(self.connections),
+            self.shutdown.subscribe(),
+            move |stream, peer, shutdown| {
+                mqbridge_amqp::serve(
+                    stream,
+                    peer,
+                    Arc::clone(&core),
+                    Arc::clone(&settings),
+                    shutdown,
+                )
+            },
+        );
+        tracing::info!(protocol = "amqp", %address, "listening");
+        Ok((address, accept))
+    }
+
+    async fn mqtt(&self) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+        let config = self.config;
+        let listener = bind(config, "MQTT", config.mqtt_port).await?;
+        let address = listener.local_addr()?;
+        let shared = MqttShared::new(MqttSettings {
+            vhost: DEFAULT_VHOST.to_owned(),
+            max_packet_size: config.mqtt_max_packet_size,
+            anonymous: config
+                .mqtt_anonymous
+                .then(|| (config.default_user.clone(), config.default_pass.clone())),
+        });
+        let vhost = self.core.vhost(
+            DEFAULT_VHOST,
+            &User {
+                name: config.default_user.clone(),
+            },
+        )?;
+        let statistics = mqbridge_mqtt::publish_statistics(
+            Arc::clone(&shared),
+            vhost,
+            self.shutdown.subscribe(),
+        );
+        tokio::spawn(statistics);
+        let core = Arc::clone(self.core);
+        let accept = spawn_acceptor(
+            listener,
+            Arc::clone(self.connections),
+            self.shutdown.subscribe(),
+            move |stream, peer, shutdown| {
+                mqbridge_mqtt::serve(
+                    stream,
+                    peer,
+                    Arc::clone(&core),
+                    Arc::clone(&shared),
+                    shutdown,
+                )
+            },
+        );
+        tracing::info!(protocol = "mqtt", %address, "listening");
+        Ok((address, accept))
+    }
 }
 
 /// Accepts connections while a permit is free (so a full broker stops accepting rather than

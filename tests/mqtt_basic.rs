@@ -364,3 +364,20 @@ async fn qos_2_goes_end_to_end_exactly_once() {
         "no second copy of the QoS 2 message"
     );
 }
+
+#[tokio::test]
+async fn sys_topics_report_the_broker_in_mosquitto_naming() {
+    let broker = Broker::start().await;
+    let mut sub = broker.mqtt(broker.mqtt_options("sys-reader")).await;
+    sub.client
+        .subscribe("$SYS/broker/version", QoS::AtMostOnce)
+        .await
+        .expect("subscribe");
+    let got = next_publish(&mut sub.events).await;
+    assert_eq!(got.topic, "$SYS/broker/version");
+    assert!(
+        got.payload.starts_with(b"mqbridge version"),
+        "got {:?}",
+        got.payload
+    );
+}

@@ -29,6 +29,7 @@ use crate::codec::{
     self, Disconnect, DisconnectProperties, Packet, ProtocolVersion, QoS, Will, reason,
 };
 use crate::session::Session;
+use crate::sys::Statistics;
 
 /// What the listener configures.
 #[derive(Debug, Clone)]
@@ -54,18 +55,27 @@ pub struct MqttShared {
     sessions: Mutex<HashMap<String, (ConnectionId, Takeover)>>,
     /// The retained message of each topic name.
     retained: Mutex<HashMap<String, Arc<Message>>>,
+    /// What `$SYS/broker/...` reports.
+    pub(crate) statistics: Statistics,
 }
 
 impl MqttShared {
     /// [MQTT-3.3.1-5..7] a retained PUBLISH replaces the topic's retained message; an empty
     /// payload removes it.
-    fn retain(&self, topic_name: &str, message: &Arc<Message>) {
+    pub(crate) fn retain(&self, topic_name: &str, message: &Arc<Message>) {
         let mut retained = self.retained.lock().unwrap_or_else(PoisonError::into_inner);
         if message.body.is_empty() {
             retained.remove(topic_name);
         } else {
             retained.insert(topic_name.to_owned(), Arc::clone(message));
         }
+    }
+
+    pub(crate) fn retained_count(&self) -> usize {
+        self.retained
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Whether a connection with this client id is live.
@@ -79,6 +89,7 @@ impl MqttShared {
             settings,
             sessions: Mutex::default(),
             retained: Mutex::default(),
+            statistics: Statistics::default(),
         })
     }
 }
@@ -338,6 +349,7 @@ impl Connection {
             self.publish_will(will).await;
         }
         if let Some(opened) = self.opened.take() {
+            Statistics::count(&self.shared.statistics.clients_connected, -1);
             opened.queue.cancel(opened.consumer).await;
             for share in opened.shares.values() {
                 share.queue.cancel(share.consumer).await;

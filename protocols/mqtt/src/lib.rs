@@ -7,6 +7,7 @@
 //! - [`session`]: one session's subscriptions and packet identifiers, free of I/O.
 //! - [`translate`]: PUBLISH <-> the core's `Message`.
 //! - `connection`: the task that owns the socket and drives the rest.
+//! - [`sys`]: `$SYS/broker/...` statistics, published by their own task.
 //!
 //! The entry point is [`serve`], called by the listener per socket with the listener's
 //! [`MqttShared`] state.
@@ -14,7 +15,9 @@
 pub mod codec;
 mod connection;
 pub mod session;
+pub mod sys;
 pub mod topic;
 pub mod translate;
 
 pub use connection::{MqttSettings, MqttShared, serve};
+pub use sys::publish_statistics;

@@ -21,6 +21,7 @@ use crate::codec::{
     reason,
 };
 use crate::session::{Origin, Subscribed, TOPIC_ALIAS_MAXIMUM};
+use crate::sys::Statistics;
 use crate::topic;
 use crate::translate::{self, Publisher, TOPIC_EXCHANGE};
 
@@ -177,6 +178,7 @@ impl Connection {
             code: reason::SUCCESS,
             properties,
         }));
+        Statistics::count(&self.shared.statistics.clients_connected, 1);
         tracing::debug!(peer = %self.peer, client_id = %self.client_id, "mqtt session open");
     }
 
@@ -333,6 +335,7 @@ impl Connection {
     }
 
     async fn on_publish(&mut self, mut publish: Publish) {
+        Statistics::count(&self.shared.statistics.publish_received, 1);
         let Some(opened) = self.opened.as_ref() else {
             return;
         };

@@ -10,6 +10,7 @@ use mqbridge_broker_api::{
 use super::{Connection, MqttShared};
 use crate::codec::{self, Packet, ProtocolVersion, Publish, QoS, Will, reason};
 use crate::session::{Origin, Routing, Subscribed};
+use crate::sys::Statistics;
 use crate::topic;
 use crate::topic::filter_matches;
 use crate::translate::{self, CLIENT_ID_HEADER, Publisher, TOPIC_EXCHANGE};
@@ -129,6 +130,7 @@ impl Connection {
             settled.extend(source.filter(|s| !settled.contains(s)));
             return;
         }
+        Statistics::count(&self.shared.statistics.publish_sent, 1);
         self.send(&packet);
     }
 
