@@ -285,3 +285,33 @@ async fn a_disconnect_setting_session_expiry_after_0_is_a_protocol_error() {
     );
     assert_alive(&mut witness, "witness", "after a bad DISCONNECT").await;
 }
+
+#[tokio::test]
+async fn too_many_unreleased_qos_2_publishes_exceed_the_receive_maximum() {
+    let (broker, mut witness) = broker_with_witness().await;
+    let mut raw = Raw::connected(&broker, V5, 30).await;
+    // Receive Maximum is 1024: the 1025th PUBLISH without PUBREL is one too many.
+    for id in 1..=1025u16 {
+        let Packet::Publish(mut publish) = publish("rm/x", Bytes::from_static(b"x")) else {
+            unreachable!()
+        };
+        publish.qos = QoS::ExactlyOnce;
+        publish.packet_id = std::num::NonZeroU16::new(id);
+        raw.send(&Packet::Publish(publish)).await;
+    }
+    // Skip the PUBRECs for the first 1024.
+    let disconnect = common::within(async {
+        loop {
+            match raw.next().await {
+                Some(Packet::PubRec(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await;
+    let Some(Packet::Disconnect(disconnect)) = disconnect else {
+        panic!("expected DISCONNECT, got {disconnect:?}")
+    };
+    assert_eq!(disconnect.reason, 0x93, "Receive Maximum exceeded");
+    assert_alive(&mut witness, "witness", "after a flood of QoS 2").await;
+}

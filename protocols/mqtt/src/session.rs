@@ -265,6 +265,11 @@ impl Session {
         self.inbound_exactly_once.insert(id.get())
     }
 
+    /// Inbound QoS 2 exchanges between PUBREC and PUBREL.
+    pub fn inbound_in_flight(&self) -> usize {
+        self.inbound_exactly_once.len()
+    }
+
     /// Ends an inbound QoS 2 exchange (PUBREL); false if the id was unknown.
     pub fn release(&mut self, id: PacketId) -> bool {
         self.inbound_exactly_once.remove(&id.get())

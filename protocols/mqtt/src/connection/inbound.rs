@@ -354,6 +354,11 @@ impl Connection {
         let id = publish.packet_id;
         let duplicate = publish.qos == QoS::ExactlyOnce
             && id.is_some_and(|id| !self.session.receive_exactly_once(id));
+        // [MQTT-3.3.4-9] more unacknowledged QoS 2 publishes than our Receive Maximum. QoS 1
+        // publishes are acknowledged at once, so only QoS 2 ones can pile up.
+        if self.session.inbound_in_flight() > usize::from(RECEIVE_MAXIMUM) {
+            return self.disconnect(reason::RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded");
+        }
         let mut routed = true;
         if !duplicate {
             let publisher = Publisher {
