@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use mqbridge_broker_api::{
-    Broker, ConnectionId, ConsumerEvent, ConsumerId, DeliverySink, Message, QueueHandle,
-    Settlement, VirtualHost,
+    Broker, ConnectionId, ConsumeSpec, ConsumerEvent, ConsumerId, DeliverySink, Message,
+    QueueHandle, QueueSpec, Settlement, VirtualHost,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -112,7 +112,11 @@ const EVENT_BATCH_MAX: usize = 256;
 const OUTBOUND_BACKLOG_MAX: usize = 4 * 1024 * 1024;
 /// How long a new connection waits for the one it takes the session from to finish.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
-const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// A connection's first read size: a CONNECT and a few small packets. Idle devices are the
+/// common case for MQTT, so buffers start small and grow only for connections that fill them.
+const READ_SIZE_INITIAL: usize = 1024;
+/// The read size a busy connection grows to: one read then takes many packets.
+const READ_SIZE_MAX: usize = 64 * 1024;
 
 /// Serves one MQTT connection until it ends. Runs on its own task.
 pub async fn serve<S>(
@@ -145,13 +149,18 @@ pub enum End {
 pub struct Opened {
     pub vhost: Arc<dyn VirtualHost>,
     pub queue_name: String,
-    pub queue: Arc<dyn QueueHandle>,
-    pub consumer: ConsumerId,
+    /// How the session queue is declared when the session first needs it.
+    queue_spec: QueueSpec,
+    /// The session queue and our consumer of it. A session gets its queue only when it
+    /// subscribes (or a persistent one is found on connect): a client that only publishes, the
+    /// common IoT case, costs no queue task at all.
+    consuming: Option<(Arc<dyn QueueHandle>, ConsumerId)>,
     /// Credit of each consumer of this connection: the client's Receive Maximum.
     prefetch: u32,
-    /// Where every queue this connection consumes delivers (the session queue and shares).
-    sink: DeliverySink,
-    events: mpsc::Receiver<ConsumerEvent>,
+    /// Where every queue this connection consumes delivers (the session queue and shares);
+    /// created with the first consumer.
+    sink: Option<DeliverySink>,
+    events: Option<mpsc::Receiver<ConsumerEvent>>,
     /// Shared subscriptions by their full filter (`$share/{group}/{filter}`).
     shares: HashMap<String, Share>,
 }
@@ -166,10 +175,72 @@ pub struct Share {
 }
 
 impl Opened {
+    fn new(vhost: Arc<dyn VirtualHost>, queue_spec: QueueSpec, prefetch: u32) -> Self {
+        Opened {
+            vhost,
+            queue_name: queue_spec.name.clone(),
+            queue_spec,
+            consuming: None,
+            prefetch,
+            sink: None,
+            events: None,
+            shares: HashMap::new(),
+        }
+    }
+
+    /// The sink every consumer of this connection delivers to, created on first use.
+    fn sink(&mut self) -> DeliverySink {
+        if let Some(sink) = &self.sink {
+            return sink.clone();
+        }
+        let (sink, events) = mpsc::channel(DELIVERY_SINK_CAPACITY);
+        self.events = Some(events);
+        self.sink = Some(sink.clone());
+        sink
+    }
+
+    fn is_session_consumer(&self, consumer: ConsumerId) -> bool {
+        self.consuming.as_ref().is_some_and(|(_, c)| *c == consumer)
+    }
+
+    /// Declares the session queue (replacing one declared with other settings: the new
+    /// CONNECT decides) and consumes it, unless that is done already.
+    async fn consume_session(&mut self, connection: ConnectionId, tag: &str) -> Result<(), ()> {
+        if self.consuming.is_some() {
+            return Ok(());
+        }
+        let vhost = Arc::clone(&self.vhost);
+        if vhost
+            .declare_queue(self.queue_spec.clone(), false, connection)
+            .is_err()
+        {
+            let _ = vhost
+                .delete_queue(&self.queue_name, false, false, connection)
+                .await;
+            vhost
+                .declare_queue(self.queue_spec.clone(), false, connection)
+                .map_err(|_| ())?;
+        }
+        let queue = vhost.queue(&self.queue_name, connection).map_err(|_| ())?;
+        let consumer = ConsumerId::next();
+        let spec = ConsumeSpec {
+            consumer,
+            connection,
+            tag: tag.to_owned(),
+            no_ack: false,
+            exclusive: false,
+            prefetch: self.prefetch,
+            sink: self.sink(),
+        };
+        queue.consume(spec).await.map_err(|_| ())?;
+        self.consuming = Some((queue, consumer));
+        Ok(())
+    }
+
     /// The queue a consumer of this connection consumes.
     fn queue_of(&self, consumer: ConsumerId) -> Option<&Arc<dyn QueueHandle>> {
-        if consumer == self.consumer {
-            return Some(&self.queue);
+        if let Some((queue, _)) = self.consuming.as_ref().filter(|(_, c)| *c == consumer) {
+            return Some(queue);
         }
         self.shares
             .values()
@@ -232,7 +303,7 @@ impl Connection {
             username: None,
             opened: None,
             session: Session::default(),
-            out: BytesMut::with_capacity(READ_BUFFER_BYTES),
+            out: BytesMut::new(),
             keep_alive: None,
             last_read: Instant::now(),
             will: None,
@@ -283,11 +354,16 @@ impl Connection {
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let (mut reader, mut writer) = tokio::io::split(stream);
-        let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES);
-        let mut writing = BytesMut::with_capacity(READ_BUFFER_BYTES);
-        let mut events = Vec::with_capacity(EVENT_BATCH_MAX);
+        let mut input = BytesMut::new();
+        let mut read_size = READ_SIZE_INITIAL;
+        let mut writing = BytesMut::new();
+        let mut events = Vec::new();
         let connect_deadline = Instant::now() + CONNECT_TIMEOUT;
         loop {
+            if input.capacity() - input.len() < read_size {
+                input.reserve(read_size);
+            }
+            let spare = input.capacity() - input.len();
             if writing.is_empty() {
                 std::mem::swap(&mut writing, &mut self.out);
             }
@@ -304,7 +380,12 @@ impl Connection {
                 },
                 read = reader.read_buf(&mut input), if self.closing.is_none() => match read {
                     Ok(0) | Err(_) => return End::Abnormal,
-                    Ok(_) => {
+                    Ok(read) => {
+                        // A read that filled the buffer suggests more was waiting: read more at
+                        // once next time.
+                        if read == spare {
+                            read_size = (read_size * 2).min(READ_SIZE_MAX);
+                        }
                         self.last_read = Instant::now();
                         self.on_input(&mut input).await;
                     }
@@ -350,7 +431,9 @@ impl Connection {
         }
         if let Some(opened) = self.opened.take() {
             Statistics::count(&self.shared.statistics.clients_connected, -1);
-            opened.queue.cancel(opened.consumer).await;
+            if let Some((queue, consumer)) = &opened.consuming {
+                queue.cancel(*consumer).await;
+            }
             for share in opened.shares.values() {
                 share.queue.cancel(share.consumer).await;
             }
@@ -383,8 +466,11 @@ impl Connection {
 
 async fn next_events(opened: &mut Option<Opened>, events: &mut Vec<ConsumerEvent>) -> usize {
     match opened {
-        Some(opened) => opened.events.recv_many(events, EVENT_BATCH_MAX).await,
-        None => std::future::pending().await,
+        Some(Opened {
+            events: Some(receiver),
+            ..
+        }) => receiver.recv_many(events, EVENT_BATCH_MAX).await,
+        _ => std::future::pending().await,
     }
 }
 
@@ -406,3 +492,4 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+

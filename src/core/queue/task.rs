@@ -70,7 +70,9 @@ struct QueueTask {
 
 impl QueueTask {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut batch = Vec::with_capacity(BATCH_MAX);
+        // Grown by `recv_many` as batches arrive, so an idle queue (an MQTT session, say)
+        // keeps no batch-sized buffer.
+        let mut batch = Vec::new();
         let mut waits: FuturesUnordered<Wait> = FuturesUnordered::new();
         loop {
             let deadline = self.state.next_deadline();

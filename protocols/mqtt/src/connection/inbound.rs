@@ -1,19 +1,18 @@
 //! Packets from the client: CONNECT and the session it opens, PUBLISH and its acknowledgements,
 //! SUBSCRIBE and UNSUBSCRIBE, PINGREQ, DISCONNECT.
 
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
 
 use bytes::BytesMut;
 use mqbridge_broker_api::{
-    BindingSpec, ConsumeSpec, ConsumerId, Destination, HeaderValue, Headers, QueueSpec, Settlement,
-    User, VirtualHost,
+    BindingSpec, ConsumerId, Destination, HeaderValue, Headers, QueueSpec, Settlement, User,
+    VirtualHost,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    CONNECT_PACKET_MAX, Connection, DELIVERY_SINK_CAPACITY, End, IN_FLIGHT_DEFAULT, Opened,
-    RECEIVE_MAXIMUM, TAKEOVER_TIMEOUT,
+    CONNECT_PACKET_MAX, Connection, End, IN_FLIGHT_DEFAULT, Opened, RECEIVE_MAXIMUM,
+    TAKEOVER_TIMEOUT,
 };
 use crate::codec::{
     self, Ack, AckProperties, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect, Packet,
@@ -71,7 +70,9 @@ impl Connection {
 
     async fn on_packet(&mut self, packet: Packet) {
         match packet {
-            Packet::Connect(connect) => self.on_connect(*connect).await,
+            // Rare packets are handled in boxed futures: an async fn's state is as large as its
+            // largest await, and this one is held by every idle connection.
+            Packet::Connect(connect) => Box::pin(self.on_connect(*connect)).await,
             Packet::Publish(publish) => self.on_publish(publish).await,
             Packet::PubAck(ack) => self.on_puback(&ack).await,
             Packet::PubRel(rel) => {
@@ -84,8 +85,8 @@ impl Connection {
                 };
                 self.send(&Packet::PubComp(ack(rel.packet_id, code)));
             }
-            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe).await,
-            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe).await,
+            Packet::Subscribe(subscribe) => Box::pin(self.on_subscribe(subscribe)).await,
+            Packet::Unsubscribe(unsubscribe) => Box::pin(self.on_unsubscribe(unsubscribe)).await,
             Packet::PingReq => self.send(&Packet::PingResp),
             Packet::Disconnect(disconnect) => self.on_disconnect(&disconnect),
             Packet::PubRec(rec) => self.on_pubrec(&rec).await,
@@ -282,55 +283,30 @@ impl Connection {
             && vhost
                 .declare_queue(session_queue(&name, true, 0), true, self.id)
                 .is_ok();
-        let spec = session_queue(
-            &name,
-            keep,
-            if self.v5() {
-                expiry
-            } else {
-                SESSION_EXPIRY_NEVER
-            },
-        );
-        if vhost.declare_queue(spec.clone(), false, self.id).is_err() {
-            // The old session was declared with other settings (clean vs persistent, another
-            // expiry): the new CONNECT decides, so it is replaced.
-            let _ = vhost.delete_queue(&name, false, false, self.id).await;
-            vhost.declare_queue(spec, false, self.id).map_err(|_| ())?;
-        }
-        let queue = vhost.queue(&name, self.id).map_err(|_| ())?;
-        let (sink, events) = mpsc::channel(DELIVERY_SINK_CAPACITY);
-        let consumer = ConsumerId::next();
+        let expiry = if self.v5() {
+            expiry
+        } else {
+            SESSION_EXPIRY_NEVER
+        };
         let in_flight = connect
             .properties
             .receive_maximum
             .unwrap_or(IN_FLIGHT_DEFAULT);
-        let spec = ConsumeSpec {
-            consumer,
-            connection: self.id,
-            tag: self.client_id.clone(),
-            no_ack: false,
-            exclusive: false,
-            prefetch: u32::from(in_flight),
-            sink: sink.clone(),
-        };
-        queue.consume(spec).await.map_err(|_| ())?;
+        let mut opened = Opened::new(
+            vhost,
+            session_queue(&name, keep, expiry),
+            u32::from(in_flight),
+        );
         if present {
-            for binding in vhost.bindings_to(&Destination::Queue(name.clone())) {
+            // A persistent session is back: its queue holds what arrived meanwhile.
+            opened.consume_session(self.id, &self.client_id).await?;
+            for binding in opened.vhost.bindings_to(&Destination::Queue(name.clone())) {
                 if let Some(subscribed) = subscribed_from(&binding.arguments) {
                     self.session.restore(subscribed);
                 }
             }
         }
-        self.opened = Some(Opened {
-            vhost,
-            queue_name: name,
-            queue,
-            consumer,
-            prefetch: u32::from(in_flight),
-            sink,
-            events,
-            shares: HashMap::new(),
-        });
+        self.opened = Some(opened);
         Ok(present)
     }
 
@@ -430,9 +406,23 @@ impl Connection {
     }
 
     async fn on_subscribe(&mut self, subscribe: Subscribe) {
-        let Some(opened) = self.opened.as_ref() else {
+        let client_id = self.client_id.clone();
+        let Some(opened) = self.opened.as_mut() else {
             return;
         };
+        let needs_queue = subscribe
+            .filters
+            .iter()
+            .any(|r| topic::split_shared(&r.filter).is_none());
+        if needs_queue && opened.consume_session(self.id, &client_id).await.is_err() {
+            let reasons = vec![reason::UNSPECIFIED_ERROR; subscribe.filters.len()];
+            let properties = AckProperties::default();
+            return self.send(&Packet::SubAck(SubAck {
+                packet_id: subscribe.packet_id,
+                reasons,
+                properties,
+            }));
+        }
         let vhost = Arc::clone(&opened.vhost);
         let queue_name = opened.queue_name.clone();
         let mut reasons = Vec::with_capacity(subscribe.filters.len());

@@ -46,7 +46,7 @@ impl Connection {
         let message = &delivery.message;
         let published = translate::published_qos(message);
         let opened = self.opened.as_ref()?;
-        if delivery.consumer != opened.consumer {
+        if !opened.is_session_consumer(delivery.consumer) {
             let share = opened
                 .shares
                 .values()

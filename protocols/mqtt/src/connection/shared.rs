@@ -69,7 +69,7 @@ impl Connection {
             no_ack: false,
             exclusive: false,
             prefetch: opened.prefetch,
-            sink: opened.sink.clone(),
+            sink: opened.sink(),
         };
         if queue.consume(spec).await.is_err() {
             return reason::UNSPECIFIED_ERROR;
