@@ -11,6 +11,10 @@
 # is pointed there) and no plugins. It listens on 127.0.0.1:PORT only; the Erlang distribution
 # port is PORT+20000 (or PORT-20000 above 45535). The system-wide service is never touched.
 # On success `start` prints the AMQP URL (user guest/guest, vhost /) on stdout.
+#
+# With RABBITMQ_PEER_MQTT_PORT=MQTT_PORT set at `start`, the node also enables the rabbitmq_mqtt
+# plugin with a listener on 127.0.0.1:MQTT_PORT (clients log in as guest/guest, from loopback),
+# and `start` waits for that port too. Unset (the default), the node has no plugins.
 set -euo pipefail
 
 readonly start_timeout_seconds=90 # A cold Erlang VM on a 2-core machine boots in ~5-15 s.
@@ -18,6 +22,7 @@ readonly rabbit_sbin=/usr/lib/rabbitmq/bin
 
 command=${1:-}
 port=${2:-5673}
+mqtt_port="${RABBITMQ_PEER_MQTT_PORT:-}"
 base="${RABBITMQ_PEER_BASE:-/tmp/mqbridge-rabbitmq}-${port}"
 node="mqbridge-rmq-${port}@localhost"
 
@@ -84,6 +89,10 @@ loopback_users.guest = true
 disk_free_limit.absolute = 1
 vm_memory_high_watermark.relative = 0.9
 EOF
+    if [ -n "$mqtt_port" ]; then
+        echo '[rabbitmq_mqtt].' >"$base/enabled_plugins"
+        echo "mqtt.listeners.tcp.default = 127.0.0.1:$mqtt_port" >>"$base/rabbitmq.conf"
+    fi
     if pgrep -x epmd >/dev/null; then echo no >"$base/started-epmd"; else echo yes >"$base/started-epmd"; fi
     node_env
     log "starting $node on 127.0.0.1:$port (state in $base)"
@@ -107,6 +116,12 @@ EOF
     done
     # The listener opens before the boot finishes; wait for the boot to complete.
     "$rabbit_sbin/rabbitmqctl" -q await_startup --timeout "$start_timeout_seconds" >&2
+    if [ -n "$mqtt_port" ] && ! port_open "$mqtt_port"; then
+        log "no MQTT listener on port $mqtt_port after the boot; last log lines:"
+        tail -n 30 "$base/log/startup.log" >&2 || true
+        stop
+        exit 1
+    fi
     log "started $node ($((SECONDS))s)"
     echo "amqp://guest:guest@127.0.0.1:$port/%2F"
 }

@@ -14,12 +14,15 @@
 //!   because it is several times faster than the broker it measures.
 //! - `lapin_client`: the same workload on lapin, kept to check that the figures do not depend
 //!   on the client.
+//! - `mqtt`: the MQTT 3.1.1 scenarios (publish/subscribe throughput, idle-connection memory)
+//!   on a raw client over mqbridge's own codec; see `benches/compare-mqtt.sh`.
 //!
 //! Invariant: the client must be faster than the broker under test, or the tool measures itself.
 //! The report prints the client's CPU use so a reader can check this.
 
 mod lapin_client;
 mod meter;
+mod mqtt;
 mod raw;
 mod scenario;
 
@@ -52,6 +55,10 @@ struct Cli {
 enum Command {
     /// AMQP 0-9-1: producers publish to a fresh queue, consumers consume with manual acks.
     Amqp(AmqpArgs),
+    /// MQTT 3.1.1: one publisher to a fresh topic, N subscribers at the same QoS.
+    Mqtt(mqtt::MqttArgs),
+    /// MQTT 3.1.1: open N idle connections and report the broker's memory per connection.
+    MqttIdle(mqtt::IdleArgs),
 }
 
 /// Which AMQP client library drives the broker.
@@ -134,6 +141,8 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Amqp(args) => runtime.block_on(scenario::run(args)),
+        Command::Mqtt(args) => runtime.block_on(mqtt::run(args)),
+        Command::MqttIdle(args) => runtime.block_on(mqtt::run_idle(args)),
     }
 }
 
