@@ -54,7 +54,7 @@ pub struct Workload {
 pub type StopSignal = watch::Receiver<bool>;
 
 /// A running producer or consumer; it returns once stopped or on error.
-type ClientTask = JoinHandle<anyhow::Result<()>>;
+pub type ClientTask = JoinHandle<anyhow::Result<()>>;
 
 /// Runs the scenario described by `args` and prints progress and the `RESULT` line.
 pub async fn run(args: AmqpArgs) -> anyhow::Result<()> {
@@ -242,7 +242,7 @@ impl Report {
 
 /// Waits for each task, for at most `STOP_TIMEOUT` in total; the first failure is returned
 /// after all have been waited for, so that no task is left running unobserved.
-async fn join_all(tasks: Vec<ClientTask>, role: &str) -> anyhow::Result<()> {
+pub async fn join_all(tasks: Vec<ClientTask>, role: &str) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
     let mut first_error = None;
     for (index, mut task) in tasks.into_iter().enumerate() {
@@ -262,10 +262,15 @@ async fn join_all(tasks: Vec<ClientTask>, role: &str) -> anyhow::Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
-/// A queue name no earlier run used: the process id and the wall clock in nanoseconds.
+/// A queue name no earlier run used.
 fn unique_queue_name() -> String {
+    format!("mqbridge-bench-{}", unique_suffix())
+}
+
+/// A suffix no earlier run used: the process id and the wall clock in nanoseconds.
+pub fn unique_suffix() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |t| t.as_nanos());
-    format!("mqbridge-bench-{}-{nanos}", std::process::id())
+    format!("{}-{nanos}", std::process::id())
 }

@@ -20,14 +20,14 @@ mod subscriber;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use mqbridge_mqtt::codec::QoS;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::meter::{Meter, PaddedCounter, cores_used, machine_cpu_time, process_cpu_time};
+use crate::scenario::{ClientTask, join_all, unique_suffix};
 use crate::{DURATION_DEFAULT, WARMUP_DEFAULT, parse_duration};
 pub use connection::Endpoint;
 pub use idle::{IdleArgs, run_idle};
@@ -43,10 +43,6 @@ const READ_BUFFER_BYTES: usize = 512 * 1024;
 
 /// How often progress is printed during the measured window.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Time allowed for the publisher, then the subscribers, to stop (wait for PUBACKs,
-/// disconnect); a broker that does not answer by then is reported as failing to stop.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Arguments of the `mqtt` scenario.
 #[derive(Debug, clap::Args)]
@@ -98,9 +94,6 @@ pub struct Workload {
     /// Payload size in bytes.
     pub size: usize,
 }
-
-/// A running publisher or subscriber; it returns once stopped or on error.
-type ClientTask = JoinHandle<anyhow::Result<()>>;
 
 /// Runs the `mqtt` scenario and prints progress and the `RESULT` line.
 pub async fn run(args: MqttArgs) -> anyhow::Result<()> {
@@ -272,34 +265,4 @@ impl Report {
             cores(self.other_cores()),
         );
     }
-}
-
-/// Waits for each task, for at most `STOP_TIMEOUT` in total; the first failure is returned
-/// after all have been waited for, so that no task is left running unobserved.
-async fn join_all(tasks: Vec<ClientTask>, role: &str) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
-    let mut first_error = None;
-    for (index, mut task) in tasks.into_iter().enumerate() {
-        let outcome = match tokio::time::timeout_at(deadline, &mut task).await {
-            Ok(Ok(Ok(()))) => continue,
-            Ok(Ok(Err(error))) => error,
-            Ok(Err(join_error)) => anyhow::Error::new(join_error),
-            Err(_) => {
-                // A task that does not stop in time is ended, so the run still terminates.
-                task.abort();
-                anyhow::anyhow!("did not stop within {STOP_TIMEOUT:?}")
-            }
-        };
-        eprintln!("{role} {index}: {outcome:#}");
-        first_error.get_or_insert(outcome.context(format!("{role} {index}")));
-    }
-    first_error.map_or(Ok(()), Err)
-}
-
-/// A suffix no earlier run used: the process id and the wall clock in nanoseconds.
-fn unique_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |t| t.as_nanos());
-    format!("{}-{nanos}", std::process::id())
 }
