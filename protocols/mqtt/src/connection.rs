@@ -10,6 +10,7 @@
 mod inbound;
 mod outbound;
 mod shared;
+mod suspended;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ use crate::codec::{
 };
 use crate::session::Session;
 use crate::sys::Statistics;
+use suspended::{ShareMembers, Suspended};
 
 /// What the listener configures.
 #[derive(Debug, Clone)]
@@ -55,6 +57,10 @@ pub struct MqttShared {
     sessions: Mutex<HashMap<String, (ConnectionId, Takeover)>>,
     /// The retained message of each topic name.
     retained: Mutex<HashMap<String, Arc<Message>>>,
+    /// Persistent sessions with no connection, by client id.
+    suspended: Mutex<HashMap<String, Suspended>>,
+    /// The member sessions of each shared subscription queue.
+    share_members: Mutex<ShareMembers>,
     /// What `$SYS/broker/...` reports.
     pub(crate) statistics: Statistics,
 }
@@ -89,6 +95,8 @@ impl MqttShared {
             settings,
             sessions: Mutex::default(),
             retained: Mutex::default(),
+            suspended: Mutex::default(),
+            share_members: Mutex::default(),
             statistics: Statistics::default(),
         })
     }
@@ -110,6 +118,8 @@ pub const RECEIVE_MAXIMUM: u16 = 1024;
 const EVENT_BATCH_MAX: usize = 256;
 /// Unsent bytes above which we stop taking deliveries until the client reads.
 const OUTBOUND_BACKLOG_MAX: usize = 4 * 1024 * 1024;
+/// v5 "session never expires".
+const SESSION_EXPIRY_NEVER: u32 = u32::MAX;
 /// How long a new connection waits for the one it takes the session from to finish.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection's first read size: a CONNECT and a few small packets. Idle devices are the
@@ -437,14 +447,12 @@ impl Connection {
             for share in opened.shares.values() {
                 share.queue.cancel(share.consumer).await;
             }
-            opened
-                .settle(self.session.take_in_flight(), Settlement::Requeue)
-                .await;
-            opened.vhost.connection_closed(self.id);
-            if self.end_session {
-                let name = &opened.queue_name;
-                let _ = opened.vhost.delete_queue(name, false, false, self.id).await;
+            if self.clean || self.end_session {
+                self.end_session(&opened).await;
+            } else {
+                self.suspend(&opened).await;
             }
+            opened.vhost.connection_closed(self.id);
         }
         let mut sessions = self
             .shared
@@ -460,6 +468,28 @@ impl Connection {
         drop(sessions);
         if let Some(done) = self.taken_over_by.take() {
             let _ = done.send(());
+        }
+    }
+}
+
+impl Connection {
+    /// Ends a session with its connection: what was in flight goes back to its queues, the
+    /// shared subscriptions are left, and the session queue goes.
+    async fn end_session(&mut self, opened: &Opened) {
+        opened
+            .settle(self.session.take_in_flight(), Settlement::Requeue)
+            .await;
+        let vhost = opened.vhost.as_ref();
+        for filter in opened.shares.keys() {
+            if let Some(queue) = shared::queue_name(filter) {
+                self.shared
+                    .leave_share_queue(vhost, &queue, &self.client_id, self.id)
+                    .await;
+            }
+        }
+        if self.end_session {
+            let name = &opened.queue_name;
+            let _ = vhost.delete_queue(name, false, false, self.id).await;
         }
     }
 }

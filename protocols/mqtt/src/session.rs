@@ -7,7 +7,7 @@ use std::num::NonZeroU16;
 
 use mqbridge_broker_api::ConsumerId;
 
-use crate::codec::{PacketId, QoS, Subscription};
+use crate::codec::{PacketId, Publish, QoS, Subscription};
 use crate::topic::filter_matches;
 
 /// The options of one subscription, kept beside the binding that implements it.
@@ -41,17 +41,56 @@ pub struct Routing {
 pub enum Origin {
     /// A delivery from a queue the connection consumes (its session queue or a shared one).
     Queue { consumer: ConsumerId, tag: u64 },
-    /// A retained message sent on subscribe: nothing to settle.
-    Retained,
+    /// Owned by the session itself, nothing to settle: a retained message sent on subscribe,
+    /// or a message carried over from the session's previous connection.
+    Session,
 }
 
-/// An outbound packet id's state (MQTT 4.3.2 and 4.3.3, sender side).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An outbound packet id's state (MQTT 4.3.2 and 4.3.3, sender side). `seq` orders the
+/// states by first sending, the order in which a resumed session sends them again
+/// [MQTT-4.6.0-1].
+#[derive(Debug)]
 enum Outbound {
-    /// PUBLISH sent; QoS 1 awaits PUBACK, QoS 2 awaits PUBREC.
-    Sent { origin: Origin, qos: QoS },
+    /// PUBLISH sent; QoS 1 awaits PUBACK, QoS 2 awaits PUBREC. The packet is kept (once
+    /// written) so that a persistent session can send it again after a reconnect.
+    Sent {
+        origin: Origin,
+        qos: QoS,
+        seq: u64,
+        publish: Option<Box<Publish>>,
+    },
     /// QoS 2: PUBREC received and PUBREL sent; the id is free after PUBCOMP.
-    Released,
+    Released { seq: u64 },
+}
+
+/// What a persistent session keeps of its packet identifiers while no connection holds it
+/// (MQTT 4.1 "Session State"): the exchanges to finish when it resumes.
+#[derive(Debug, Default)]
+pub struct Unfinished {
+    /// PUBLISH packets awaiting PUBACK/PUBREC and PUBREL packets awaiting PUBCOMP, in the
+    /// order they were first sent.
+    pub outbound: Vec<Resend>,
+    /// Inbound QoS 2 packet ids between PUBREC and PUBREL.
+    pub inbound_exactly_once: HashSet<u16>,
+}
+
+/// A persistent session leaving its connection.
+#[derive(Debug)]
+pub struct Suspension {
+    /// What to finish on the next connection.
+    pub unfinished: Unfinished,
+    /// The deliveries the carried-over PUBLISHes came from: the session owns the messages now,
+    /// so their queues may let them go.
+    pub owned: Vec<(ConsumerId, u64)>,
+    /// Deliveries whose PUBLISH was never written: nothing to carry over, back to their queue.
+    pub unsent: Vec<(ConsumerId, u64)>,
+}
+
+/// One outbound exchange a resumed session finishes.
+#[derive(Debug)]
+pub enum Resend {
+    Publish(Box<Publish>),
+    Release(PacketId),
 }
 
 #[derive(Debug, Default)]
@@ -60,11 +99,17 @@ pub struct Session {
     /// Outbound QoS 1 and 2 messages by packet id, until PUBACK or PUBCOMP frees the id.
     outbound: HashMap<u16, Outbound>,
     next_packet_id: u16,
+    /// Counts outbound states as they start, to order them.
+    next_seq: u64,
     /// Inbound QoS 2 packet ids between PUBREC and PUBREL.
     inbound_exactly_once: HashSet<u16>,
     /// The client's topic aliases: alias -> topic name. They live as long as the connection
     /// [MQTT-3.3.2-7].
     aliases: HashMap<u16, String>,
+    /// Our topic aliases towards the client: topic name -> alias, at most the client's Topic
+    /// Alias Maximum of them [MQTT-3.3.2-10].
+    client_aliases: HashMap<String, u16>,
+    client_alias_maximum: u16,
 }
 
 impl Session {
@@ -124,6 +169,26 @@ impl Session {
         Ok(topic)
     }
 
+    /// Lets us send up to `maximum` topic aliases (the client's Topic Alias Maximum).
+    pub fn set_client_alias_maximum(&mut self, maximum: u16) {
+        self.client_alias_maximum = maximum;
+    }
+
+    /// The alias to send `topic` with, and whether this PUBLISH defines it (and so must carry
+    /// the name too). The first topics sent take the aliases and keep them for the connection:
+    /// a device's topics rarely change, and a fixed table never makes the client re-learn one.
+    pub fn outbound_alias(&mut self, topic: &str) -> Option<(u16, bool)> {
+        if let Some(&alias) = self.client_aliases.get(topic) {
+            return Some((alias, false));
+        }
+        let next = u16::try_from(self.client_aliases.len() + 1).ok()?;
+        if next > self.client_alias_maximum {
+            return None;
+        }
+        self.client_aliases.insert(topic.to_owned(), next);
+        Some((next, true))
+    }
+
     /// The subscription with exactly this filter.
     pub fn get(&self, filter: &str) -> Option<&Subscribed> {
         self.subscriptions.iter().find(|s| s.filter == filter)
@@ -179,11 +244,25 @@ impl Session {
                 continue;
             };
             if let std::collections::hash_map::Entry::Vacant(slot) = self.outbound.entry(id.get()) {
-                slot.insert(Outbound::Sent { origin, qos });
+                self.next_seq += 1;
+                slot.insert(Outbound::Sent {
+                    origin,
+                    qos,
+                    seq: self.next_seq,
+                    publish: None,
+                });
                 return Some(id);
             }
         }
         None
+    }
+
+    /// Keeps the PUBLISH written for `id`, to send again if the session resumes on another
+    /// connection before it is acknowledged.
+    pub fn hold(&mut self, id: PacketId, written: Publish) {
+        if let Some(Outbound::Sent { publish, .. }) = self.outbound.get_mut(&id.get()) {
+            *publish = Some(Box::new(written));
+        }
     }
 
     /// What a PUBACK settles, if the id was a QoS 1 message in flight.
@@ -192,10 +271,19 @@ impl Session {
             Some(&Outbound::Sent {
                 origin,
                 qos: QoS::AtLeastOnce,
+                ..
             }) => {
                 self.outbound.remove(&id.get());
                 Some(origin)
             }
+            _ => None,
+        }
+    }
+
+    /// Frees an id whose PUBLISH was never written (too large for the client).
+    pub fn abandon(&mut self, id: PacketId) -> Option<Origin> {
+        match self.outbound.remove(&id.get()) {
+            Some(Outbound::Sent { origin, .. }) => Some(origin),
             _ => None,
         }
     }
@@ -205,14 +293,16 @@ impl Session {
     /// PUBREC.
     pub fn received(&mut self, id: PacketId) -> Option<Origin> {
         let entry = self.outbound.get_mut(&id.get())?;
-        let Outbound::Sent {
+        let &mut Outbound::Sent {
             origin,
             qos: QoS::ExactlyOnce,
-        } = *entry
+            seq,
+            ..
+        } = entry
         else {
             return None;
         };
-        *entry = Outbound::Released;
+        *entry = Outbound::Released { seq };
         Some(origin)
     }
 
@@ -225,7 +315,10 @@ impl Session {
 
     /// PUBCOMP: the id is free again. False if it was not awaiting PUBCOMP.
     pub fn completed(&mut self, id: PacketId) -> bool {
-        let released = self.outbound.get(&id.get()) == Some(&Outbound::Released);
+        let released = matches!(
+            self.outbound.get(&id.get()),
+            Some(Outbound::Released { .. })
+        );
         if released {
             self.outbound.remove(&id.get());
         }
@@ -241,8 +334,77 @@ impl Session {
     pub fn take_in_flight(&mut self) -> Vec<(ConsumerId, u64)> {
         self.outbound
             .drain()
-            .filter_map(|(_, state)| queued(state))
+            .filter_map(|(_, state)| queued(&state))
             .collect()
+    }
+
+    /// Ends this connection's part of a persistent session.
+    pub fn suspend(&mut self) -> Suspension {
+        let mut states: Vec<(u16, Outbound)> = self.outbound.drain().collect();
+        states.sort_by_key(|(_, state)| match state {
+            Outbound::Sent { seq, .. } | Outbound::Released { seq } => *seq,
+        });
+        let (mut owned, mut unsent) = (Vec::new(), Vec::new());
+        let mut outbound = Vec::with_capacity(states.len());
+        for (id, state) in states {
+            let source = queued(&state);
+            match (state, PacketId::new(id)) {
+                (
+                    Outbound::Sent {
+                        publish: Some(publish),
+                        ..
+                    },
+                    _,
+                ) => {
+                    owned.extend(source);
+                    outbound.push(Resend::Publish(publish));
+                }
+                (Outbound::Sent { publish: None, .. }, _) => unsent.extend(source),
+                (Outbound::Released { .. }, Some(id)) => outbound.push(Resend::Release(id)),
+                (Outbound::Released { .. }, None) => {}
+            }
+        }
+        let unfinished = Unfinished {
+            outbound,
+            inbound_exactly_once: std::mem::take(&mut self.inbound_exactly_once),
+        };
+        Suspension {
+            unfinished,
+            owned,
+            unsent,
+        }
+    }
+
+    /// Takes up the exchanges a persistent session left unfinished; returns them in the order
+    /// to send again: each PUBLISH with DUP set and its original packet id [MQTT-4.4.0-1].
+    pub fn resume(&mut self, unfinished: Unfinished) -> Vec<Resend> {
+        self.inbound_exactly_once = unfinished.inbound_exactly_once;
+        let mut resend = Vec::with_capacity(unfinished.outbound.len());
+        for item in unfinished.outbound {
+            self.next_seq += 1;
+            let seq = self.next_seq;
+            match item {
+                Resend::Publish(mut publish) => {
+                    let Some(id) = publish.packet_id else {
+                        continue;
+                    };
+                    publish.dup = true;
+                    let state = Outbound::Sent {
+                        origin: Origin::Session,
+                        qos: publish.qos,
+                        seq,
+                        publish: Some(publish.clone()),
+                    };
+                    self.outbound.insert(id.get(), state);
+                    resend.push(Resend::Publish(publish));
+                }
+                Resend::Release(id) => {
+                    self.outbound.insert(id.get(), Outbound::Released { seq });
+                    resend.push(Resend::Release(id));
+                }
+            }
+        }
+        resend
     }
 
     /// The unacknowledged deliveries of one consumer (a shared subscription being left).
@@ -250,12 +412,12 @@ impl Session {
         let ids: Vec<u16> = self
             .outbound
             .iter()
-            .filter(|(_, state)| queued(**state).is_some_and(|(c, _)| c == consumer))
+            .filter(|(_, state)| queued(state).is_some_and(|(c, _)| c == consumer))
             .map(|(id, _)| *id)
             .collect();
         ids.iter()
             .filter_map(|id| self.outbound.remove(id))
-            .filter_map(queued)
+            .filter_map(|state| queued(&state))
             .collect()
     }
 
@@ -276,8 +438,8 @@ impl Session {
     }
 }
 
-fn queued(state: Outbound) -> Option<(ConsumerId, u64)> {
-    match state {
+fn queued(state: &Outbound) -> Option<(ConsumerId, u64)> {
+    match *state {
         Outbound::Sent {
             origin: Origin::Queue { consumer, tag },
             ..

@@ -10,9 +10,10 @@ use mqbridge_broker_api::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use super::suspended::Suspended;
 use super::{
     CONNECT_PACKET_MAX, Connection, End, IN_FLIGHT_DEFAULT, Opened, RECEIVE_MAXIMUM,
-    TAKEOVER_TIMEOUT,
+    SESSION_EXPIRY_NEVER, TAKEOVER_TIMEOUT,
 };
 use crate::codec::{
     self, Ack, AckProperties, ConnAck, ConnAckProperties, Connect, DecodeError, Disconnect, Packet,
@@ -30,8 +31,6 @@ const QOS_ARGUMENT: &str = "x-mqtt-qos";
 const NO_LOCAL_ARGUMENT: &str = "x-mqtt-no-local";
 const RETAIN_AS_PUBLISHED_ARGUMENT: &str = "x-mqtt-retain-as-published";
 const IDENTIFIER_ARGUMENT: &str = "x-mqtt-subscription-id";
-/// v5 "session never expires".
-const SESSION_EXPIRY_NEVER: u32 = u32::MAX;
 
 impl Connection {
     /// Decodes and handles every complete packet in `input`.
@@ -160,8 +159,8 @@ impl Connection {
             Err(_) => return self.refuse(connack_v3::NOT_AUTHORIZED, reason::NOT_AUTHORIZED),
         };
         self.take_over().await;
-        let present = match self.open_session(vhost, &connect).await {
-            Ok(present) => present,
+        let (present, suspended) = match self.open_session(vhost, &connect).await {
+            Ok(opened) => opened,
             Err(()) => {
                 return self.refuse(connack_v3::SERVER_UNAVAILABLE, reason::UNSPECIFIED_ERROR);
             }
@@ -169,6 +168,8 @@ impl Connection {
         self.keep_alive = (connect.keep_alive > 0)
             .then(|| std::time::Duration::from_secs(connect.keep_alive.into()));
         self.client_packet_max = connect.properties.maximum_packet_size;
+        let aliases = connect.properties.topic_alias_maximum.unwrap_or(0);
+        self.session.set_client_alias_maximum(aliases);
         self.will = connect.will;
         let properties = match v5 {
             true => self.connack_properties(assigned),
@@ -180,6 +181,9 @@ impl Connection {
             properties,
         }));
         Statistics::count(&self.shared.statistics.clients_connected, 1);
+        if let Some(suspended) = suspended {
+            self.resume(suspended).await;
+        }
         tracing::debug!(peer = %self.peer, client_id = %self.client_id, "mqtt session open");
     }
 
@@ -224,8 +228,7 @@ impl Connection {
     fn connack_properties(&self, assigned: Option<String>) -> ConnAckProperties {
         ConnAckProperties {
             receive_maximum: Some(RECEIVE_MAXIMUM),
-            // No Maximum QoS: we take QoS 2 PUBLISHes (absent means 2, [MQTT-3.2.2-9]); only
-            // subscriptions are granted at most QoS 1 for now.
+            // No Maximum QoS: we take QoS 2 PUBLISHes (absent means 2, [MQTT-3.2.2-9]).
             retain_available: Some(1),
             maximum_packet_size: Some(self.shared.settings.max_packet_size),
             assigned_client_identifier: assigned,
@@ -260,12 +263,12 @@ impl Connection {
     }
 
     /// Declares (or finds) the session queue and consumes from it; returns whether a previous
-    /// session was present.
+    /// session was present, and what it left unfinished.
     async fn open_session(
         &mut self,
         vhost: Arc<dyn VirtualHost>,
         connect: &Connect,
-    ) -> Result<bool, ()> {
+    ) -> Result<(bool, Option<Suspended>), ()> {
         let name = format!("mqtt-session-{}", self.client_id);
         let expiry = connect.properties.session_expiry_interval.unwrap_or(0);
         self.session_expiry = if self.v5() { expiry } else { 0 };
@@ -279,7 +282,8 @@ impl Connection {
             // [MQTT-3.1.2-4] a clean start discards any existing session.
             let _ = vhost.delete_queue(&name, false, false, self.id).await;
         }
-        let present = !connect.clean_start
+        let suspended = self.take_suspended(connect.clean_start).await;
+        let queue_present = !connect.clean_start
             && vhost
                 .declare_queue(session_queue(&name, true, 0), true, self.id)
                 .is_ok();
@@ -297,7 +301,7 @@ impl Connection {
             session_queue(&name, keep, expiry),
             u32::from(in_flight),
         );
-        if present {
+        if queue_present {
             // A persistent session is back: its queue holds what arrived meanwhile.
             opened.consume_session(self.id, &self.client_id).await?;
             for binding in opened.vhost.bindings_to(&Destination::Queue(name.clone())) {
@@ -307,7 +311,7 @@ impl Connection {
             }
         }
         self.opened = Some(opened);
-        Ok(present)
+        Ok((queue_present || suspended.is_some(), suspended))
     }
 
     async fn on_publish(&mut self, mut publish: Publish) {
@@ -496,7 +500,7 @@ impl Connection {
     }
 }
 
-fn ack(packet_id: PacketId, code: u8) -> Ack {
+pub(super) fn ack(packet_id: PacketId, code: u8) -> Ack {
     Ack {
         packet_id,
         reason: code,

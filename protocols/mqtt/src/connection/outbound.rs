@@ -119,19 +119,42 @@ impl Connection {
         let too_large = self
             .client_packet_max
             .is_some_and(|max| codec::encoded_len(&packet, version) > max as usize);
+        let Packet::Publish(publish) = packet else {
+            return;
+        };
         if too_large {
-            if let Packet::Publish(Publish {
-                packet_id: Some(id),
-                ..
-            }) = &packet
-            {
-                self.session.acknowledged(*id);
+            if let Some(id) = publish.packet_id {
+                self.session.abandon(id);
             }
             settled.extend(source.filter(|s| !settled.contains(s)));
             return;
         }
         Statistics::count(&self.shared.statistics.publish_sent, 1);
+        let mut packet = Packet::Publish(publish);
+        let named = match &mut packet {
+            Packet::Publish(publish) => self.apply_alias(publish),
+            _ => None,
+        };
         self.send(&packet);
+        let Packet::Publish(mut publish) = packet else {
+            return;
+        };
+        if let Some(id) = publish.packet_id {
+            // What is held is sent again on another connection, where the alias means nothing.
+            publish.properties.topic_alias = None;
+            if let Some(topic) = named {
+                publish.topic = topic;
+            }
+            self.session.hold(id, publish);
+        }
+    }
+
+    /// Sends a topic the client has an alias for as the alias alone (MQTT 5, 3.3.2.3.4);
+    /// returns the topic name it took out of the packet.
+    fn apply_alias(&mut self, publish: &mut Publish) -> Option<String> {
+        let (alias, defines) = self.session.outbound_alias(&publish.topic)?;
+        publish.properties.topic_alias = Some(alias);
+        (!defines).then(|| std::mem::take(&mut publish.topic))
     }
 
     /// Sends the retained messages matching a new subscription, with the retain flag set.
@@ -153,7 +176,7 @@ impl Connection {
             let qos = subscribed.qos.min(translate::published_qos(&message));
             let packet_id = match qos {
                 QoS::AtMostOnce => None,
-                qos => self.session.send_with_id(Origin::Retained, qos),
+                qos => self.session.send_with_id(Origin::Session, qos),
             };
             let qos = if packet_id.is_some() {
                 qos

@@ -1,11 +1,13 @@
 //! Shared subscriptions, `$share/{group}/{filter}` (MQTT 5 §4.8.2, also accepted from 3.1.1
 //! clients as Mosquitto and EMQX do): each group is one queue bound to `amq.topic` with the
 //! filter, and every member connection is one consumer of it, so messages are spread over the
-//! members instead of copied to each. The queue is auto-delete: it goes when its last member
-//! leaves.
+//! members instead of copied to each. A persistent session keeps its shared subscriptions while
+//! it is away, so the queue lives as long as any member session, connected or not
+//! ([`ShareMembers`](super::suspended::ShareMembers)), and goes with the last.
 //!
-//! Deviations: a shared subscription does not survive its member's reconnection (it is not part
-//! of the persistent session), and retained messages are not sent on it, as the spec allows.
+//! Retained messages are not sent on a shared subscription, as the spec allows (4.8.2).
+
+use std::sync::Arc;
 
 use mqbridge_broker_api::{
     BindingSpec, ConsumeSpec, ConsumerId, Destination, HeaderValue, Headers, QueueSpec, Settlement,
@@ -34,15 +36,19 @@ impl Connection {
             share.identifier = identifier;
             return qos as u8;
         }
-        let Some((group, inner)) = topic::split_shared(&request.filter) else {
+        let (Some((_, inner)), Some(name)) = (
+            topic::split_shared(&request.filter),
+            queue_name(&request.filter),
+        ) else {
             return reason::TOPIC_FILTER_INVALID;
         };
-        let name = format!("mqtt-shared/{group}/{inner}");
+        self.shared.join_share(&name, &self.client_id);
         let spec = QueueSpec {
             name: name.clone(),
+            // Not durable: the members that keep it alive are not stored yet either.
             durable: false,
             exclusive: false,
-            auto_delete: true,
+            auto_delete: false,
             arguments: Headers::new(),
         };
         let mut arguments = Headers::new();
@@ -108,6 +114,18 @@ impl Connection {
                 .await;
         }
         share.queue.cancel(share.consumer).await;
+        let vhost = Arc::clone(&opened.vhost);
+        if let Some(queue) = queue_name(filter) {
+            self.shared
+                .leave_share_queue(vhost.as_ref(), &queue, &self.client_id, self.id)
+                .await;
+        }
         reason::SUCCESS
     }
+}
+
+/// The queue of a shared subscription's group and filter.
+pub(super) fn queue_name(shared_filter: &str) -> Option<String> {
+    let (group, inner) = topic::split_shared(shared_filter)?;
+    Some(format!("mqtt-shared/{group}/{inner}"))
 }
