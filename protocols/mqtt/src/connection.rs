@@ -46,8 +46,9 @@ pub struct MqttSettings {
 }
 
 /// How a new connection asks the one holding its client id to leave: it sends a channel on
-/// which the old connection reports that it has released the session.
-type Takeover = mpsc::Sender<oneshot::Sender<()>>;
+/// which the old connection reports that it has released the session. A oneshot: a connection
+/// is taken over at most once, and an idle connection should hold as little as possible.
+type Takeover = oneshot::Sender<oneshot::Sender<()>>;
 
 /// State shared by every MQTT connection of one listener.
 #[derive(Debug)]
@@ -122,9 +123,15 @@ const OUTBOUND_BACKLOG_MAX: usize = 4 * 1024 * 1024;
 const SESSION_EXPIRY_NEVER: u32 = u32::MAX;
 /// How long a new connection waits for the one it takes the session from to finish.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
-/// A connection's first read size: a CONNECT and a few small packets. Idle devices are the
-/// common case for MQTT, so buffers start small and grow only for connections that fill them.
+/// The read size of a connection that starts sending: a CONNECT and a few small packets.
 const READ_SIZE_INITIAL: usize = 1024;
+/// Idle devices are the common case for MQTT. A connection that has never filled a read
+/// buffer releases it whenever nothing is left in it, and waits for its next packet with only
+/// this many octets of room inside its task (see `read_some`).
+const IDLE_READ: usize = 32;
+/// Output buffers above this size are released once written, so a burst does not leave its
+/// buffer behind for the life of the connection.
+const WRITE_BUFFER_KEEP: usize = 64 * 1024;
 /// The read size a busy connection grows to: one read then takes many packets.
 const READ_SIZE_MAX: usize = 64 * 1024;
 
@@ -141,7 +148,9 @@ pub async fn serve<S>(
     let mut connection = Connection::new(peer, broker, shared);
     let end = connection.run(stream, shutdown).await;
     tracing::debug!(%peer, client_id = %connection.client_id, ?end, "mqtt connection ended");
-    connection.cleanup(end).await;
+    // Boxed: the task's size is its largest state, and every idle connection would pay for
+    // the end of a connection (the will, a suspended session) all its life.
+    Box::pin(connection.cleanup(end)).await;
 }
 
 /// Why a connection ended.
@@ -286,7 +295,8 @@ pub struct Connection {
     out: BytesMut,
     keep_alive: Option<Duration>,
     last_read: Instant,
-    will: Option<Will>,
+    /// Boxed: most clients have none, and every idle connection would carry its size.
+    will: Option<Box<Will>>,
     clean: bool,
     /// Session Expiry Interval from CONNECT (v5; 0 for 3.x), which bounds the Will Delay.
     session_expiry: u32,
@@ -295,7 +305,7 @@ pub struct Connection {
     end_session: bool,
     /// The client's Maximum Packet Size (v5): larger messages are not sent to it.
     client_packet_max: Option<u32>,
-    takeover: Option<mpsc::Receiver<oneshot::Sender<()>>>,
+    takeover: Option<oneshot::Receiver<oneshot::Sender<()>>>,
     taken_over_by: Option<oneshot::Sender<()>>,
     /// Nothing more is read; the connection ends once the output is flushed.
     closing: Option<End>,
@@ -365,16 +375,16 @@ impl Connection {
     {
         let (mut reader, mut writer) = tokio::io::split(stream);
         let mut input = BytesMut::new();
+        let mut idle_room = [0; IDLE_READ];
         let mut read_size = READ_SIZE_INITIAL;
         let mut writing = BytesMut::new();
         let mut events = Vec::new();
         let connect_deadline = Instant::now() + CONNECT_TIMEOUT;
         loop {
-            if input.capacity() - input.len() < read_size {
-                input.reserve(read_size);
-            }
-            let spare = input.capacity() - input.len();
             if writing.is_empty() {
+                if writing.capacity() > WRITE_BUFFER_KEEP {
+                    writing = BytesMut::new();
+                }
                 std::mem::swap(&mut writing, &mut self.out);
             }
             if let Some(end) = self.closing.filter(|_| writing.is_empty()) {
@@ -388,16 +398,16 @@ impl Connection {
                     Ok(0) | Err(_) => return End::Abnormal,
                     Ok(_) => {}
                 },
-                read = reader.read_buf(&mut input), if self.closing.is_none() => match read {
+                read = read_some(&mut reader, &mut input, &mut idle_room, &mut read_size), if self.closing.is_none() => match read {
                     Ok(0) | Err(_) => return End::Abnormal,
-                    Ok(read) => {
-                        // A read that filled the buffer suggests more was waiting: read more at
-                        // once next time.
-                        if read == spare {
-                            read_size = (read_size * 2).min(READ_SIZE_MAX);
-                        }
+                    Ok(_) => {
                         self.last_read = Instant::now();
                         self.on_input(&mut input).await;
+                        // A connection that never filled its first buffer is not busy: it
+                        // lets the buffer go until its next packet.
+                        if input.is_empty() && read_size == READ_SIZE_INITIAL {
+                            input = BytesMut::new();
+                        }
                     }
                 },
                 received = next_events(&mut self.opened, &mut events), if backlog < OUTBOUND_BACKLOG_MAX && self.closing.is_none() => {
@@ -437,7 +447,7 @@ impl Connection {
     /// Releases the session's broker state; publishes the will when the end calls for it.
     async fn cleanup(&mut self, end: End) {
         if let Some(will) = self.will.take().filter(|_| end != End::Disconnected) {
-            self.publish_will(will).await;
+            self.publish_will(*will).await;
         }
         if let Some(opened) = self.opened.take() {
             Statistics::count(&self.shared.statistics.clients_connected, -1);
@@ -494,6 +504,33 @@ impl Connection {
     }
 }
 
+/// Reads what the client sent into `input`. A connection without a read buffer (idle, see
+/// [`IDLE_READ`]) waits with `idle_room` and allocates only when octets arrive; a read that
+/// fills the buffer grows the next one, since more was probably waiting.
+async fn read_some<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    input: &mut BytesMut,
+    idle_room: &mut [u8; IDLE_READ],
+    read_size: &mut usize,
+) -> std::io::Result<usize> {
+    if input.capacity() == 0 {
+        let read = reader.read(idle_room).await?;
+        let arrived = idle_room.get(..read).unwrap_or_default();
+        input.reserve(*read_size);
+        input.extend_from_slice(arrived);
+        return Ok(read);
+    }
+    if input.capacity() - input.len() < *read_size {
+        input.reserve(*read_size);
+    }
+    let spare = input.capacity() - input.len();
+    let read = reader.read_buf(input).await?;
+    if read == spare {
+        *read_size = (*read_size * 2).min(READ_SIZE_MAX);
+    }
+    Ok(read)
+}
+
 async fn next_events(opened: &mut Option<Opened>, events: &mut Vec<ConsumerEvent>) -> usize {
     match opened {
         Some(Opened {
@@ -505,14 +542,17 @@ async fn next_events(opened: &mut Option<Opened>, events: &mut Vec<ConsumerEvent
 }
 
 async fn taken_over(
-    takeover: &mut Option<mpsc::Receiver<oneshot::Sender<()>>>,
+    takeover: &mut Option<oneshot::Receiver<oneshot::Sender<()>>>,
 ) -> Option<oneshot::Sender<()>> {
-    match takeover {
-        Some(receiver) => match receiver.recv().await {
-            Some(done) => Some(done),
-            None => std::future::pending().await,
-        },
-        None => std::future::pending().await,
+    let Some(receiver) = takeover else {
+        return std::future::pending().await;
+    };
+    let received = receiver.await;
+    // A oneshot is polled to completion once; without a sender nobody can take over.
+    *takeover = None;
+    match received {
+        Ok(done) => Some(done),
+        Err(_) => std::future::pending().await,
     }
 }
 

@@ -5,10 +5,10 @@ use std::sync::{Arc, PoisonError};
 
 use bytes::BytesMut;
 use mqbridge_broker_api::{
-    BindingSpec, ConsumerId, Destination, HeaderValue, Headers, QueueSpec, Settlement, User,
-    VirtualHost,
+    BindingSpec, ConsumerId, Destination, HeaderValue, Headers, Message, QueueHandle, QueueSpec,
+    Settlement, User, VirtualHost,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::suspended::Suspended;
 use super::{
@@ -34,6 +34,10 @@ const IDENTIFIER_ARGUMENT: &str = "x-mqtt-subscription-id";
 
 impl Connection {
     /// Decodes and handles every complete packet in `input`.
+    ///
+    /// Every idle connection holds this future at its largest, so no packet is kept across an
+    /// await: each is handled synchronously, and only what is left to do after it (publishing
+    /// to queues, settling deliveries, the rare packets' boxed handlers) is awaited.
     pub(super) async fn on_input(&mut self, input: &mut BytesMut) {
         while self.closing.is_none() {
             let max = if self.version.is_some() {
@@ -41,14 +45,19 @@ impl Connection {
             } else {
                 CONNECT_PACKET_MAX
             };
-            match codec::decode(input, self.version, max) {
-                Ok(Some(packet)) => self.on_packet(packet).await,
+            let packet = match codec::decode(input, self.version, max) {
+                Ok(Some(packet)) => packet,
                 Ok(None) => return,
                 Err(error) => return self.on_decode_error(&error),
+            };
+            match self.on_packet(packet) {
+                Then::Done => {}
+                Then::Forward(accepted) => self.forward(accepted).await,
+                Then::Settle(delivery) => self.settle_acknowledged(delivery).await,
+                Then::Rare(packet) => Box::pin(self.on_rare(*packet)).await,
             }
         }
     }
-
     fn on_decode_error(&mut self, error: &DecodeError) {
         tracing::debug!(peer = %self.peer, %error, "bad mqtt packet");
         match (error, self.version) {
@@ -67,13 +76,11 @@ impl Connection {
         }
     }
 
-    async fn on_packet(&mut self, packet: Packet) {
+    fn on_packet(&mut self, packet: Packet) -> Then {
         match packet {
-            // Rare packets are handled in boxed futures: an async fn's state is as large as its
-            // largest await, and this one is held by every idle connection.
-            Packet::Connect(connect) => Box::pin(self.on_connect(*connect)).await,
-            Packet::Publish(publish) => self.on_publish(publish).await,
-            Packet::PubAck(ack) => self.on_puback(&ack).await,
+            Packet::Publish(publish) => return self.on_publish(publish),
+            Packet::PubAck(ack) => return self.on_puback(ack.packet_id),
+            Packet::PubRec(rec) => return self.on_pubrec(rec.packet_id, rec.reason),
             Packet::PubRel(rel) => {
                 let known = self.session.release(rel.packet_id);
                 // [MQTT-4.3.3-11] answer PUBREL with PUBCOMP, also for an id we no longer know.
@@ -84,14 +91,14 @@ impl Connection {
                 };
                 self.send(&Packet::PubComp(ack(rel.packet_id, code)));
             }
-            Packet::Subscribe(subscribe) => Box::pin(self.on_subscribe(subscribe)).await,
-            Packet::Unsubscribe(unsubscribe) => Box::pin(self.on_unsubscribe(unsubscribe)).await,
-            Packet::PingReq => self.send(&Packet::PingResp),
-            Packet::Disconnect(disconnect) => self.on_disconnect(&disconnect),
-            Packet::PubRec(rec) => self.on_pubrec(&rec).await,
             Packet::PubComp(comp) => {
                 self.session.completed(comp.packet_id);
             }
+            Packet::PingReq => self.send(&Packet::PingResp),
+            packet @ (Packet::Connect(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_)) => {
+                return Then::Rare(Box::new(packet));
+            }
+            Packet::Disconnect(disconnect) => self.on_disconnect(&disconnect),
             // We offer no enhanced authentication.
             Packet::Auth(_) => self.disconnect(reason::PROTOCOL_ERROR, "unexpected AUTH"),
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
@@ -100,6 +107,17 @@ impl Connection {
                     "a server-to-client packet from the client",
                 );
             }
+        }
+        Then::Done
+    }
+
+    /// The packets whose handlers await the broker at length; run boxed by `on_input`.
+    async fn on_rare(&mut self, packet: Packet) {
+        match packet {
+            Packet::Connect(connect) => self.on_connect(*connect).await,
+            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe).await,
+            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe).await,
+            _ => {}
         }
     }
 
@@ -170,7 +188,7 @@ impl Connection {
         self.client_packet_max = connect.properties.maximum_packet_size;
         let aliases = connect.properties.topic_alias_maximum.unwrap_or(0);
         self.session.set_client_alias_maximum(aliases);
-        self.will = connect.will;
+        self.will = connect.will.map(Box::new);
         let properties = match v5 {
             true => self.connack_properties(assigned),
             false => ConnAckProperties::default(),
@@ -243,7 +261,7 @@ impl Connection {
     /// [MQTT-3.1.4-3] a CONNECT with a client id that is connected ends the older connection
     /// first; we wait (bounded) until it has released the session.
     async fn take_over(&mut self) {
-        let (signal, takeover) = mpsc::channel(1);
+        let (signal, takeover) = oneshot::channel();
         let previous = {
             let mut sessions = self
                 .shared
@@ -257,7 +275,7 @@ impl Connection {
             return;
         };
         let (done, finished) = oneshot::channel();
-        if previous.send(done).await.is_ok() {
+        if previous.send(done).is_ok() {
             let _ = tokio::time::timeout(TAKEOVER_TIMEOUT, finished).await;
         }
     }
@@ -314,32 +332,45 @@ impl Connection {
         Ok((queue_present || suspended.is_some(), suspended))
     }
 
-    async fn on_publish(&mut self, mut publish: Publish) {
+    /// Checks an inbound PUBLISH, retains it if asked, and finds its queues; what is left is
+    /// to hand it to them and acknowledge ([`Connection::forward`]).
+    fn on_publish(&mut self, mut publish: Publish) -> Then {
         Statistics::count(&self.shared.statistics.publish_received, 1);
         let Some(opened) = self.opened.as_ref() else {
-            return;
+            return Then::Done;
         };
         if !publish.properties.subscription_identifiers.is_empty() {
-            return self.disconnect(
+            self.disconnect(
                 reason::PROTOCOL_ERROR,
                 "[MQTT-3.3.4-6] a Subscription Identifier in a client's PUBLISH",
             );
+            return Then::Done;
         }
         let alias = publish.properties.topic_alias.take();
         let topic = std::mem::take(&mut publish.topic);
         match self.session.resolve_topic(topic, alias) {
             Ok(topic) => publish.topic = topic,
-            Err((code, why)) => return self.disconnect(code, why),
+            Err((code, why)) => {
+                self.disconnect(code, why);
+                return Then::Done;
+            }
         }
-        let id = publish.packet_id;
+        let mut accepted = Accepted {
+            qos: publish.qos,
+            packet_id: publish.packet_id,
+            message: None,
+            routes: Vec::new(),
+        };
         let duplicate = publish.qos == QoS::ExactlyOnce
-            && id.is_some_and(|id| !self.session.receive_exactly_once(id));
+            && publish
+                .packet_id
+                .is_some_and(|id| !self.session.receive_exactly_once(id));
         // [MQTT-3.3.4-9] more unacknowledged QoS 2 publishes than our Receive Maximum. QoS 1
         // publishes are acknowledged at once, so only QoS 2 ones can pile up.
         if self.session.inbound_in_flight() > usize::from(RECEIVE_MAXIMUM) {
-            return self.disconnect(reason::RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded");
+            self.disconnect(reason::RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded");
+            return Then::Done;
         }
-        let mut routed = true;
         if !duplicate {
             let publisher = Publisher {
                 client_id: &self.client_id,
@@ -349,16 +380,23 @@ impl Connection {
             if publish.retain {
                 self.shared.retain(&publish.topic, &message);
             }
-            let vhost = Arc::clone(&opened.vhost);
-            let mut routes = Vec::new();
-            let _ = vhost.route(
+            let _ = opened.vhost.route(
                 TOPIC_EXCHANGE,
                 &message.routing_key,
                 &message.properties.headers,
-                &mut routes,
+                &mut accepted.routes,
             );
-            routed = !routes.is_empty();
-            for queue in routes {
+            accepted.message = Some(message);
+        }
+        Then::Forward(accepted)
+    }
+
+    /// Hands an accepted PUBLISH to its queues, then acknowledges it: PUBACK or PUBREC tell
+    /// the client the broker has the message.
+    async fn forward(&mut self, accepted: Accepted) {
+        let routed = accepted.message.is_none() || !accepted.routes.is_empty();
+        if let Some(message) = accepted.message {
+            for queue in accepted.routes {
                 queue.publish(Arc::clone(&message), None).await;
             }
         }
@@ -367,36 +405,35 @@ impl Connection {
         } else {
             reason::NO_MATCHING_SUBSCRIBERS
         };
-        match (publish.qos, id) {
+        match (accepted.qos, accepted.packet_id) {
             (QoS::AtLeastOnce, Some(id)) => self.send(&Packet::PubAck(ack(id, code))),
             (QoS::ExactlyOnce, Some(id)) => self.send(&Packet::PubRec(ack(id, code))),
             _ => {}
         }
     }
 
-    async fn on_puback(&mut self, puback: &Ack) {
-        let Some(Origin::Queue { consumer, tag }) = self.session.acknowledged(puback.packet_id)
-        else {
-            return;
-        };
+    fn on_puback(&mut self, id: PacketId) -> Then {
+        match self.session.acknowledged(id) {
+            Some(Origin::Queue { consumer, tag }) => Then::Settle((consumer, tag)),
+            _ => Then::Done,
+        }
+    }
+
+    /// Acknowledges a delivery the client has taken.
+    async fn settle_acknowledged(&self, delivery: (ConsumerId, u64)) {
         if let Some(opened) = self.opened.as_ref() {
-            opened.settle(vec![(consumer, tag)], Settlement::Ack).await;
+            opened.settle(vec![delivery], Settlement::Ack).await;
         }
     }
 
     /// PUBREC for an outbound QoS 2 message: settle its delivery and release the id with
     /// PUBREL [MQTT-4.3.3-4]; a v5 error reason ends the exchange without PUBREL.
-    async fn on_pubrec(&mut self, rec: &Ack) {
-        let refused = rec.reason >= reason::UNSPECIFIED_ERROR;
+    fn on_pubrec(&mut self, id: PacketId, code: u8) -> Then {
+        let refused = code >= reason::UNSPECIFIED_ERROR;
         let origin = match refused {
-            true => self.session.refused(rec.packet_id),
-            false => self.session.received(rec.packet_id),
+            true => self.session.refused(id),
+            false => self.session.received(id),
         };
-        if let (Some(Origin::Queue { consumer, tag }), Some(opened)) =
-            (origin, self.opened.as_ref())
-        {
-            opened.settle(vec![(consumer, tag)], Settlement::Ack).await;
-        }
         if !refused {
             // A PUBREC for an id we do not know still gets its PUBREL, marked in v5.
             let known = origin.is_some() || !self.v5();
@@ -405,7 +442,11 @@ impl Connection {
             } else {
                 reason::PACKET_IDENTIFIER_NOT_FOUND
             };
-            self.send(&Packet::PubRel(ack(rec.packet_id, code)));
+            self.send(&Packet::PubRel(ack(id, code)));
+        }
+        match origin {
+            Some(Origin::Queue { consumer, tag }) => Then::Settle((consumer, tag)),
+            _ => Then::Done,
         }
     }
 
@@ -498,6 +539,26 @@ impl Connection {
         };
         self.send(&Packet::UnsubAck(unsuback));
     }
+}
+
+/// What is left to do after a packet was handled synchronously.
+enum Then {
+    Done,
+    Forward(Accepted),
+    /// A delivery to acknowledge in its queue.
+    Settle((ConsumerId, u64)),
+    /// CONNECT, SUBSCRIBE or UNSUBSCRIBE: handled in a boxed future, so that their state is
+    /// not part of every connection's (nor is the packet, which would make this enum as large).
+    Rare(Box<Packet>),
+}
+
+/// An inbound PUBLISH ready for its queues.
+struct Accepted {
+    qos: QoS,
+    packet_id: Option<PacketId>,
+    /// None for a QoS 2 retransmission already delivered [MQTT-4.3.3-10].
+    message: Option<Arc<Message>>,
+    routes: Vec<Arc<dyn QueueHandle>>,
 }
 
 pub(super) fn ack(packet_id: PacketId, code: u8) -> Ack {
