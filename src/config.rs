@@ -19,6 +19,14 @@ pub struct Config {
     pub mqtt_max_packet_size: u32,
     /// MQTT clients without a username may connect from loopback as the default user.
     pub mqtt_anonymous: bool,
+    /// STOMP 1.0/1.1/1.2 port; 0 picks a free port (tests).
+    pub stomp_port: u16,
+    /// Largest STOMP frame (headers and body) accepted from a logged-in client, in bytes.
+    pub stomp_max_frame_size: u32,
+    /// STOMP heart-beat period the broker offers both ways, in milliseconds (0 disables).
+    pub stomp_heartbeat_ms: u64,
+    /// STOMP clients without a login may connect from loopback as the default user.
+    pub stomp_anonymous: bool,
     pub data_dir: PathBuf,
     pub default_user: String,
     pub default_pass: String,
@@ -43,6 +51,12 @@ const HEARTBEAT_SECS_DEFAULT: u16 = 60;
 /// Bounds what one MQTT client can make us buffer; Mosquitto and RabbitMQ allow more (256 MiB)
 /// on request, and so does the config key.
 const MQTT_MAX_PACKET_SIZE_DEFAULT: u32 = 16 * 1024 * 1024;
+/// Bounds what one STOMP client can make us buffer per frame (RabbitMQ's
+/// `stomp.max_frame_size` is 4 MiB; ours matches the MQTT packet limit).
+const STOMP_MAX_FRAME_SIZE_DEFAULT: u32 = 16 * 1024 * 1024;
+/// The heart-beat we offer: a client asking for slower beats gets them, one asking for faster
+/// gets these (every 10 s, ActiveMQ's and stompjs's default).
+const STOMP_HEARTBEAT_MS_DEFAULT: u64 = 10_000;
 /// RabbitMQ's default `frame_max`: large enough for batching, small enough to interleave.
 const FRAME_MAX_DEFAULT: u32 = 131_072;
 /// RabbitMQ's default `channel_max`.
@@ -65,6 +79,10 @@ impl Default for Config {
             mqtt_port: 1883,
             mqtt_max_packet_size: MQTT_MAX_PACKET_SIZE_DEFAULT,
             mqtt_anonymous: true,
+            stomp_port: 61613,
+            stomp_max_frame_size: STOMP_MAX_FRAME_SIZE_DEFAULT,
+            stomp_heartbeat_ms: STOMP_HEARTBEAT_MS_DEFAULT,
+            stomp_anonymous: true,
             data_dir: PathBuf::from("./data"),
             default_user: "guest".to_owned(),
             default_pass: "guest".to_owned(),
@@ -127,6 +145,18 @@ pub struct Settings {
     /// Let MQTT clients without a username connect from loopback as the default user.
     #[arg(long, env = "MQBRIDGE_MQTT_ANONYMOUS")]
     pub mqtt_anonymous: Option<bool>,
+    /// STOMP port (0 = any free port).
+    #[arg(long, env = "MQBRIDGE_STOMP_PORT")]
+    pub stomp_port: Option<u16>,
+    /// Largest STOMP frame from a logged-in client, bytes.
+    #[arg(long, env = "MQBRIDGE_STOMP_MAX_FRAME_SIZE")]
+    pub stomp_max_frame_size: Option<u32>,
+    /// STOMP heart-beat offered both ways, milliseconds (0 = none).
+    #[arg(long, env = "MQBRIDGE_STOMP_HEARTBEAT_MS")]
+    pub stomp_heartbeat_ms: Option<u64>,
+    /// Let STOMP clients without a login connect from loopback as the default user.
+    #[arg(long, env = "MQBRIDGE_STOMP_ANONYMOUS")]
+    pub stomp_anonymous: Option<bool>,
     /// Directory for the broker's data.
     #[arg(long, env = "MQBRIDGE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -175,6 +205,10 @@ impl Settings {
             mqtt_port,
             mqtt_max_packet_size,
             mqtt_anonymous,
+            stomp_port,
+            stomp_max_frame_size,
+            stomp_heartbeat_ms,
+            stomp_anonymous,
             data_dir,
             default_user,
             default_pass,
@@ -240,11 +274,23 @@ mod tests {
             "4096",
             "--mqtt-anonymous",
             "false",
+            "--stomp-port",
+            "7003",
+            "--stomp-max-frame-size",
+            "8192",
+            "--stomp-heartbeat-ms",
+            "500",
+            "--stomp-anonymous",
+            "false",
         ]);
         let config = Config::load(cli).expect("valid");
         assert_eq!((config.amqp_port, config.mqtt_port), (7001, 7002));
         assert_eq!(config.mqtt_max_packet_size, 4096);
         assert!(!config.mqtt_anonymous);
+        assert_eq!(config.stomp_port, 7003);
+        assert_eq!(config.stomp_max_frame_size, 8192);
+        assert_eq!(config.stomp_heartbeat_ms, 500);
+        assert!(!config.stomp_anonymous);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use anyhow::Context;
 use mqbridge_amqp::AmqpSettings;
 use mqbridge_broker_api::{Broker, User};
 use mqbridge_mqtt::{MqttSettings, MqttShared};
+use mqbridge_stomp::StompSettings;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -29,6 +30,7 @@ pub struct Server;
 pub struct RunningServer {
     pub amqp_addr: SocketAddr,
     pub mqtt_addr: SocketAddr,
+    pub stomp_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     connections: Arc<Semaphore>,
     max_connections: u32,
@@ -61,14 +63,16 @@ impl Server {
         };
         let (amqp_addr, accept_amqp) = listeners.amqp().await?;
         let (mqtt_addr, accept_mqtt) = listeners.mqtt().await?;
+        let (stomp_addr, accept_stomp) = listeners.stomp().await?;
         tracing::info!(data_dir = %config.data_dir.display(), "broker started");
         Ok(RunningServer {
             amqp_addr,
             mqtt_addr,
+            stomp_addr,
             shutdown,
             connections,
             max_connections,
-            accept_tasks: vec![accept_amqp, accept_mqtt],
+            accept_tasks: vec![accept_amqp, accept_mqtt, accept_stomp],
             grace: Duration::from_secs(config.shutdown_grace_secs),
         })
     }
@@ -175,6 +179,37 @@ impl Listeners<'_> {
             },
         );
         tracing::info!(protocol = "mqtt", %address, "listening");
+        Ok((address, accept))
+    }
+
+    async fn stomp(&self) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+        let config = self.config;
+        let listener = bind(config, "STOMP", config.stomp_port).await?;
+        let address = listener.local_addr()?;
+        let settings = Arc::new(StompSettings {
+            default_vhost: DEFAULT_VHOST.to_owned(),
+            frame_size_max: usize::try_from(config.stomp_max_frame_size).unwrap_or(usize::MAX),
+            heart_beat_ms: config.stomp_heartbeat_ms,
+            anonymous: config
+                .stomp_anonymous
+                .then(|| (config.default_user.clone(), config.default_pass.clone())),
+        });
+        let core = Arc::clone(self.core);
+        let accept = spawn_acceptor(
+            listener,
+            Arc::clone(self.connections),
+            self.shutdown.subscribe(),
+            move |stream, peer, shutdown| {
+                mqbridge_stomp::serve(
+                    stream,
+                    peer,
+                    Arc::clone(&core),
+                    Arc::clone(&settings),
+                    shutdown,
+                )
+            },
+        );
+        tracing::info!(protocol = "stomp", %address, "listening");
         Ok((address, accept))
     }
 }

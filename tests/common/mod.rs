@@ -7,6 +7,8 @@ pub mod mqtt;
 
 pub mod raw;
 
+pub mod stomp;
+
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
@@ -39,6 +41,7 @@ impl Broker {
         let mut config = Config {
             amqp_port: 0,
             mqtt_port: 0,
+            stomp_port: 0,
             data_dir: data.0.clone(),
             heartbeat_secs: 0,
             ..Config::default()

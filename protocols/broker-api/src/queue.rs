@@ -74,6 +74,10 @@ pub enum Settlement {
     Requeue,
     /// Refused: dead-lettered if the queue has a dead-letter exchange, else dropped.
     Reject,
+    /// Refused without saying what next (a STOMP NACK): dead-lettered if the queue has a
+    /// dead-letter exchange, else back to the queue like [`Settlement::Requeue`]. Only the queue
+    /// knows its dead-letter exchange, so only the queue can choose.
+    DeadLetterOrRequeue,
 }
 
 /// The answer to a basic.get.

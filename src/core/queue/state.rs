@@ -255,7 +255,10 @@ impl QueueState {
             match settlement {
                 Settlement::Ack => self.release(entry),
                 Settlement::Requeue => self.ready.requeue(entry),
-                Settlement::Reject => {
+                Settlement::DeadLetterOrRequeue if self.config.dead_letter_exchange.is_none() => {
+                    self.ready.requeue(entry);
+                }
+                Settlement::Reject | Settlement::DeadLetterOrRequeue => {
                     self.dead_letter(&entry.message, Reason::Rejected);
                     self.release(entry);
                 }
