@@ -5,12 +5,14 @@
 //! - [`server`]: listeners, the connection cap, graceful shutdown.
 //! - `core`: the broker model behind `mqbridge_broker_api` (users, vhosts, exchanges,
 //!   bindings, queues). It knows no wire protocol.
+//! - [`store`]: the journal that keeps durable definitions and persistent messages.
 //!
 //! The protocol adapters live in `protocols/*`; this crate wires them to listeners.
 
 pub mod config;
 mod core;
 pub mod server;
+pub mod store;
 
 pub use config::Config;
 pub use server::{RunningServer, Server};
