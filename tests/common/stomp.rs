@@ -245,6 +245,18 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Ready messages in `queue`, by a passive declare over AMQP.
+pub async fn message_count(channel: &lapin::Channel, queue: &str) -> u32 {
+    let options = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    within(channel.queue_declare(queue.into(), options, Default::default()))
+        .await
+        .expect("the queue exists")
+        .message_count()
+}
+
 /// Proves that a client still publishes and receives: the broker (and this connection) are
 /// unaffected by whatever another connection did.
 pub async fn assert_alive(client: &mut StompClient, queue: &str) {

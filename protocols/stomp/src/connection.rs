@@ -422,7 +422,7 @@ impl Connection {
             return;
         };
         for subscription in opened.subscriptions.values() {
-            subscription.queue.cancel(subscription.consumer).await;
+            subscriptions::end_subscription(subscription, &mut self.unacked).await;
         }
         opened.vhost.connection_closed(self.id);
     }

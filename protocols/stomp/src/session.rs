@@ -3,9 +3,9 @@
 //! connection task owns it and makes the broker calls.
 //!
 //! Invariants:
-//! - Every delivery recorded in [`Unacked`] is still owned by its queue for its consumer: the
-//!   connection removes a consumer's records when it cancels the consumer (the queue requeues
-//!   them then), so an ACK never settles a tag the queue has forgotten or given to another.
+//! - Every delivery recorded in [`Unacked`] is still owned by its queue for its consumer: when a
+//!   subscription ends, the connection takes its records and requeues them, so an ACK never
+//!   settles a tag the queue has forgotten or given to another.
 //! - Receipts go out in the order their frames came in, even when a SEND's receipt waits for
 //!   its queues to accept the message: [`Receipts`] releases a ready receipt only after every
 //!   earlier one.
@@ -135,9 +135,18 @@ impl Unacked {
         taken
     }
 
-    /// Forgets a consumer's deliveries (its queue requeues them when it is cancelled).
-    pub fn forget_consumer(&mut self, consumer: ConsumerId) {
-        self.pending.retain(|_, p| p.consumer != consumer);
+    /// Removes a consumer's deliveries, returning their queue tags (to requeue them when the
+    /// subscription ends).
+    pub fn take_consumer(&mut self, consumer: ConsumerId) -> Vec<u64> {
+        let mut tags = Vec::new();
+        self.pending.retain(|_, p| {
+            let mine = p.consumer == consumer;
+            if mine {
+                tags.push(p.tag);
+            }
+            !mine
+        });
+        tags
     }
 
     pub fn len(&self) -> usize {
@@ -345,7 +354,7 @@ mod tests {
         }
         let tags: Vec<u64> = unacked.take(2).iter().map(|p| p.tag).collect();
         assert_eq!(tags, [2]);
-        unacked.forget_consumer(ConsumerId(1));
+        assert_eq!(unacked.take_consumer(ConsumerId(1)), [1, 3]);
         assert!(unacked.is_empty());
     }
 

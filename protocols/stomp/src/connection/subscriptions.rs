@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use mqbridge_broker_api::{
     BindingSpec, ConsumeSpec, ConsumerId, Destination as Target, HeaderValue, Headers, QueueSpec,
+    Settlement,
 };
 
 use super::{Connection, PREFETCH_DEFAULT, Subscription, Violation};
 use crate::codec::{Command, Frame, Version};
 use crate::destination::{Destination, TOPIC_EXCHANGE};
-use crate::session::AckMode;
+use crate::session::{AckMode, Unacked};
 use crate::translate::QUEUE_ARGUMENT_HEADERS;
 
 /// The queue a subscription consumes, and whether it is a durable subscription's own.
@@ -178,7 +179,7 @@ impl Connection {
         Ok(SubscriptionQueue { name, durable })
     }
 
-    /// UNSUBSCRIBE: cancels the consumer (its unacknowledged deliveries go back to the queue);
+    /// UNSUBSCRIBE: cancels the consumer and returns its unacknowledged deliveries to the queue;
     /// with `durable:true` (or `persistent:true`) a durable subscription's queue is deleted.
     pub(super) async fn on_unsubscribe(&mut self, frame: &Frame) -> Result<(), Violation> {
         let id = match (frame.header("id"), self.version) {
@@ -198,8 +199,7 @@ impl Connection {
         })?;
         opened.by_consumer.remove(&subscription.consumer);
         let vhost = Arc::clone(&opened.vhost);
-        subscription.queue.cancel(subscription.consumer).await;
-        self.unacked.forget_consumer(subscription.consumer);
+        end_subscription(&subscription, &mut self.unacked).await;
         let forget = is_true(frame, "durable") || is_true(frame, "persistent");
         if let Some(queue) = subscription.durable_queue.filter(|_| forget) {
             vhost
@@ -304,6 +304,20 @@ impl Connection {
         self.consume(reply_to, &real, AckMode::Auto, 0, None)
             .await?;
         Ok(Some(real))
+    }
+}
+
+/// Cancels a subscription's consumer and returns its unacknowledged deliveries to the queue,
+/// as if the client had NACKed them with `requeue:true`.
+pub(super) async fn end_subscription(subscription: &Subscription, unacked: &mut Unacked) {
+    let consumer = subscription.consumer;
+    subscription.queue.cancel(consumer).await;
+    let tags = unacked.take_consumer(consumer);
+    if !tags.is_empty() {
+        subscription
+            .queue
+            .settle(consumer, tags, Settlement::Requeue)
+            .await;
     }
 }
 
