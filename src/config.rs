@@ -54,9 +54,10 @@ const MQTT_MAX_PACKET_SIZE_DEFAULT: u32 = 16 * 1024 * 1024;
 /// Bounds what one STOMP client can make us buffer per frame (RabbitMQ's
 /// `stomp.max_frame_size` is 4 MiB; ours matches the MQTT packet limit).
 const STOMP_MAX_FRAME_SIZE_DEFAULT: u32 = 16 * 1024 * 1024;
-/// The heart-beat we offer: a client asking for slower beats gets them, one asking for faster
-/// gets these (every 10 s, ActiveMQ's and stompjs's default).
-const STOMP_HEARTBEAT_MS_DEFAULT: u64 = 10_000;
+/// The heart-beat we offer both ways, which is a floor: a client asking for slower beats gets
+/// them, one asking for faster gets one a second (RabbitMQ follows the client alone; the floor
+/// keeps a client from asking for a beat every millisecond).
+const STOMP_HEARTBEAT_MS_DEFAULT: u64 = 1_000;
 /// RabbitMQ's default `frame_max`: large enough for batching, small enough to interleave.
 const FRAME_MAX_DEFAULT: u32 = 131_072;
 /// RabbitMQ's default `channel_max`.
