@@ -19,6 +19,10 @@ pub struct Config {
     pub mqtt_max_packet_size: u32,
     /// MQTT clients without a username may connect from loopback as the default user.
     pub mqtt_anonymous: bool,
+    /// Longest MQTT keep alive granted, in seconds: a v5 client asking for more (or for none)
+    /// is told this one in CONNACK; a 3.x client asking for more is refused (Mosquitto's
+    /// `max_keepalive`).
+    pub mqtt_max_keep_alive: u16,
     /// STOMP 1.0/1.1/1.2 port; 0 picks a free port (tests).
     pub stomp_port: u16,
     /// Largest STOMP frame (headers and body) accepted from a logged-in client, in bytes.
@@ -28,6 +32,11 @@ pub struct Config {
     /// STOMP clients without a login may connect from loopback as the default user.
     pub stomp_anonymous: bool,
     pub data_dir: PathBuf,
+    /// 0: publishers are told "stored" only after `fdatasync` (the default). N: after the
+    /// write to the OS, with an `fdatasync` at least every N milliseconds.
+    pub fsync_interval_ms: u64,
+    /// Size at which the journal starts a new segment file.
+    pub journal_segment_bytes: u64,
     pub default_user: String,
     pub default_pass: String,
     /// Users who may connect only from loopback addresses.
@@ -46,6 +55,10 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
 }
 
+/// Large enough that old segments are few, small enough that reclaiming one is cheap.
+const JOURNAL_SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
+/// Mosquitto's `max_keepalive` default: the largest value the protocol can carry.
+const MQTT_MAX_KEEP_ALIVE_DEFAULT: u16 = u16::MAX;
 /// RabbitMQ's default heartbeat proposal.
 const HEARTBEAT_SECS_DEFAULT: u16 = 60;
 /// Bounds what one MQTT client can make us buffer; Mosquitto and RabbitMQ allow more (256 MiB)
@@ -80,11 +93,14 @@ impl Default for Config {
             mqtt_port: 1883,
             mqtt_max_packet_size: MQTT_MAX_PACKET_SIZE_DEFAULT,
             mqtt_anonymous: true,
+            mqtt_max_keep_alive: MQTT_MAX_KEEP_ALIVE_DEFAULT,
             stomp_port: 61613,
             stomp_max_frame_size: STOMP_MAX_FRAME_SIZE_DEFAULT,
             stomp_heartbeat_ms: STOMP_HEARTBEAT_MS_DEFAULT,
             stomp_anonymous: true,
             data_dir: PathBuf::from("./data"),
+            fsync_interval_ms: 0,
+            journal_segment_bytes: JOURNAL_SEGMENT_BYTES_DEFAULT,
             default_user: "guest".to_owned(),
             default_pass: "guest".to_owned(),
             loopback_users: vec!["guest".to_owned()],
@@ -146,6 +162,9 @@ pub struct Settings {
     /// Let MQTT clients without a username connect from loopback as the default user.
     #[arg(long, env = "MQBRIDGE_MQTT_ANONYMOUS")]
     pub mqtt_anonymous: Option<bool>,
+    /// Longest MQTT keep alive granted, seconds.
+    #[arg(long, env = "MQBRIDGE_MQTT_MAX_KEEP_ALIVE")]
+    pub mqtt_max_keep_alive: Option<u16>,
     /// STOMP port (0 = any free port).
     #[arg(long, env = "MQBRIDGE_STOMP_PORT")]
     pub stomp_port: Option<u16>,
@@ -161,6 +180,12 @@ pub struct Settings {
     /// Directory for the broker's data.
     #[arg(long, env = "MQBRIDGE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// 0: confirm publishes after fdatasync; N: after the write, syncing every N ms.
+    #[arg(long, env = "MQBRIDGE_FSYNC_INTERVAL_MS")]
+    pub fsync_interval_ms: Option<u64>,
+    /// Size of a journal segment file, bytes.
+    #[arg(long, env = "MQBRIDGE_JOURNAL_SEGMENT_BYTES")]
+    pub journal_segment_bytes: Option<u64>,
     /// Name of the user created at start-up.
     #[arg(long, env = "MQBRIDGE_DEFAULT_USER")]
     pub default_user: Option<String>,
@@ -206,11 +231,14 @@ impl Settings {
             mqtt_port,
             mqtt_max_packet_size,
             mqtt_anonymous,
+            mqtt_max_keep_alive,
             stomp_port,
             stomp_max_frame_size,
             stomp_heartbeat_ms,
             stomp_anonymous,
             data_dir,
+            fsync_interval_ms,
+            journal_segment_bytes,
             default_user,
             default_pass,
             loopback_users,

@@ -20,7 +20,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::core::memory::MemoryGauge;
 use crate::core::{Core, DEFAULT_VHOST, UserRecord};
+use crate::store::{FsyncPolicy, Journal, JournalOptions, Recovered, Store};
 
 /// The broker, before it runs.
 pub struct Server;
@@ -36,6 +38,7 @@ pub struct RunningServer {
     max_connections: u32,
     accept_tasks: Vec<JoinHandle<()>>,
     grace: Duration,
+    journal: Arc<Journal>,
 }
 
 impl Server {
@@ -50,7 +53,10 @@ impl Server {
             name: config.default_user.clone(),
             password: config.default_pass.clone(),
         }];
-        let core: Arc<dyn Broker> = Core::new(users, config.memory_high_watermark_bytes);
+        let gauge = Arc::new(MemoryGauge::new(config.memory_high_watermark_bytes));
+        let (journal, recovered) = open_journal(&config, &gauge)?;
+        let store: Arc<dyn Store> = journal.clone();
+        let core: Arc<dyn Broker> = Core::new(users, gauge, store, recovered);
         let max_connections = u32::try_from(config.max_connections).unwrap_or(u32::MAX >> 3);
         let connections = Arc::new(Semaphore::new(max_connections as usize));
         let (shutdown, _) = watch::channel(false);
@@ -74,6 +80,7 @@ impl Server {
             max_connections,
             accept_tasks: vec![accept_amqp, accept_mqtt, accept_stomp],
             grace: Duration::from_secs(config.shutdown_grace_secs),
+            journal,
         })
     }
 }
@@ -94,7 +101,32 @@ impl RunningServer {
             Ok(_) => tracing::info!("all connections closed"),
             Err(_) => tracing::warn!("shutdown grace period over; closing remaining connections"),
         }
+        // Writes what is still pending; its own thread, so do not block the runtime on it.
+        let journal = self.journal;
+        let _ = tokio::task::spawn_blocking(move || journal.close()).await;
     }
+}
+
+/// Opens the journal in `<data_dir>/journal`; its disk alarm blocks publishers like the
+/// memory alarm.
+fn open_journal(
+    config: &Config,
+    gauge: &Arc<MemoryGauge>,
+) -> anyhow::Result<(Arc<Journal>, Recovered)> {
+    let fsync = match config.fsync_interval_ms {
+        0 => FsyncPolicy::Always,
+        ms => FsyncPolicy::Every(Duration::from_millis(ms)),
+    };
+    let options = JournalOptions {
+        segment_bytes: config.journal_segment_bytes,
+        fsync,
+    };
+    let alarm = {
+        let gauge = Arc::clone(gauge);
+        Box::new(move |on| gauge.set_disk_alarm(on))
+    };
+    let dir = config.data_dir.join("journal");
+    Ok(Journal::open(&dir, options, alarm)?)
 }
 
 async fn bind(config: &Config, protocol: &str, port: u16) -> anyhow::Result<TcpListener> {

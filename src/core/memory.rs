@@ -1,6 +1,7 @@
-//! The memory alarm: message bytes held by all queues, against a high watermark. Crossing it
-//! blocks publishers on every protocol (AMQP `connection.blocked`) while consumers drain;
-//! falling back under it releases them. Queues report once per batch, not per message.
+//! The resource alarms: message bytes held by all queues against a high watermark, and the
+//! store's disk alarm (a journal write failing, e.g. a full disk). Either blocks publishers on
+//! every protocol (AMQP `connection.blocked`) while consumers drain; clearing both releases
+//! them. Queues report memory once per batch, not per message.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
@@ -11,6 +12,7 @@ pub struct MemoryGauge {
     used: AtomicI64,
     high_watermark: i64,
     alarm: AtomicBool,
+    disk_alarm: AtomicBool,
     blocked: watch::Sender<bool>,
 }
 
@@ -20,6 +22,7 @@ impl MemoryGauge {
             used: AtomicI64::new(0),
             high_watermark: i64::try_from(high_watermark_bytes).unwrap_or(i64::MAX),
             alarm: AtomicBool::new(false),
+            disk_alarm: AtomicBool::new(false),
             blocked: watch::Sender::new(false),
         }
     }
@@ -38,7 +41,7 @@ impl MemoryGauge {
                 .compare_exchange(!over, over, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
-            self.blocked.send_replace(over);
+            self.publish();
             if over {
                 tracing::warn!(
                     used,
@@ -49,6 +52,21 @@ impl MemoryGauge {
                 tracing::info!(used, "memory alarm cleared");
             }
         }
+    }
+
+    /// Set while the store cannot write.
+    pub fn set_disk_alarm(&self, on: bool) {
+        self.disk_alarm.store(on, Ordering::Release);
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let blocked = self.alarm.load(Ordering::Acquire) || self.disk_alarm.load(Ordering::Acquire);
+        self.blocked.send_if_modified(|current| {
+            let changed = *current != blocked;
+            *current = blocked;
+            changed
+        });
     }
 
     pub fn subscribe(&self) -> watch::Receiver<bool> {
@@ -69,6 +87,19 @@ mod tests {
         gauge.adjust(60);
         assert!(*alarm.borrow());
         gauge.adjust(-30);
+        assert!(!*alarm.borrow());
+    }
+
+    #[test]
+    fn the_disk_alarm_blocks_until_both_alarms_clear() {
+        let gauge = MemoryGauge::new(100);
+        let alarm = gauge.subscribe();
+        gauge.set_disk_alarm(true);
+        assert!(*alarm.borrow());
+        gauge.adjust(200);
+        gauge.set_disk_alarm(false);
+        assert!(*alarm.borrow(), "memory is still over");
+        gauge.adjust(-200);
         assert!(!*alarm.borrow());
     }
 }

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use self::memory::MemoryGauge;
 use self::vhost::VHost;
+use crate::store::{Recovered, Store};
 
 /// The vhost every broker has.
 pub const DEFAULT_VHOST: &str = "/";
@@ -35,9 +36,15 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn new(users: Vec<UserRecord>, memory_high_watermark_bytes: u64) -> Arc<Self> {
-        let gauge = Arc::new(MemoryGauge::new(memory_high_watermark_bytes));
-        let default = VHost::new(DEFAULT_VHOST, Arc::clone(&gauge));
+    /// The core with the definitions and messages the store recovered.
+    pub fn new(
+        users: Vec<UserRecord>,
+        gauge: Arc<MemoryGauge>,
+        store: Arc<dyn Store>,
+        recovered: Recovered,
+    ) -> Arc<Self> {
+        let default = VHost::new(DEFAULT_VHOST, Arc::clone(&gauge), store);
+        restore(&default, recovered);
         Arc::new(Core {
             users: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
             vhosts: RwLock::new(HashMap::from([(DEFAULT_VHOST.to_owned(), default)])),
@@ -81,6 +88,29 @@ impl Broker for Core {
     }
 }
 
+/// Puts back what the store recovered. Only the default vhost exists so far; anything stored
+/// for another is reported and left in the store.
+fn restore(vhost: &VHost, recovered: Recovered) {
+    let mine = |name: &str| {
+        let mine = name == DEFAULT_VHOST;
+        if !mine {
+            tracing::warn!(
+                vhost = name,
+                "stored definitions for an unknown vhost ignored"
+            );
+        }
+        mine
+    };
+    let exchanges = recovered.exchanges.into_iter().filter(|(v, _)| mine(v));
+    let queues = recovered.queues.into_iter().filter(|q| mine(&q.vhost));
+    let bindings = recovered.bindings.into_iter().filter(|(v, _)| mine(v));
+    vhost.restore(
+        exchanges.map(|(_, spec)| spec).collect(),
+        queues.collect(),
+        bindings.map(|(_, spec)| spec).collect(),
+    );
+}
+
 /// Compares secrets in time independent of where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -96,7 +126,9 @@ mod tests {
             password: "guest".to_owned(),
             loopback_only,
         };
-        Core::new(vec![guest], u64::MAX)
+        let gauge = Arc::new(MemoryGauge::new(u64::MAX));
+        let store = Arc::new(crate::store::Discard::default());
+        Core::new(vec![guest], gauge, store, Recovered::default())
     }
 
     #[test]

@@ -64,8 +64,8 @@ pub struct Journal {
     shared: Arc<Shared>,
     next_id: AtomicU64,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// Held for the life of the journal: the data directory's lock.
-    _lock: File,
+    /// The data directory's lock, held until the journal is closed.
+    lock: Mutex<Option<File>>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -118,23 +118,21 @@ impl Journal {
             shared,
             next_id: AtomicU64::new(replayed.max_id + 1),
             writer: Mutex::new(Some(thread)),
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         };
         Ok((Arc::new(journal), replayed.recovered))
     }
 
-    /// Writes what is pending and stops the writer. Later appends are not written.
+    /// Writes what is pending, stops the writer and releases the data directory. Later
+    /// appends are refused (their waiters are told "not stored").
     pub fn close(&self) {
         lock(&self.shared.pending).closing = true;
         self.shared.wake.notify_one();
-        let thread = self
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let thread = lock(&self.writer).take();
         if let Some(thread) = thread {
             let _ = thread.join();
         }
+        lock(&self.lock).take();
     }
 }
 

@@ -37,7 +37,21 @@ impl Broker {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Broker {
-        let data = TempDir::new();
+        Broker::start_in(TempDir::new(), adjust).await
+    }
+
+    /// Stops the broker and starts a new one on the same data directory (new ports).
+    pub async fn restart(self) -> Broker {
+        let Broker {
+            server,
+            _data: data,
+        } = self;
+        server.shutdown().await;
+        Broker::start_in(data, |_| {}).await
+    }
+
+    /// Starts a broker on loopback with free ports and `data` as its data directory.
+    pub async fn start_in(data: TempDir, adjust: impl FnOnce(&mut Config)) -> Broker {
         let mut config = Config {
             amqp_port: 0,
             mqtt_port: 0,
@@ -52,6 +66,10 @@ impl Broker {
             server,
             _data: data,
         }
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self._data.0
     }
 
     pub fn amqp_url(&self) -> String {

@@ -25,6 +25,14 @@ use tokio::sync::{mpsc, oneshot};
 pub use arguments::{QueueConfig, first_difference};
 pub use task::{QueueSetup, spawn};
 
+/// A durable queue's place in the store: persistent messages published to it are journaled
+/// under its id, and their publishers confirmed once the journal has them on disk.
+#[derive(Debug, Clone)]
+pub struct QueueStore {
+    pub id: u64,
+    pub store: Arc<dyn crate::store::Store>,
+}
+
 /// Commands a queue task accepts. Replies go back on oneshot channels, which never block.
 #[derive(Debug)]
 enum Command {

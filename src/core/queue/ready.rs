@@ -18,6 +18,8 @@ pub struct Entry {
     pub delivery_count: u32,
     /// `size_estimate` of the message, kept so accounting never recomputes it differently.
     pub size: usize,
+    /// The store's id for a persistent message on a durable queue.
+    pub stored: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -139,6 +141,7 @@ mod tests {
         let mut message = Message::default();
         message.properties.priority = priority;
         Entry {
+            stored: None,
             message: Arc::new(message),
             seq,
             expires_at: None,

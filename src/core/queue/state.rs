@@ -14,11 +14,12 @@ use mqbridge_broker_api::{
 };
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::QueueCounters;
 use super::arguments::{Overflow, QueueConfig};
 use super::dead_letter::{self, Reason, Target};
 use super::ready::{Entry, ReadyMessages};
+use super::{QueueCounters, QueueStore};
 use crate::core::memory::MemoryGauge;
+use crate::store::{Durable, Record};
 
 #[derive(Debug)]
 struct Consumer {
@@ -63,6 +64,8 @@ pub struct QueueState {
     gauge: Arc<MemoryGauge>,
     /// Memory accounted since the last flush to the shared gauge.
     bytes_delta: i64,
+    /// Set for a durable queue: persistent messages are journaled.
+    store: Option<QueueStore>,
 }
 
 impl QueueState {
@@ -94,7 +97,71 @@ impl QueueState {
             counters,
             gauge,
             bytes_delta: 0,
+            store: None,
         }
+    }
+
+    /// Makes the queue durable, with the messages the store recovered for it (oldest first;
+    /// those delivered before come back marked redelivered).
+    pub fn set_store(
+        &mut self,
+        store: Option<QueueStore>,
+        recovered: Vec<(u64, Arc<Message>, bool)>,
+    ) {
+        self.store = store;
+        for (id, message, delivered) in recovered {
+            let size = message.size_estimate();
+            self.bytes_delta += size as i64;
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.ready.push_back(Entry {
+                expires_at: self.expiry_for(&message),
+                message,
+                seq,
+                delivery_count: u32::from(delivered),
+                size,
+                stored: Some(id),
+            });
+        }
+        self.flush_counters();
+    }
+
+    /// Journals a persistent message entering a durable queue; the confirm, if any, is
+    /// answered once it is on disk. Returns the store id, or gives the confirm back.
+    fn journal(
+        &self,
+        message: &Arc<Message>,
+        confirm: Option<Confirm>,
+    ) -> (Option<u64>, Option<Confirm>) {
+        let Some(QueueStore { id: queue, store }) = self
+            .store
+            .as_ref()
+            .filter(|_| message.properties.is_persistent())
+        else {
+            return (None, confirm);
+        };
+        let id = store.next_id();
+        let record = Record::Enqueue {
+            queue: *queue,
+            id,
+            delivered: false,
+            message: Arc::clone(message),
+        };
+        store.append(record, confirm.map(Durable::Confirm));
+        (Some(id), None)
+    }
+
+    /// Journals an event of a stored message (its first delivery or its removal).
+    fn journal_event(&self, entry: &Entry, removed: bool) {
+        let (Some(QueueStore { id: queue, store }), Some(id)) = (&self.store, entry.stored) else {
+            return;
+        };
+        let queue = *queue;
+        let record = match removed {
+            true => Record::Remove { queue, id },
+            false => Record::Delivered { queue, id },
+        };
+        store.append(record, None);
     }
 
     pub fn name(&self) -> &str {
@@ -121,7 +188,10 @@ impl QueueState {
             }
             Overflow::RejectPublish | Overflow::RejectPublishDlx => true,
         };
+        let mut confirm = confirm;
         if accepted {
+            let stored;
+            (stored, confirm) = self.journal(&message, confirm);
             let expires_at = self.expiry_for(&message);
             let size = message.size_estimate();
             self.bytes_delta += size as i64;
@@ -133,6 +203,7 @@ impl QueueState {
                 expires_at,
                 delivery_count: 0,
                 size,
+                stored,
             });
         }
         if let Some(confirm) = confirm {
@@ -275,6 +346,9 @@ impl QueueState {
         if no_ack {
             self.release(entry);
         } else {
+            if entry.delivery_count == 1 {
+                self.journal_event(&entry, false);
+            }
             self.unacked.insert(delivery.tag, Unacked { entry, owner });
         }
         let message_count = u32::try_from(self.ready.len()).unwrap_or(u32::MAX);
@@ -339,6 +413,9 @@ impl QueueState {
                     self.release(entry);
                 } else {
                     consumer.unacked += 1;
+                    if entry.delivery_count == 1 {
+                        self.journal_event(&entry, false);
+                    }
                     self.unacked.insert(tag, Unacked { entry, owner: id });
                 }
             }
@@ -480,7 +557,14 @@ impl QueueState {
         std::mem::take(&mut self.dead_letters)
     }
 
+    /// A message leaves the queue for good.
     fn release(&mut self, entry: Entry) {
+        self.journal_event(&entry, true);
+        self.forget(entry);
+    }
+
+    /// Gives back a message's memory; the store is told separately (or the queue is going).
+    fn forget(&mut self, entry: Entry) {
         self.bytes_delta -= entry.size as i64;
     }
 
@@ -492,10 +576,12 @@ impl QueueState {
 
     /// Cancels every consumer and gives back all memory; the queue is being deleted.
     pub fn shutdown(&mut self) -> Vec<(ConsumerId, DeliverySink)> {
+        // The queue's deletion removes its messages from the store, and a broker stopping
+        // must keep them: either way no message is removed one by one here.
         let entries: Vec<Entry> = self.ready.drain().collect();
-        entries.into_iter().for_each(|entry| self.release(entry));
+        entries.into_iter().for_each(|entry| self.forget(entry));
         let unacked: Vec<Unacked> = self.unacked.drain().map(|(_, u)| u).collect();
-        unacked.into_iter().for_each(|u| self.release(u.entry));
+        unacked.into_iter().for_each(|u| self.forget(u.entry));
         let consumers = self
             .consumers
             .drain(..)

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::state::QueueState;
-use super::{Command, QueueConfig, QueueCounters, QueueRef, notify_cancelled};
+use super::{Command, QueueConfig, QueueCounters, QueueRef, QueueStore, notify_cancelled};
 use crate::core::memory::MemoryGauge;
 use crate::core::vhost::VHost;
 
@@ -30,6 +30,10 @@ pub struct QueueSetup {
     pub config: QueueConfig,
     pub auto_delete: bool,
     pub gauge: Arc<MemoryGauge>,
+    /// Set for a durable queue.
+    pub store: Option<QueueStore>,
+    /// Messages the store recovered for it: id, message, delivered before.
+    pub recovered: Vec<(u64, Arc<Message>, bool)>,
 }
 
 /// Starts a queue task and returns its handle.
@@ -43,7 +47,7 @@ pub fn spawn(setup: QueueSetup) -> Arc<QueueRef> {
         inbox,
         counters: Arc::clone(&counters),
     });
-    let state = QueueState::new(
+    let mut state = QueueState::new(
         setup.name,
         setup.vhost_name,
         setup.config,
@@ -51,6 +55,7 @@ pub fn spawn(setup: QueueSetup) -> Arc<QueueRef> {
         counters,
         setup.gauge,
     );
+    state.set_store(setup.store, setup.recovered);
     let task = QueueTask {
         state,
         vhost: setup.vhost,

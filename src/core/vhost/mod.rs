@@ -6,6 +6,7 @@
 //! the write lock briefly. Queue tasks take it only to route dead letters and to remove
 //! themselves. Lock order: the vhost lock is a leaf; nothing else is locked while holding it.
 
+mod durable;
 mod exchange;
 mod topic;
 
@@ -17,9 +18,11 @@ use mqbridge_broker_api::{
     Headers, Message, QueueDeclared, QueueHandle, QueueSpec, VirtualHost,
 };
 
+use self::durable::Journaled;
 use self::exchange::Exchange;
 use super::memory::MemoryGauge;
-use super::queue::{self, QueueConfig, QueueRef};
+use super::queue::{self, QueueConfig, QueueRef, QueueStore};
+use crate::store::Store;
 
 /// The exchanges every vhost has, as in RabbitMQ.
 const BUILT_IN_EXCHANGES: &[(&str, ExchangeKind)] = &[
@@ -42,8 +45,10 @@ pub struct VHost {
     me: Weak<VHost>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Definitions {
+    /// Where changes to durable definitions are written, in the order they happen here.
+    journal: Journaled,
     exchanges: HashMap<String, Exchange>,
     queues: HashMap<String, QueueEntry>,
     /// Every binding, indexed by destination, so that deleting a queue or exchange finds the
@@ -56,11 +61,21 @@ struct QueueEntry {
     handle: Arc<QueueRef>,
     spec: QueueSpec,
     owner: Option<ConnectionId>,
+    /// The store's id for a durable queue.
+    stored: Option<u64>,
 }
 
 impl VHost {
-    pub fn new(name: &str, gauge: Arc<MemoryGauge>) -> Arc<Self> {
-        let mut definitions = Definitions::default();
+    pub fn new(name: &str, gauge: Arc<MemoryGauge>, store: Arc<dyn Store>) -> Arc<Self> {
+        let mut definitions = Definitions {
+            journal: Journaled {
+                vhost: name.to_owned(),
+                store,
+            },
+            exchanges: HashMap::new(),
+            queues: HashMap::new(),
+            bindings_to: HashMap::new(),
+        };
         for &(exchange, kind) in BUILT_IN_EXCHANGES {
             let spec = ExchangeSpec {
                 name: exchange.to_owned(),
@@ -147,7 +162,12 @@ impl VHost {
         {
             return;
         }
-        definitions.queues.remove(name);
+        if let Some(stored) = definitions.queues.remove(name).and_then(|q| q.stored) {
+            // The store drops the queue's messages and bindings with it.
+            definitions
+                .journal
+                .record(crate::store::Record::DeleteQueue { id: stored });
+        }
         definitions.remove_bindings_to(&Destination::Queue(name.to_owned()));
     }
 
@@ -250,6 +270,12 @@ impl VHost {
             )));
         }
         let config = QueueConfig::parse(&spec.arguments, &spec.name, &self.name)?;
+        // An exclusive queue goes with its connection, so a restart has nothing to restore.
+        let stored = (spec.durable && !spec.exclusive).then(|| {
+            let id = definitions.journal.store.next_id();
+            definitions.journal.declare_queue(id, &spec);
+            id
+        });
         let handle = queue::spawn(queue::QueueSetup {
             name: spec.name.clone(),
             vhost: self.me.clone(),
@@ -257,6 +283,11 @@ impl VHost {
             config,
             auto_delete: spec.auto_delete,
             gauge: Arc::clone(&self.gauge),
+            store: stored.map(|id| QueueStore {
+                id,
+                store: Arc::clone(&definitions.journal.store),
+            }),
+            recovered: Vec::new(),
         });
         let owner = spec.exclusive.then_some(connection);
         let declared = QueueDeclared {
@@ -270,6 +301,7 @@ impl VHost {
                 handle,
                 spec,
                 owner,
+                stored,
             },
         );
         Ok(declared)
@@ -378,6 +410,12 @@ impl Definitions {
             &binding.arguments,
             binding.destination.clone(),
         ) {
+            if self.is_durable(&binding) {
+                self.journal.record(crate::store::Record::Bind {
+                    vhost: self.journal.vhost.clone(),
+                    spec: binding.clone(),
+                });
+            }
             let entry = (binding.source, binding.routing_key, binding.arguments);
             self.bindings_to
                 .entry(binding.destination)
@@ -399,6 +437,7 @@ impl Definitions {
         if !exchange.unbind(key, arguments, destination) {
             return;
         }
+        self.journal_unbind(source, key, arguments, destination);
         if let Some(list) = self.bindings_to.get_mut(destination) {
             list.retain(|(s, k, a)| !(s == source && k == key && a == arguments));
             if list.is_empty() {
@@ -429,7 +468,13 @@ impl Definitions {
     }
 
     fn remove_exchange(&mut self, name: &str) {
-        self.exchanges.remove(name);
+        if self.exchanges.remove(name).is_some_and(|x| x.spec.durable) {
+            // The store drops the exchange's bindings with it.
+            self.journal.record(crate::store::Record::DeleteExchange {
+                vhost: self.journal.vhost.clone(),
+                name: name.to_owned(),
+            });
+        }
         let as_source: Vec<(Destination, String, Headers)> = self
             .bindings_to
             .iter()
@@ -485,6 +530,9 @@ impl VirtualHost for VHost {
                 )))
             }
             None => {
+                if spec.durable {
+                    definitions.journal.declare_exchange(&spec);
+                }
                 definitions
                     .exchanges
                     .insert(spec.name.clone(), Exchange::new(spec));

@@ -1,0 +1,249 @@
+//! Durability across a restart of the broker on the same data directory: durable definitions
+//! and persistent messages come back, everything else does not, and acknowledged messages stay
+//! gone. (tests/crash.rs kills the real binary instead.)
+
+mod common;
+
+use common::{Broker, declare, get, table, text};
+use lapin::BasicProperties;
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+
+async fn durable_queue(channel: &lapin::Channel, name: &str, arguments: FieldTable) {
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(name.into(), options, arguments)
+        .await
+        .expect("declare");
+}
+
+/// Publishes with confirms and waits until the broker confirms.
+async fn publish_confirmed(channel: &lapin::Channel, key: &str, body: &str, persistent: bool) {
+    let properties = BasicProperties::default().with_delivery_mode(if persistent { 2 } else { 1 });
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            properties,
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    assert!(confirm.is_ack(), "{confirm:?}");
+}
+
+#[tokio::test]
+async fn persistent_messages_on_durable_queues_survive_a_restart() {
+    let broker = Broker::start().await;
+    let (connection, channel) = broker.channel().await;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    durable_queue(&channel, "keep", FieldTable::default()).await;
+    declare(&channel, "transient-queue", FieldTable::default()).await;
+    for body in ["one", "two", "three"] {
+        publish_confirmed(&channel, "keep", body, true).await;
+    }
+    publish_confirmed(&channel, "keep", "not persistent", false).await;
+    publish_confirmed(&channel, "transient-queue", "lost with its queue", true).await;
+    // "one" is taken (no_ack), "two" delivered and left unacknowledged.
+    let one = get(&channel, "keep").await.expect("one");
+    assert_eq!(&one.data[..], b"one");
+    let two = channel
+        .basic_get("keep".into(), BasicGetOptions { no_ack: false })
+        .await
+        .expect("basic.get")
+        .expect("two");
+    assert_eq!(&two.data[..], b"two");
+    drop(connection);
+
+    let broker = broker.restart().await;
+    let (_connection, channel) = broker.channel().await;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let missing = channel
+        .queue_declare("transient-queue".into(), passive, FieldTable::default())
+        .await;
+    assert!(missing.is_err(), "a transient queue is gone");
+    let (_connection, channel) = broker.channel().await;
+    let mut got = Vec::new();
+    while let Some(message) = get(&channel, "keep").await {
+        got.push((
+            String::from_utf8_lossy(&message.data).into_owned(),
+            message.delivery.redelivered,
+        ));
+    }
+    assert_eq!(
+        got,
+        [("two".to_owned(), true), ("three".to_owned(), false)],
+        "acknowledged and transient messages stay gone; a delivered one is redelivered"
+    );
+}
+
+/// Declares the durable topic exchange `events`, the transient `scratch`, and the durable
+/// queue `audit` (max length 5, dead-lettering to `events`) bound with `orders.*` only.
+async fn define(channel: &lapin::Channel) {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            "events".into(),
+            lapin::ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .expect("durable exchange");
+    channel
+        .exchange_declare(
+            "scratch".into(),
+            lapin::ExchangeKind::Fanout,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("transient exchange");
+    let arguments = table(&[
+        ("x-max-length", AMQPValue::LongInt(5)),
+        ("x-dead-letter-exchange", text("events")),
+    ]);
+    durable_queue(channel, "audit", arguments).await;
+    for key in ["orders.*", "payments.#"] {
+        channel
+            .queue_bind(
+                "audit".into(),
+                "events".into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind");
+    }
+    channel
+        .queue_unbind(
+            "audit".into(),
+            "events".into(),
+            "payments.#".into(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("unbind");
+}
+
+async fn exchange_exists(broker: &Broker, name: &str) -> bool {
+    let (_connection, channel) = broker.channel().await;
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            name.into(),
+            lapin::ExchangeKind::Topic,
+            passive,
+            FieldTable::default(),
+        )
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn durable_exchanges_and_bindings_survive_and_transient_ones_do_not() {
+    let broker = Broker::start().await;
+    let (_connection, channel) = broker.channel().await;
+    define(&channel).await;
+
+    let broker = broker.restart().await;
+    assert!(exchange_exists(&broker, "events").await);
+    assert!(!exchange_exists(&broker, "scratch").await);
+    let (_connection, channel) = broker.channel().await;
+    for key in ["orders.new", "payments.in"] {
+        channel
+            .basic_publish(
+                "events".into(),
+                key.into(),
+                BasicPublishOptions::default(),
+                key.as_bytes(),
+                BasicProperties::default(),
+            )
+            .await
+            .expect("publish");
+    }
+    common::eventually("the routed message", || {
+        let channel = channel.clone();
+        async move {
+            channel
+                .queue_declare(
+                    "audit".into(),
+                    QueueDeclareOptions {
+                        durable: true,
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .is_ok_and(|q| q.message_count() == 1)
+        }
+    })
+    .await;
+    let got = get(&channel, "audit")
+        .await
+        .expect("routed by the kept binding");
+    assert_eq!(
+        &got.data[..],
+        b"orders.new",
+        "the removed binding stays removed"
+    );
+}
+
+#[tokio::test]
+async fn a_durable_queue_keeps_its_arguments() {
+    let broker = Broker::start().await;
+    let (_connection, channel) = broker.channel().await;
+    define(&channel).await;
+
+    let broker = broker.restart().await;
+    let (_connection, channel) = broker.channel().await;
+    let redeclare = channel
+        .queue_declare(
+            "audit".into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    common::assert_reply(redeclare, 406);
+}
+
+#[tokio::test]
+async fn a_second_broker_on_the_same_data_directory_is_refused() {
+    let broker = Broker::start().await;
+    let mut config = mqbridge::Config {
+        amqp_port: 0,
+        mqtt_port: 0,
+        stomp_port: 0,
+        ..mqbridge::Config::default()
+    };
+    config.data_dir = broker.data_dir().to_owned();
+    let second = mqbridge::Server::start(config).await;
+    let error = second.expect_err("the directory is locked").to_string();
+    assert!(error.contains("another mqbridge"), "{error}");
+}
