@@ -347,11 +347,11 @@ impl Connection {
                 }
                 () = ready(confirms.as_deref()), if confirms.is_some() => self.on_confirms(),
                 _ = tick(&mut ticker), if ticker.is_some() => self.on_tick(),
-                changed = shutdown.changed(), if !self.closing() => {
-                    if changed.is_ok() {
-                        let violation = Violation::new("server shutting down", "the broker is shutting down");
-                        self.fail(violation, None);
-                    }
+                _ = shutdown.changed(), if !self.closing() => {
+                    // A change, or the server dropping the sender: both mean shutdown, and
+                    // waiting on a dropped sender again would return at once, forever.
+                    let violation = Violation::new("server shutting down", "the broker is shutting down");
+                    self.fail(violation, None);
                 }
                 changed = self.alarm.changed(), if self.alarm_open => {
                     // A closed alarm means the broker is going away; reading goes on meanwhile.
