@@ -182,6 +182,7 @@ impl Listeners<'_> {
             anonymous: config
                 .mqtt_anonymous
                 .then(|| (config.default_user.clone(), config.default_pass.clone())),
+            max_keep_alive: config.mqtt_max_keep_alive,
         });
         let vhost = self.core.vhost(
             DEFAULT_VHOST,

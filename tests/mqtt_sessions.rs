@@ -319,3 +319,26 @@ async fn the_broker_aliases_topics_up_to_the_client_maximum() {
         .collect();
     assert_eq!(seen, expected);
 }
+
+#[tokio::test]
+async fn a_keep_alive_over_the_maximum_is_lowered_for_v5_and_refused_for_v3() {
+    let broker = Broker::start_with(|config| config.mqtt_max_keep_alive = 60).await;
+    let (_raw, connack) = connect(&broker, raw::connect(V5, "slow-v5", 600)).await;
+    assert_eq!(connack.properties.server_keep_alive, Some(60));
+    let (_raw, connack) = connect(&broker, raw::connect(V5, "none-v5", 0)).await;
+    assert_eq!(
+        connack.properties.server_keep_alive,
+        Some(60),
+        "no keep alive is more than the maximum"
+    );
+    let (_raw, connack) = connect(&broker, raw::connect(V5, "fine-v5", 30)).await;
+    assert_eq!(connack.properties.server_keep_alive, None);
+
+    let mut v3 = Raw::open(&broker, V3).await;
+    v3.send(&raw::connect(V3, "slow-v3", 600)).await;
+    match v3.next().await {
+        Some(Packet::ConnAck(connack)) => assert_eq!(connack.code, 0x02, "identifier rejected"),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    v3.assert_closed().await;
+}

@@ -43,6 +43,8 @@ pub struct MqttSettings {
     /// Credentials a client without a username is logged in with, from loopback only
     /// (Mosquitto and RabbitMQ allow anonymous clients only when configured to).
     pub anonymous: Option<(String, String)>,
+    /// Longest keep alive granted, in seconds (`u16::MAX`: whatever the client asks).
+    pub max_keep_alive: u16,
 }
 
 /// How a new connection asks the one holding its client id to leave: it sends a channel on

@@ -176,6 +176,10 @@ impl Connection {
             Ok(vhost) => vhost,
             Err(_) => return self.refuse(connack_v3::NOT_AUTHORIZED, reason::NOT_AUTHORIZED),
         };
+        let Some(keep_alive) = self.grant_keep_alive(connect.keep_alive) else {
+            // A 3.x client cannot be told another keep alive (Mosquitto refuses it too).
+            return self.refuse(connack_v3::IDENTIFIER_REJECTED, reason::UNSPECIFIED_ERROR);
+        };
         self.take_over().await;
         let (present, suspended) = match self.open_session(vhost, &connect).await {
             Ok(opened) => opened,
@@ -183,14 +187,17 @@ impl Connection {
                 return self.refuse(connack_v3::SERVER_UNAVAILABLE, reason::UNSPECIFIED_ERROR);
             }
         };
-        self.keep_alive = (connect.keep_alive > 0)
-            .then(|| std::time::Duration::from_secs(connect.keep_alive.into()));
+        self.keep_alive =
+            (keep_alive > 0).then(|| std::time::Duration::from_secs(keep_alive.into()));
         self.client_packet_max = connect.properties.maximum_packet_size;
         let aliases = connect.properties.topic_alias_maximum.unwrap_or(0);
         self.session.set_client_alias_maximum(aliases);
         self.will = connect.will.map(Box::new);
         let properties = match v5 {
-            true => self.connack_properties(assigned),
+            true => ConnAckProperties {
+                server_keep_alive: (keep_alive != connect.keep_alive).then_some(keep_alive),
+                ..self.connack_properties(assigned)
+            },
             false => ConnAckProperties::default(),
         };
         self.send(&Packet::ConnAck(ConnAck {
@@ -203,6 +210,18 @@ impl Connection {
             self.resume(suspended).await;
         }
         tracing::debug!(peer = %self.peer, client_id = %self.client_id, "mqtt session open");
+    }
+
+    /// The keep alive the connection runs with: the client's, unless it exceeds the configured
+    /// maximum (or is 0, "none", while a maximum is configured). A v5 client is then told the
+    /// maximum as Server Keep Alive [MQTT-3.2.2-21]; a 3.x client is refused (`None`).
+    fn grant_keep_alive(&self, requested: u16) -> Option<u16> {
+        let max = self.shared.settings.max_keep_alive;
+        let configured = max < u16::MAX;
+        if requested <= max && !(requested == 0 && configured) {
+            return Some(requested);
+        }
+        self.v5().then_some(max)
     }
 
     /// The user a CONNECT logs in as, or the CONNACK codes (v3, v5) that refuse it.
