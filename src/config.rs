@@ -31,6 +31,27 @@ pub struct Config {
     pub stomp_heartbeat_ms: u64,
     /// STOMP clients without a login may connect from loopback as the default user.
     pub stomp_anonymous: bool,
+    /// MQTT and STOMP over WebSocket (paths `/ws` and `/mqtt`); 0 picks a free port (tests).
+    pub ws_port: u16,
+    /// Browser origins (`https://app.example`) allowed to open a WebSocket; empty allows all.
+    pub ws_allowed_origins: Vec<String>,
+    /// Largest WebSocket message (and frame) accepted from a client, in bytes.
+    pub ws_max_message_size: usize,
+    /// PEM certificate chain of the TLS listeners; they start only with a key as well.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates for client certificates: when set, TLS clients must present one
+    /// signed by them, and its subject CN logs them in.
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// AMQP 0-9-1 over TLS; 0 picks a free port (tests).
+    pub amqps_port: u16,
+    /// MQTT over TLS.
+    pub mqtts_port: u16,
+    /// STOMP over TLS.
+    pub stomps_port: u16,
+    /// MQTT and STOMP over WebSocket over TLS.
+    pub wss_port: u16,
     pub data_dir: PathBuf,
     /// 0: publishers are told "stored" only after `fdatasync` (the default). N: after the
     /// write to the OS, with an `fdatasync` at least every N milliseconds.
@@ -71,6 +92,9 @@ const STOMP_MAX_FRAME_SIZE_DEFAULT: u32 = 16 * 1024 * 1024;
 /// them, one asking for faster gets one a second (RabbitMQ follows the client alone; the floor
 /// keeps a client from asking for a beat every millisecond).
 const STOMP_HEARTBEAT_MS_DEFAULT: u64 = 1_000;
+/// As large as the MQTT packets and STOMP frames we accept by default, so that a WebSocket
+/// carries whatever the plain ports do.
+const WS_MAX_MESSAGE_SIZE_DEFAULT: usize = 16 * 1024 * 1024;
 /// RabbitMQ's default `frame_max`: large enough for batching, small enough to interleave.
 const FRAME_MAX_DEFAULT: u32 = 131_072;
 /// RabbitMQ's default `channel_max`.
@@ -98,6 +122,16 @@ impl Default for Config {
             stomp_max_frame_size: STOMP_MAX_FRAME_SIZE_DEFAULT,
             stomp_heartbeat_ms: STOMP_HEARTBEAT_MS_DEFAULT,
             stomp_anonymous: true,
+            ws_port: 15675,
+            ws_allowed_origins: Vec::new(),
+            ws_max_message_size: WS_MAX_MESSAGE_SIZE_DEFAULT,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
+            amqps_port: 5671,
+            mqtts_port: 8883,
+            stomps_port: 61614,
+            wss_port: 15676,
             data_dir: PathBuf::from("./data"),
             fsync_interval_ms: 0,
             journal_segment_bytes: JOURNAL_SEGMENT_BYTES_DEFAULT,
@@ -177,6 +211,36 @@ pub struct Settings {
     /// Let STOMP clients without a login connect from loopback as the default user.
     #[arg(long, env = "MQBRIDGE_STOMP_ANONYMOUS")]
     pub stomp_anonymous: Option<bool>,
+    /// MQTT and STOMP over WebSocket port (0 = any free port).
+    #[arg(long, env = "MQBRIDGE_WS_PORT")]
+    pub ws_port: Option<u16>,
+    /// Browser origins allowed to open a WebSocket (comma-separated; empty allows all).
+    #[arg(long, env = "MQBRIDGE_WS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub ws_allowed_origins: Option<Vec<String>>,
+    /// Largest WebSocket message from a client, bytes.
+    #[arg(long, env = "MQBRIDGE_WS_MAX_MESSAGE_SIZE")]
+    pub ws_max_message_size: Option<usize>,
+    /// PEM certificate chain; with --tls-key-file, starts the TLS listeners.
+    #[arg(long, env = "MQBRIDGE_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for --tls-cert-file.
+    #[arg(long, env = "MQBRIDGE_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates; TLS clients must then present a certificate, whose CN logs them in.
+    #[arg(long, env = "MQBRIDGE_TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// AMQPS port (0 = any free port).
+    #[arg(long, env = "MQBRIDGE_AMQPS_PORT")]
+    pub amqps_port: Option<u16>,
+    /// MQTTS port (0 = any free port).
+    #[arg(long, env = "MQBRIDGE_MQTTS_PORT")]
+    pub mqtts_port: Option<u16>,
+    /// STOMP over TLS port (0 = any free port).
+    #[arg(long, env = "MQBRIDGE_STOMPS_PORT")]
+    pub stomps_port: Option<u16>,
+    /// WebSocket over TLS port (0 = any free port).
+    #[arg(long, env = "MQBRIDGE_WSS_PORT")]
+    pub wss_port: Option<u16>,
     /// Directory for the broker's data.
     #[arg(long, env = "MQBRIDGE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -217,12 +281,13 @@ pub struct Settings {
 
 impl Settings {
     /// Applies the keys that are set on top of `config`. The macro destructures `Settings`
-    /// completely, so a key added to `Settings` but not applied here does not compile.
+    /// completely, so a key added to `Settings` but not applied here does not compile. `into`
+    /// lets a set key fill an optional one (a file path).
     fn apply(self, config: &mut Config) {
         macro_rules! apply {
             ($($field:ident),* $(,)?) => {
                 let Settings { $($field),* } = self;
-                $( if let Some(value) = $field { config.$field = value; } )*
+                $( if let Some(value) = $field { config.$field = value.into(); } )*
             };
         }
         apply!(
@@ -236,6 +301,16 @@ impl Settings {
             stomp_max_frame_size,
             stomp_heartbeat_ms,
             stomp_anonymous,
+            ws_port,
+            ws_allowed_origins,
+            ws_max_message_size,
+            tls_cert_file,
+            tls_key_file,
+            tls_client_ca_file,
+            amqps_port,
+            mqtts_port,
+            stomps_port,
+            wss_port,
             data_dir,
             fsync_interval_ms,
             journal_segment_bytes,
@@ -320,6 +395,41 @@ mod tests {
         assert_eq!(config.stomp_max_frame_size, 8192);
         assert_eq!(config.stomp_heartbeat_ms, 500);
         assert!(!config.stomp_anonymous);
+    }
+
+    #[test]
+    fn websocket_and_tls_keys_come_from_the_file_and_flags() {
+        let dir = std::env::temp_dir().join(format!("mqbridge-config-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("tls.toml");
+        let file = "tls_cert_file = \"/etc/mqbridge/cert.pem\"\nws_allowed_origins = [\"https://a\"]\n\
+                    wss_port = 9443\n";
+        std::fs::write(&path, file).expect("write");
+        let cli = Cli::parse_from([
+            "mqbridge",
+            "--config",
+            path.to_str().expect("utf-8"),
+            "--ws-allowed-origins",
+            "https://b,https://c",
+            "--tls-key-file",
+            "/etc/mqbridge/key.pem",
+        ]);
+        let config = Config::load(cli).expect("valid");
+        assert_eq!(
+            config.tls_cert_file,
+            Some(PathBuf::from("/etc/mqbridge/cert.pem"))
+        );
+        assert_eq!(
+            config.tls_key_file,
+            Some(PathBuf::from("/etc/mqbridge/key.pem"))
+        );
+        assert_eq!(config.tls_client_ca_file, None);
+        assert_eq!(config.ws_allowed_origins, ["https://b", "https://c"]);
+        assert_eq!((config.ws_port, config.wss_port), (15675, 9443));
+        assert_eq!(
+            (config.amqps_port, config.mqtts_port, config.stomps_port),
+            (5671, 8883, 61614)
+        );
     }
 
     #[test]

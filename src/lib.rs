@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`config`]: defaults, TOML file, `MQBRIDGE_*` environment and flags, merged in that order.
 //! - [`server`]: listeners, the connection cap, graceful shutdown.
+//! - [`tls`]: certificates for the TLS listeners, client-certificate login, reload.
 //! - `core`: the broker model behind `mqbridge_broker_api` (users, vhosts, exchanges,
 //!   bindings, queues). It knows no wire protocol.
 //! - [`store`]: the journal that keeps durable definitions and persistent messages.
@@ -13,6 +14,7 @@ pub mod config;
 mod core;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 pub use config::Config;
 pub use server::{RunningServer, Server};

@@ -1,7 +1,8 @@
-//! The `mqbridge` binary: load the configuration, start the broker, stop it on SIGINT/SIGTERM.
+//! The `mqbridge` binary: load the configuration, start the broker, reload its TLS certificates
+//! on SIGHUP, stop it on SIGINT/SIGTERM.
 
 use clap::Parser;
-use mqbridge::{Config, Server, config::Cli};
+use mqbridge::{Config, RunningServer, Server, config::Cli};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -16,18 +17,26 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let server = Server::start(config).await?;
-        wait_for_signal().await?;
+        wait_for_signal(&server).await?;
         server.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Returns on SIGINT or SIGTERM; reloads the TLS files on each SIGHUP meanwhile (the habit of
+/// nginx and Mosquitto, and what certificate renewal tools signal).
+async fn wait_for_signal(server: &RunningServer) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => return Ok(result?),
+            _ = terminate.recv() => return Ok(()),
+            _ = hangup.recv() => match server.reload_tls() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificates reloaded"),
+                Err(error) => tracing::error!("SIGHUP: TLS reload failed, keeping the current certificates: {error:#}"),
+            },
+        }
     }
-    Ok(())
 }

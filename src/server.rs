@@ -5,6 +5,14 @@
 //! client connection (the adapter's); one task per queue (the core's). Shutdown: the watch
 //! channel flips, accept tasks stop, every connection closes with its protocol's own close, and
 //! `shutdown` waits for them up to the grace period.
+//!
+//! The WebSocket listener (`websocket`) and the TLS twins of the listeners (`encrypted`) hand
+//! their streams to the same adapters.
+
+mod encrypted;
+mod websocket;
+
+pub use encrypted::TlsAddrs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +31,7 @@ use crate::config::Config;
 use crate::core::memory::MemoryGauge;
 use crate::core::{Core, DEFAULT_VHOST, UserRecord};
 use crate::store::{FsyncPolicy, Journal, JournalOptions, Recovered, Store};
+use crate::tls::Tls;
 
 /// The broker, before it runs.
 pub struct Server;
@@ -33,6 +42,11 @@ pub struct RunningServer {
     pub amqp_addr: SocketAddr,
     pub mqtt_addr: SocketAddr,
     pub stomp_addr: SocketAddr,
+    /// MQTT and STOMP over WebSocket.
+    pub ws_addr: SocketAddr,
+    /// The TLS listeners, when a certificate and key are configured.
+    pub tls_addrs: Option<TlsAddrs>,
+    tls: Option<Arc<Tls>>,
     shutdown: watch::Sender<bool>,
     connections: Arc<Semaphore>,
     max_connections: u32,
@@ -60,25 +74,36 @@ impl Server {
         let max_connections = u32::try_from(config.max_connections).unwrap_or(u32::MAX >> 3);
         let connections = Arc::new(Semaphore::new(max_connections as usize));
         let (shutdown, _) = watch::channel(false);
+        let tls = encrypted::load(&config)?;
 
         let listeners = Listeners {
             config: &config,
             core: &core,
             connections: &connections,
             shutdown: &shutdown,
+            mqtt: mqtt_shared(&config),
         };
         let (amqp_addr, accept_amqp) = listeners.amqp().await?;
         let (mqtt_addr, accept_mqtt) = listeners.mqtt().await?;
         let (stomp_addr, accept_stomp) = listeners.stomp().await?;
+        let (ws_addr, accept_ws) = listeners.websocket().await?;
+        let mut accept_tasks = vec![accept_amqp, accept_mqtt, accept_stomp, accept_ws];
+        let tls_addrs = match &tls {
+            Some(tls) => Some(listeners.encrypted(tls, &mut accept_tasks).await?),
+            None => None,
+        };
         tracing::info!(data_dir = %config.data_dir.display(), "broker started");
         Ok(RunningServer {
             amqp_addr,
             mqtt_addr,
             stomp_addr,
+            ws_addr,
+            tls_addrs,
+            tls,
             shutdown,
             connections,
             max_connections,
-            accept_tasks: vec![accept_amqp, accept_mqtt, accept_stomp],
+            accept_tasks,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             journal,
         })
@@ -86,6 +111,15 @@ impl Server {
 }
 
 impl RunningServer {
+    /// Reads the TLS certificate, key and client CA files again (SIGHUP): new handshakes use
+    /// them, open connections keep theirs. Without TLS configured there is nothing to do.
+    pub fn reload_tls(&self) -> anyhow::Result<()> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
+    }
+
     /// Stops accepting, asks every connection to close, and waits for them (bounded).
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
@@ -141,6 +175,9 @@ struct Listeners<'a> {
     core: &'a Arc<dyn Broker>,
     connections: &'a Arc<Semaphore>,
     shutdown: &'a watch::Sender<bool>,
+    /// One per broker: the MQTT, MQTTS and WebSocket listeners share client ids and retained
+    /// messages.
+    mqtt: Arc<MqttShared>,
 }
 
 impl Listeners<'_> {
@@ -148,11 +185,7 @@ impl Listeners<'_> {
         let config = self.config;
         let listener = bind(config, "AMQP", config.amqp_port).await?;
         let address = listener.local_addr()?;
-        let settings = Arc::new(AmqpSettings {
-            heartbeat_secs: config.heartbeat_secs,
-            frame_max: config.frame_max,
-            channel_max: config.channel_max,
-        });
+        let settings = amqp_settings(config);
         let core = Arc::clone(self.core);
         let accept = spawn_acceptor(
             listener,
@@ -176,14 +209,7 @@ impl Listeners<'_> {
         let config = self.config;
         let listener = bind(config, "MQTT", config.mqtt_port).await?;
         let address = listener.local_addr()?;
-        let shared = MqttShared::new(MqttSettings {
-            vhost: DEFAULT_VHOST.to_owned(),
-            max_packet_size: config.mqtt_max_packet_size,
-            anonymous: config
-                .mqtt_anonymous
-                .then(|| (config.default_user.clone(), config.default_pass.clone())),
-            max_keep_alive: config.mqtt_max_keep_alive,
-        });
+        let shared = Arc::clone(&self.mqtt);
         let vhost = self.core.vhost(
             DEFAULT_VHOST,
             &User {
@@ -219,14 +245,7 @@ impl Listeners<'_> {
         let config = self.config;
         let listener = bind(config, "STOMP", config.stomp_port).await?;
         let address = listener.local_addr()?;
-        let settings = Arc::new(StompSettings {
-            default_vhost: DEFAULT_VHOST.to_owned(),
-            frame_size_max: usize::try_from(config.stomp_max_frame_size).unwrap_or(usize::MAX),
-            heart_beat_ms: config.stomp_heartbeat_ms,
-            anonymous: config
-                .stomp_anonymous
-                .then(|| (config.default_user.clone(), config.default_pass.clone())),
-        });
+        let settings = stomp_settings(config);
         let core = Arc::clone(self.core);
         let accept = spawn_acceptor(
             listener,
@@ -245,6 +264,38 @@ impl Listeners<'_> {
         tracing::info!(protocol = "stomp", %address, "listening");
         Ok((address, accept))
     }
+}
+
+// The settings of each adapter, shared by its plain, TLS and WebSocket listeners.
+
+fn amqp_settings(config: &Config) -> Arc<AmqpSettings> {
+    Arc::new(AmqpSettings {
+        heartbeat_secs: config.heartbeat_secs,
+        frame_max: config.frame_max,
+        channel_max: config.channel_max,
+    })
+}
+
+fn mqtt_shared(config: &Config) -> Arc<MqttShared> {
+    MqttShared::new(MqttSettings {
+        vhost: DEFAULT_VHOST.to_owned(),
+        max_packet_size: config.mqtt_max_packet_size,
+        anonymous: config
+            .mqtt_anonymous
+            .then(|| (config.default_user.clone(), config.default_pass.clone())),
+        max_keep_alive: config.mqtt_max_keep_alive,
+    })
+}
+
+fn stomp_settings(config: &Config) -> Arc<StompSettings> {
+    Arc::new(StompSettings {
+        default_vhost: DEFAULT_VHOST.to_owned(),
+        frame_size_max: usize::try_from(config.stomp_max_frame_size).unwrap_or(usize::MAX),
+        heart_beat_ms: config.stomp_heartbeat_ms,
+        anonymous: config
+            .stomp_anonymous
+            .then(|| (config.default_user.clone(), config.default_pass.clone())),
+    })
 }
 
 /// Accepts connections while a permit is free (so a full broker stops accepting rather than

@@ -9,6 +9,10 @@ pub mod raw;
 
 pub mod stomp;
 
+pub mod tls;
+
+pub mod websocket;
+
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
@@ -56,6 +60,7 @@ impl Broker {
             amqp_port: 0,
             mqtt_port: 0,
             stomp_port: 0,
+            ws_port: 0,
             data_dir: data.0.clone(),
             heartbeat_secs: 0,
             ..Config::default()

@@ -1,0 +1,138 @@
+//! Client certificates (mTLS): the certificate's CN is the username, clients without a trusted
+//! certificate are refused, and SIGHUP's reload swaps the certificates for new handshakes.
+
+mod common;
+
+use common::tls::{self, TestCa, amqps};
+use common::{Broker, assert_reply, within};
+use lapin::BasicProperties;
+use lapin::options::BasicPublishOptions;
+use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+
+async fn start_mtls(ca: &TestCa) -> Broker {
+    Broker::start_with(|config| ca.configure(config, true)).await
+}
+
+/// Publishes with `user_id` set; the broker refuses a user id other than the logged-in user's
+/// (406), which tells us who the certificate logged in as.
+async fn publish_as(connection: &lapin::Connection, user_id: &str) -> lapin::Result<()> {
+    let channel = within(connection.create_channel()).await?;
+    within(channel.confirm_select(Default::default())).await?;
+    let properties = BasicProperties::default().with_user_id(user_id.into());
+    let confirm = within(channel.basic_publish(
+        "".into(),
+        "nowhere".into(),
+        BasicPublishOptions::default(),
+        b"who am I",
+        properties,
+    ))
+    .await?;
+    within(confirm).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn the_certificate_cn_is_the_amqp_user_whatever_the_password() {
+    let ca = TestCa::new("mtls CA");
+    let broker = start_mtls(&ca).await;
+    let port = broker.server.tls_addrs.expect("tls").amqps.port();
+    let alice = ca.client("alice");
+    // "alice" has no password in the broker: the certificate is her credential.
+    let connection = amqps(port, "alice", ca.lapin_config(Some(&alice)))
+        .await
+        .expect("alice logs in by certificate");
+    publish_as(&connection, "alice")
+        .await
+        .expect("user_id alice is hers");
+    assert_reply(publish_as(&connection, "guest").await, 406);
+}
+
+#[tokio::test]
+async fn another_username_still_needs_its_password() {
+    let ca = TestCa::new("mtls CA 2");
+    let broker = start_mtls(&ca).await;
+    let port = broker.server.tls_addrs.expect("tls").amqps.port();
+    let alice = ca.client("alice");
+    let guest = amqps(port, "guest", ca.lapin_config(Some(&alice))).await;
+    publish_as(&guest.expect("guest/guest is valid"), "guest")
+        .await
+        .expect("as guest");
+    let url = format!("amqps://guest:wrong@localhost:{port}/%2f");
+    let runtime = lapin::runtime::default_runtime().expect("runtime");
+    let wrong = lapin::Connection::connect_with_config(
+        &url,
+        Default::default(),
+        ca.lapin_config(Some(&alice)),
+        runtime,
+    );
+    assert!(
+        within(wrong).await.is_err(),
+        "a wrong password for another user is refused"
+    );
+}
+
+#[tokio::test]
+async fn mqtt_over_mtls_logs_in_as_the_cn() {
+    let ca = TestCa::new("mtls MQTT CA");
+    let broker = start_mtls(&ca).await;
+    let port = broker.server.tls_addrs.expect("tls").mqtts.port();
+    let device = ca.client("device-42");
+    let mut options = MqttOptions::new("device-42", "localhost", port);
+    options.set_credentials("device-42", "");
+    let tls = TlsConfiguration::Rustls(ca.client_config(Some(&device)));
+    options.set_transport(Transport::tls_with_config(tls));
+    broker.mqtt(options).await;
+}
+
+#[tokio::test]
+async fn clients_without_a_trusted_certificate_are_refused() {
+    let ca = TestCa::new("mtls CA 3");
+    let broker = start_mtls(&ca).await;
+    let tls = broker.server.tls_addrs.expect("tls");
+    let bare = amqps(tls.amqps.port(), "guest", ca.lapin_config(None)).await;
+    assert!(bare.is_err(), "no client certificate");
+    let stranger = TestCa::new("not trusted").client("mallory");
+    let forged = amqps(
+        tls.amqps.port(),
+        "mallory",
+        ca.lapin_config(Some(&stranger)),
+    )
+    .await;
+    assert!(forged.is_err(), "a certificate from another CA");
+    // The broker still serves a client with a good certificate.
+    let alice = ca.client("alice");
+    let good = amqps(tls.amqps.port(), "alice", ca.lapin_config(Some(&alice))).await;
+    common::assert_round_trip(&good.expect("alice"), "mtls-survivor").await;
+}
+
+#[tokio::test]
+async fn reload_swaps_the_certificate_for_new_handshakes_only() {
+    let old = TestCa::new("old CA");
+    let broker = Broker::start_with(|config| old.configure(config, false)).await;
+    let tls = broker.server.tls_addrs.expect("tls");
+    let open = amqps(tls.amqps.port(), "guest", old.lapin_config(None))
+        .await
+        .expect("connects");
+    // Renewal: a certificate from a new CA is written over the old files.
+    let new = TestCa::new("new CA");
+    let renewed = new.server();
+    old.write("server.pem", &renewed.cert_pem);
+    old.write("server.key", &renewed.key_pem);
+    broker.server.reload_tls().expect("reload");
+    assert!(
+        tls::connect(tls.mqtts, old.client_config(None))
+            .await
+            .is_err()
+    );
+    tls::connect(tls.mqtts, new.client_config(None))
+        .await
+        .expect("new CA");
+    common::assert_round_trip(&open, "kept-its-session").await;
+    // A broken file is refused and the renewed certificate stays in use.
+    old.write("server.key", "not a key");
+    assert!(broker.server.reload_tls().is_err());
+    assert!(
+        tls::connect(tls.mqtts, new.client_config(None))
+            .await
+            .is_ok()
+    );
+}
