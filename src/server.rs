@@ -216,6 +216,7 @@ impl Listeners<'_> {
                 name: config.default_user.clone(),
             },
         )?;
+        shared.restore_retained(vhost.take_retained());
         let statistics = mqbridge_mqtt::publish_statistics(
             Arc::clone(&shared),
             vhost,

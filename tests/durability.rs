@@ -247,3 +247,104 @@ async fn a_second_broker_on_the_same_data_directory_is_refused() {
     let error = second.expect_err("the directory is locked").to_string();
     assert!(error.contains("another mqbridge"), "{error}");
 }
+
+mod mqtt {
+    use std::num::NonZeroU16;
+
+    use bytes::Bytes;
+    use mqbridge_mqtt::codec::{Packet, Publish, QoS, Subscribe, Subscription};
+
+    use super::common::Broker;
+    use super::common::mqtt::raw::{self, Raw, V3};
+
+    fn id(value: u16) -> NonZeroU16 {
+        NonZeroU16::new(value).expect("non-zero")
+    }
+
+    /// A QoS 1 PUBLISH, acknowledged (PUBACK comes once it is stored).
+    async fn publish(raw: &mut Raw, topic: &str, payload: &'static str, retain: bool) {
+        raw.send(&Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain,
+            topic: topic.to_owned(),
+            packet_id: Some(id(1)),
+            payload: Bytes::from_static(payload.as_bytes()),
+            properties: Default::default(),
+        }))
+        .await;
+        assert!(matches!(raw.next().await, Some(Packet::PubAck(_))));
+    }
+
+    async fn subscribe(raw: &mut Raw, filter: &str) {
+        raw.send(&Packet::Subscribe(Subscribe {
+            packet_id: id(2),
+            filters: vec![Subscription {
+                filter: filter.to_owned(),
+                qos: QoS::AtLeastOnce,
+                no_local: false,
+                retain_as_published: false,
+                retain_handling: 0,
+            }],
+            subscription_identifier: None,
+            user_properties: Vec::new(),
+        }))
+        .await;
+        assert!(matches!(raw.next().await, Some(Packet::SubAck(_))));
+    }
+
+    async fn next_payload(raw: &mut Raw) -> (String, Bytes) {
+        match raw.next().await {
+            Some(Packet::Publish(publish)) => (publish.topic, publish.payload),
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn retained_messages_survive_a_restart_and_a_clear_stays_cleared() {
+        let broker = Broker::start().await;
+        let mut raw = Raw::connected(&broker, V3, 30).await;
+        publish(&mut raw, "status/a", "up", true).await;
+        publish(&mut raw, "status/b", "old", true).await;
+        publish(&mut raw, "status/b", "", true).await;
+        drop(raw);
+
+        let broker = broker.restart().await;
+        let mut raw = Raw::connected(&broker, V3, 30).await;
+        subscribe(&mut raw, "status/#").await;
+        let (topic, payload) = next_payload(&mut raw).await;
+        assert_eq!((topic.as_str(), &payload[..]), ("status/a", &b"up"[..]));
+        let mut other = Raw::connected_with(&broker, raw::connect(V3, "other", 30)).await;
+        publish(&mut other, "status/marker", "marker", false).await;
+        let (topic, _) = next_payload(&mut raw).await;
+        assert_eq!(topic, "status/marker", "status/b was cleared");
+    }
+
+    #[tokio::test]
+    async fn a_persistent_session_keeps_its_queued_messages_across_a_restart() {
+        let broker = Broker::start().await;
+        let mut connect = raw::connect(V3, "device-7", 30);
+        if let Packet::Connect(request) = &mut connect {
+            request.clean_start = false;
+        }
+        let mut device = Raw::connected_with(&broker, connect.clone()).await;
+        subscribe(&mut device, "cmd/device-7").await;
+        drop(device);
+        let mut sender = Raw::connected(&broker, V3, 30).await;
+        publish(&mut sender, "cmd/device-7", "reboot", false).await;
+        drop(sender);
+
+        let broker = broker.restart().await;
+        let mut device = Raw::open(&broker, V3).await;
+        device.send(&connect).await;
+        match device.next().await {
+            Some(Packet::ConnAck(connack)) => assert!(connack.session_present),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+        let (topic, payload) = next_payload(&mut device).await;
+        assert_eq!(
+            (topic.as_str(), &payload[..]),
+            ("cmd/device-7", &b"reboot"[..])
+        );
+    }
+}

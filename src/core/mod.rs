@@ -104,10 +104,14 @@ fn restore(vhost: &VHost, recovered: Recovered) {
     let exchanges = recovered.exchanges.into_iter().filter(|(v, _)| mine(v));
     let queues = recovered.queues.into_iter().filter(|q| mine(&q.vhost));
     let bindings = recovered.bindings.into_iter().filter(|(v, _)| mine(v));
+    let retained = recovered.retained.into_iter().filter(|(v, _, _)| mine(v));
     vhost.restore(
         exchanges.map(|(_, spec)| spec).collect(),
         queues.collect(),
         bindings.map(|(_, spec)| spec).collect(),
+        retained
+            .map(|(_, topic, message)| (topic, message))
+            .collect(),
     );
 }
 

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{BoxFuture, BrokerError, ConnectionId, Headers, QueueHandle};
+use crate::{BoxFuture, BrokerError, Confirm, ConnectionId, Headers, Message, QueueHandle};
 
 /// How an exchange matches routing keys against bindings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,4 +158,19 @@ pub trait VirtualHost: Send + Sync {
 
     /// Called once when a connection ends: its exclusive queues are deleted.
     fn connection_closed(&self, connection: ConnectionId);
+
+    /// Keeps the retained MQTT message of `topic` (or with `None`, clears it) across restarts;
+    /// `confirm` is settled once it is stored. The adapter keeps its own copy for matching.
+    fn set_retained(&self, topic: &str, message: Option<Arc<Message>>, confirm: Option<Confirm>) {
+        let _ = (topic, message);
+        if let Some(confirm) = confirm {
+            confirm.settle(true);
+        }
+    }
+
+    /// The retained messages kept from before a restart, handed over once (later calls get
+    /// none): the MQTT listener loads them at start.
+    fn take_retained(&self) -> Vec<(String, Arc<Message>)> {
+        Vec::new()
+    }
 }

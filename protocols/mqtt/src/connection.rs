@@ -7,6 +7,7 @@
 //! a binding from `amq.topic` to it, carrying the MQTT options as binding arguments so that a
 //! persistent session gets them back on reconnect.
 
+mod acks;
 mod inbound;
 mod outbound;
 mod shared;
@@ -78,6 +79,12 @@ impl MqttShared {
         } else {
             retained.insert(topic_name.to_owned(), Arc::clone(message));
         }
+    }
+
+    /// Loads the retained messages kept from before a restart.
+    pub fn restore_retained(&self, kept: Vec<(String, Arc<Message>)>) {
+        let mut retained = self.retained.lock().unwrap_or_else(PoisonError::into_inner);
+        retained.extend(kept);
     }
 
     pub(crate) fn retained_count(&self) -> usize {
@@ -311,6 +318,8 @@ pub struct Connection {
     taken_over_by: Option<oneshot::Sender<()>>,
     /// Nothing more is read; the connection ends once the output is flushed.
     closing: Option<End>,
+    /// PUBACKs and PUBRECs owed, waiting for the queues to confirm.
+    acks: acks::InboundAcks,
 }
 
 impl Connection {
@@ -336,6 +345,7 @@ impl Connection {
             takeover: None,
             taken_over_by: None,
             closing: None,
+            acks: acks::InboundAcks::default(),
         }
     }
 
@@ -419,6 +429,7 @@ impl Connection {
                         self.on_events(&mut events).await;
                     }
                 }
+                () = self.acks.ready(), if self.acks.waiting() => self.send_acks(),
                 done = taken_over(&mut self.takeover) => {
                     self.taken_over_by = done;
                     self.disconnect(reason::SESSION_TAKEN_OVER, "another connection took the session over");

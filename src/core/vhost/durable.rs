@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use mqbridge_broker_api::{BindingSpec, Destination, ExchangeSpec, Headers, QueueSpec};
+use mqbridge_broker_api::{BindingSpec, Destination, ExchangeSpec, Headers, Message, QueueSpec};
 
 use super::{Definitions, Exchange, QueueEntry, VHost};
 use crate::core::queue::{self, QueueConfig, QueueStore};
@@ -94,7 +94,12 @@ impl VHost {
         exchanges: Vec<ExchangeSpec>,
         queues: Vec<RecoveredQueue>,
         bindings: Vec<BindingSpec>,
+        retained: Vec<(String, Arc<Message>)>,
     ) {
+        *self
+            .recovered_retained
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = retained;
         let mut definitions = self.write();
         for spec in exchanges {
             definitions

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use mqbridge_broker_api::{
-    BindingSpec, BoxFuture, BrokerError, ConnectionId, Destination, ExchangeKind, ExchangeSpec,
-    Headers, Message, QueueDeclared, QueueHandle, QueueSpec, VirtualHost,
+    BindingSpec, BoxFuture, BrokerError, Confirm, ConnectionId, Destination, ExchangeKind,
+    ExchangeSpec, Headers, Message, QueueDeclared, QueueHandle, QueueSpec, VirtualHost,
 };
 
 use self::durable::Journaled;
@@ -43,6 +43,8 @@ pub struct VHost {
     definitions: RwLock<Definitions>,
     gauge: Arc<MemoryGauge>,
     me: Weak<VHost>,
+    /// Retained MQTT messages recovered from the store, until the MQTT listener takes them.
+    recovered_retained: std::sync::Mutex<Vec<(String, Arc<Message>)>>,
 }
 
 #[derive(Debug)]
@@ -94,6 +96,7 @@ impl VHost {
             definitions: RwLock::new(definitions),
             gauge,
             me: me.clone(),
+            recovered_retained: std::sync::Mutex::default(),
         })
     }
 
@@ -685,6 +688,24 @@ impl VirtualHost for VHost {
             .ok_or_else(|| self.not_found("queue", name))?;
         self.check_owner(entry, connection)?;
         Ok(Arc::clone(&entry.handle) as Arc<dyn QueueHandle>)
+    }
+
+    fn set_retained(&self, topic: &str, message: Option<Arc<Message>>, confirm: Option<Confirm>) {
+        let record = crate::store::Record::Retain {
+            vhost: self.name.clone(),
+            topic: topic.to_owned(),
+            message,
+        };
+        let store = Arc::clone(&self.read().journal.store);
+        store.append(record, confirm.map(crate::store::Durable::Confirm));
+    }
+
+    fn take_retained(&self) -> Vec<(String, Arc<Message>)> {
+        let mut recovered = self
+            .recovered_retained
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut *recovered)
     }
 
     fn connection_closed(&self, connection: ConnectionId) {

@@ -379,6 +379,7 @@ impl Connection {
             packet_id: publish.packet_id,
             message: None,
             routes: Vec::new(),
+            retain: None,
         };
         let duplicate = publish.qos == QoS::ExactlyOnce
             && publish
@@ -398,6 +399,7 @@ impl Connection {
             let message = Arc::new(translate::message_in(&publish, publisher));
             if publish.retain {
                 self.shared.retain(&publish.topic, &message);
+                accepted.retain = Some(publish.topic.clone());
             }
             let _ = opened.vhost.route(
                 TOPIC_EXCHANGE,
@@ -410,25 +412,38 @@ impl Connection {
         Then::Forward(accepted)
     }
 
-    /// Hands an accepted PUBLISH to its queues, then acknowledges it: PUBACK or PUBREC tell
-    /// the client the broker has the message.
+    /// Hands an accepted PUBLISH to its queues. A QoS 1 or 2 one is acknowledged once they
+    /// all have it (see `acks.rs`); one that reached no queue, or was a retransmission, at
+    /// once, but still after those before it.
     async fn forward(&mut self, accepted: Accepted) {
-        let routed = accepted.message.is_none() || !accepted.routes.is_empty();
+        let owed = accepted
+            .packet_id
+            .filter(|_| accepted.qos != QoS::AtMostOnce);
+        // The retained copy is stored like one more queue.
+        let queues = accepted.routes.len() + usize::from(accepted.retain.is_some());
+        let ticket = match (owed, &accepted.message) {
+            (Some(id), Some(_)) if queues > 0 => self.acks.expect(accepted.qos, id, queues),
+            _ => None,
+        };
+        if let Some(id) = owed.filter(|_| ticket.is_none()) {
+            let routed = accepted.message.is_none() || queues > 0;
+            let code = if routed || !self.v5() {
+                reason::SUCCESS
+            } else {
+                reason::NO_MATCHING_SUBSCRIBERS
+            };
+            self.acks.known(accepted.qos, id, code);
+        }
         if let Some(message) = accepted.message {
+            if let (Some(topic), Some(opened)) = (&accepted.retain, &self.opened) {
+                let kept = (!message.body.is_empty()).then(|| Arc::clone(&message));
+                opened.vhost.set_retained(topic, kept, ticket.clone());
+            }
             for queue in accepted.routes {
-                queue.publish(Arc::clone(&message), None).await;
+                queue.publish(Arc::clone(&message), ticket.clone()).await;
             }
         }
-        let code = if routed || !self.v5() {
-            reason::SUCCESS
-        } else {
-            reason::NO_MATCHING_SUBSCRIBERS
-        };
-        match (accepted.qos, accepted.packet_id) {
-            (QoS::AtLeastOnce, Some(id)) => self.send(&Packet::PubAck(ack(id, code))),
-            (QoS::ExactlyOnce, Some(id)) => self.send(&Packet::PubRec(ack(id, code))),
-            _ => {}
-        }
+        self.send_acks();
     }
 
     fn on_puback(&mut self, id: PacketId) -> Then {
@@ -578,6 +593,8 @@ struct Accepted {
     /// None for a QoS 2 retransmission already delivered [MQTT-4.3.3-10].
     message: Option<Arc<Message>>,
     routes: Vec<Arc<dyn QueueHandle>>,
+    /// The topic whose retained message this PUBLISH sets (or, empty, clears).
+    retain: Option<String>,
 }
 
 pub(super) fn ack(packet_id: PacketId, code: u8) -> Ack {

@@ -239,6 +239,8 @@ async fn deliver_will(
 ) {
     if retain {
         shared.retain(topic, &message);
+        let kept = (!message.body.is_empty()).then(|| Arc::clone(&message));
+        vhost.set_retained(topic, kept, None);
     }
     let mut routes = Vec::new();
     let headers = &message.properties.headers;
