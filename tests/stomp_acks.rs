@@ -216,3 +216,54 @@ async fn acks_in_a_transaction_settle_on_commit_and_not_on_abort() {
     again.expect_message("kept").await;
     again.assert_quiet().await;
 }
+
+/// Publishes `count` messages of 32 KiB, confirmed by the last one's receipt. Together they
+/// are far more than the broker writes ahead to a client that does not read, so most of them
+/// wait in the connection's delivery sink.
+async fn publish_many(client: &mut StompClient, destination: &str, count: usize) {
+    let body = "x".repeat(32 * 1024);
+    let mut batch = String::new();
+    for _ in 0..count - 1 {
+        batch.push_str(&format!("SEND\ndestination:{destination}\n\n{body}\0"));
+    }
+    client.send_bytes(batch.as_bytes()).await;
+    client.publish(destination, &body).await;
+}
+
+/// Counts the messages a fresh auto subscriber gets from `destination`.
+async fn count_messages(broker: &Broker, destination: &str) -> usize {
+    let mut client = StompClient::open(broker).await;
+    client.subscribe("count", destination, "auto").await;
+    let mut count = 0;
+    while let Ok(Some(_)) = tokio::time::timeout(common::stomp::QUIET, client.next()).await {
+        count += 1;
+    }
+    count
+}
+
+#[tokio::test]
+async fn unsubscribe_returns_unacked_deliveries_including_those_still_in_flight() {
+    let broker = Broker::start().await;
+    let mut client = StompClient::open(&broker).await;
+    let destination = format!("/queue/{}", unique("in-flight"));
+    publish_many(&mut client, &destination, 500).await;
+    client
+        .subscribe("s", &destination, "client-individual")
+        .await;
+    client.expect(Command::Message).await;
+    let unsubscribe = Frame::new(Command::Unsubscribe).with("id", "s");
+    client.request(unsubscribe).await;
+    assert_eq!(count_messages(&broker, &destination).await, 500);
+}
+
+#[tokio::test]
+async fn a_closed_connection_returns_unacked_deliveries_including_those_still_in_flight() {
+    let broker = Broker::start().await;
+    let mut client = StompClient::open(&broker).await;
+    let destination = format!("/queue/{}", unique("closed"));
+    publish_many(&mut client, &destination, 500).await;
+    client.subscribe("s", &destination, "client").await;
+    client.expect(Command::Message).await;
+    drop(client);
+    assert_eq!(count_messages(&broker, &destination).await, 500);
+}

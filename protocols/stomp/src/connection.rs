@@ -418,13 +418,15 @@ impl Connection {
     /// Releases the connection's broker state: consumers are cancelled (their unacknowledged
     /// deliveries go back to their queues) and exclusive queues are deleted.
     async fn cleanup(&mut self) {
-        let Some(opened) = self.opened.take() else {
+        let Some(opened) = self.opened.as_mut() else {
             return;
         };
-        for subscription in opened.subscriptions.values() {
-            subscriptions::end_subscription(subscription, &mut self.unacked).await;
+        opened.by_consumer.clear();
+        let ended = opened.subscriptions.drain().map(|(_, s)| s).collect();
+        self.end_subscriptions(ended).await;
+        if let Some(opened) = self.opened.take() {
+            opened.vhost.connection_closed(self.id);
         }
-        opened.vhost.connection_closed(self.id);
     }
 }
 

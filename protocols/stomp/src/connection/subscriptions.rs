@@ -8,13 +8,12 @@ use std::sync::Arc;
 
 use mqbridge_broker_api::{
     BindingSpec, ConsumeSpec, ConsumerId, Destination as Target, HeaderValue, Headers, QueueSpec,
-    Settlement,
 };
 
 use super::{Connection, PREFETCH_DEFAULT, Subscription, Violation};
 use crate::codec::{Command, Frame, Version};
 use crate::destination::{Destination, TOPIC_EXCHANGE};
-use crate::session::{AckMode, Unacked};
+use crate::session::AckMode;
 use crate::translate::QUEUE_ARGUMENT_HEADERS;
 
 /// The queue a subscription consumes, and whether it is a durable subscription's own.
@@ -199,9 +198,10 @@ impl Connection {
         })?;
         opened.by_consumer.remove(&subscription.consumer);
         let vhost = Arc::clone(&opened.vhost);
-        end_subscription(&subscription, &mut self.unacked).await;
+        let durable_queue = subscription.durable_queue.clone();
+        self.end_subscriptions(vec![subscription]).await;
         let forget = is_true(frame, "durable") || is_true(frame, "persistent");
-        if let Some(queue) = subscription.durable_queue.filter(|_| forget) {
+        if let Some(queue) = durable_queue.filter(|_| forget) {
             vhost
                 .delete_queue(&queue, false, false, connection)
                 .await
@@ -304,20 +304,6 @@ impl Connection {
         self.consume(reply_to, &real, AckMode::Auto, 0, None)
             .await?;
         Ok(Some(real))
-    }
-}
-
-/// Cancels a subscription's consumer and returns its unacknowledged deliveries to the queue,
-/// as if the client had NACKed them with `requeue:true`.
-pub(super) async fn end_subscription(subscription: &Subscription, unacked: &mut Unacked) {
-    let consumer = subscription.consumer;
-    subscription.queue.cancel(consumer).await;
-    let tags = unacked.take_consumer(consumer);
-    if !tags.is_empty() {
-        subscription
-            .queue
-            .settle(consumer, tags, Settlement::Requeue)
-            .await;
     }
 }
 
