@@ -136,3 +136,53 @@ async fn reload_swaps_the_certificate_for_new_handshakes_only() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn an_mqtt_client_without_a_username_logs_in_as_its_certificate() {
+    let ca = TestCa::new("mtls MQTT CA 2");
+    let broker = Broker::start_with(|config| {
+        ca.configure(config, true);
+        config.mqtt_anonymous = false;
+    })
+    .await;
+    let (_connection, channel) = broker.channel().await;
+    common::declare(&channel, "identity", Default::default()).await;
+    channel
+        .queue_bind(
+            "identity".into(),
+            "amq.topic".into(),
+            "who.am.i".into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .expect("bind");
+    let port = broker.server.tls_addrs.expect("tls").mqtts.port();
+    let sensor = ca.client("sensor-9");
+    let mut options = MqttOptions::new("sensor-9", "localhost", port);
+    let tls = TlsConfiguration::Rustls(ca.client_config(Some(&sensor)));
+    options.set_transport(Transport::tls_with_config(tls));
+    let mut client = broker.mqtt(options).await;
+    client
+        .client
+        .publish("who/am/i", rumqttc::QoS::AtLeastOnce, false, "hello")
+        .await
+        .expect("publish");
+    // Drive the client (it sends the PUBLISH) while looking for the message on the AMQP side.
+    let mut got = None;
+    for _ in 0..100 {
+        got = common::get(&channel, "identity").await;
+        if got.is_some() {
+            break;
+        }
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_millis(20), client.events.poll()).await;
+    }
+    let got = got.expect("the MQTT publish reached AMQP");
+    let headers = got.properties.headers().clone().expect("headers");
+    let username = headers.inner().get("x-mqtt-username").cloned();
+    assert_eq!(
+        username,
+        Some(lapin::types::AMQPValue::LongString("sensor-9".into()))
+    );
+}

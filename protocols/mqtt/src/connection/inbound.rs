@@ -230,6 +230,13 @@ impl Connection {
             connack_v3::BAD_USERNAME_OR_PASSWORD,
             reason::BAD_USER_NAME_OR_PASSWORD,
         );
+        if connect.username.is_none()
+            && let Ok(user) = self.broker.authenticate("", "", self.peer.ip())
+        {
+            // No username: the identity the transport proved (a TLS client certificate's CN,
+            // see src/tls.rs) logs in; without one this is refused and anonymous rules apply.
+            return Ok(user);
+        }
         let (name, password) = match (&connect.username, &self.shared.settings.anonymous) {
             (Some(name), _) => {
                 let password = connect.password.as_deref().unwrap_or_default();
