@@ -27,9 +27,6 @@ use crate::scenario::{ACK_EVERY, PREFETCH_COUNT, StopSignal, Workload};
 /// every message, and past a few hundred the pipeline no longer raises its rate.
 const PUBLISH_PIPELINE_DEPTH: usize = 1000;
 
-/// AMQP `delivery-mode` for transient (non-persistent) messages.
-const DELIVERY_MODE_TRANSIENT: u8 = 1;
-
 /// AMQP reply code of a normal close.
 const REPLY_SUCCESS: u16 = 200;
 
@@ -78,7 +75,7 @@ async fn publish(
         PUBLISH_PIPELINE_DEPTH
     };
     let publish_one = || async {
-        let properties = BasicProperties::default().with_delivery_mode(DELIVERY_MODE_TRANSIENT);
+        let properties = BasicProperties::default().with_delivery_mode(workload.delivery_mode());
         let options = BasicPublishOptions::default();
         let routing_key = workload.queue.as_str().into();
         let confirm = channel

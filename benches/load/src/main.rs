@@ -12,6 +12,7 @@
 //! - `meter`: shared counters and the CPU clocks the report reads.
 //! - `raw`: a small AMQP 0-9-1 client on `amq-protocol` that batches writes; the default,
 //!   because it is several times faster than the broker it measures.
+//! - `fill`: stores N persistent messages and exits, to time the broker's recovery.
 //! - `lapin_client`: the same workload on lapin, kept to check that the figures do not depend
 //!   on the client.
 //! - `mqtt`: the MQTT 3.1.1 scenarios (publish/subscribe throughput, idle-connection memory)
@@ -20,6 +21,7 @@
 //! Invariant: the client must be faster than the broker under test, or the tool measures itself.
 //! The report prints the client's CPU use so a reader can check this.
 
+mod fill;
 mod lapin_client;
 mod meter;
 mod mqtt;
@@ -55,6 +57,8 @@ struct Cli {
 enum Command {
     /// AMQP 0-9-1: producers publish to a fresh queue, consumers consume with manual acks.
     Amqp(AmqpArgs),
+    /// AMQP 0-9-1: store N persistent messages in a durable queue and leave them there.
+    AmqpFill(fill::FillArgs),
     /// MQTT 3.1.1: one publisher to a fresh topic, N subscribers at the same QoS.
     Mqtt(mqtt::MqttArgs),
     /// MQTT 3.1.1: open N idle connections and report the broker's memory per connection.
@@ -104,6 +108,10 @@ pub struct AmqpArgs {
     /// Worker threads of the client's tokio runtime.
     #[arg(long, default_value_t = CLIENT_THREADS_DEFAULT)]
     pub client_threads: usize,
+    /// A durable queue and persistent messages (`delivery-mode` 2): with confirms, each
+    /// confirm waits for the broker's disk.
+    #[arg(long)]
+    pub durable: bool,
     /// Label printed as `scenario=` in the RESULT line.
     #[arg(long, default_value = "amqp")]
     pub scenario: String,
@@ -141,6 +149,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Amqp(args) => runtime.block_on(scenario::run(args)),
+        Command::AmqpFill(args) => runtime.block_on(fill::run(args)),
         Command::Mqtt(args) => runtime.block_on(mqtt::run(args)),
         Command::MqttIdle(args) => runtime.block_on(mqtt::run_idle(args)),
     }

@@ -6,6 +6,8 @@
 //! transient messages to the default exchange as fast as the broker accepts them, optionally
 //! under a window of unconfirmed messages). After the warm-up it measures for the requested
 //! duration, then stops producers before consumers, cancels the consumers and deletes the queue.
+//! With `--durable` the queue is durable (and not auto-delete) and every message persistent
+//! (`delivery-mode` 2), so with confirms each confirm waits for the broker's disk.
 //!
 //! Runs on the main task; every producer and consumer is its own tokio task, so they run in
 //! parallel on the multi-thread runtime. The queue is managed with the raw client whatever
@@ -48,6 +50,25 @@ pub struct Workload {
     pub size: usize,
     /// Unconfirmed messages allowed per producer; 0 disables publisher confirms.
     pub confirm_window: u32,
+    /// A durable queue and persistent messages (`delivery-mode` 2) instead of transient ones.
+    pub durable: bool,
+    /// Each producer stops after this many messages (and their confirms); `None`: when told.
+    pub messages_max: Option<u64>,
+}
+
+/// AMQP `delivery-mode` values: 1 transient, 2 persistent (stored on a durable queue).
+const DELIVERY_MODE_TRANSIENT: u8 = 1;
+const DELIVERY_MODE_PERSISTENT: u8 = 2;
+
+impl Workload {
+    /// The `delivery-mode` every published message carries.
+    pub fn delivery_mode(&self) -> u8 {
+        if self.durable {
+            DELIVERY_MODE_PERSISTENT
+        } else {
+            DELIVERY_MODE_TRANSIENT
+        }
+    }
 }
 
 /// Set to `true` to ask a group of tasks to stop.
@@ -63,12 +84,16 @@ pub async fn run(args: AmqpArgs) -> anyhow::Result<()> {
         queue: unique_queue_name(),
         size: args.size,
         confirm_window: args.confirm_window,
+        durable: args.durable,
+        messages_max: None,
     });
     let meter = Arc::new(Meter::default());
     let mut control = raw::Control::open(&workload.url)
         .await
         .context("control connection")?;
-    control.declare_queue(&workload.queue).await?;
+    control
+        .declare_queue(&workload.queue, workload.durable)
+        .await?;
     let (stop_consumers, consumers_stop) = watch::channel(false);
     let (stop_producers, producers_stop) = watch::channel(false);
     let mut consumers = Vec::new();
@@ -223,13 +248,15 @@ impl Report {
             cores(self.other_cores()),
         );
         println!(
-            "RESULT scenario={} client={:?} size={} confirm={} producers={} consumers={} \
-             seconds={:.2} published_per_s={published:.0} confirmed_per_s={confirmed:.0} \
-             consumed_per_s={consumed:.0} client_cpu={} broker_cpu={} other_cpu={}",
+            "RESULT scenario={} client={:?} size={} confirm={} durable={} producers={} \
+             consumers={} seconds={:.2} published_per_s={published:.0} \
+             confirmed_per_s={confirmed:.0} consumed_per_s={consumed:.0} client_cpu={} \
+             broker_cpu={} other_cpu={}",
             args.scenario,
             args.client,
             args.size,
             args.confirm_window,
+            args.durable,
             args.producers,
             args.consumers,
             self.window.as_secs_f64(),

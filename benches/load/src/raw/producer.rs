@@ -29,9 +29,6 @@ use crate::scenario::{StopSignal, Workload};
 /// 16-byte messages), small enough to stay well inside loopback socket buffers.
 const PUBLISH_BATCH_BYTES: usize = 64 * 1024;
 
-/// AMQP `delivery-mode` for transient (non-persistent) messages.
-const DELIVERY_MODE_TRANSIENT: u8 = 1;
-
 /// Opens a producer connection (with `confirm.select` if the workload has a window) and
 /// spawns its task.
 pub async fn spawn_producer(
@@ -47,7 +44,7 @@ pub async fn spawn_producer(
             other => bail!("expected confirm.select-ok, got {other:?}"),
         }
     }
-    let message = encode_message(&workload.queue, workload.size, connection.frame_max)?;
+    let message = encode_message(&workload, connection.frame_max)?;
     let Connection { reader, writer, .. } = connection;
     let settlement = Settlement::default();
     Ok(tokio::spawn(async move {
@@ -61,7 +58,8 @@ pub async fn spawn_producer(
 }
 
 /// Encodes `basic.publish` to the default exchange, the content header and the body frames.
-fn encode_message(queue: &str, size: usize, frame_max: u32) -> anyhow::Result<Vec<u8>> {
+fn encode_message(workload: &Workload, frame_max: u32) -> anyhow::Result<Vec<u8>> {
+    let (queue, size) = (workload.queue.as_str(), workload.size);
     let publish = basic::AMQPMethod::Publish(basic::Publish {
         exchange: "".into(),
         routing_key: queue.into(),
@@ -72,7 +70,7 @@ fn encode_message(queue: &str, size: usize, frame_max: u32) -> anyhow::Result<Ve
     let header = AMQPContentHeader {
         class_id: method.get_amqp_class_id(),
         body_size: size as u64,
-        properties: BasicProperties::default().with_delivery_mode(DELIVERY_MODE_TRANSIENT),
+        properties: BasicProperties::default().with_delivery_mode(workload.delivery_mode()),
     };
     let mut bytes = Vec::new();
     encode(&AMQPFrame::Method(CHANNEL, method), &mut bytes)?;
@@ -115,8 +113,9 @@ async fn publish(
     let batch = message.repeat(batch_messages);
     let window = u64::from(workload.confirm_window);
     let mut published: u64 = 0;
-    while !*stop.borrow_and_update() {
-        let mut allowed = batch_messages as u64;
+    let limit = workload.messages_max.unwrap_or(u64::MAX);
+    while !*stop.borrow_and_update() && published < limit {
+        let mut allowed = (batch_messages as u64).min(limit - published);
         if window > 0 {
             let in_flight = published - settled_or_fail(settlement)?;
             if in_flight >= window {
@@ -237,8 +236,33 @@ mod tests {
     }
 
     #[test]
+    fn durable_workloads_publish_persistent_messages() {
+        let transient = encode_message(&workload(16, false), 131_072).unwrap();
+        let persistent = encode_message(&workload(16, true), 131_072).unwrap();
+        assert_eq!(transient.len(), persistent.len());
+        let differing: Vec<(u8, u8)> = transient
+            .iter()
+            .zip(&persistent)
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| (*a, *b))
+            .collect();
+        assert_eq!(differing, [(1, 2)], "only the delivery-mode octet differs");
+    }
+
+    fn workload(size: usize, durable: bool) -> Workload {
+        Workload {
+            url: String::new(),
+            queue: "q".to_owned(),
+            size,
+            confirm_window: 0,
+            durable,
+            messages_max: None,
+        }
+    }
+
+    #[test]
     fn message_is_method_header_and_body_frames() {
-        let bytes = encode_message("q", 16, 131_072).unwrap();
+        let bytes = encode_message(&workload(16, false), 131_072).unwrap();
         assert_eq!(bytes[0], 1, "starts with a method frame");
         assert_eq!(bytes.last(), Some(&0xCE), "ends with a frame end");
         let body_frame = &bytes[bytes.len() - 24..];
@@ -251,7 +275,7 @@ mod tests {
 
     #[test]
     fn large_bodies_are_split_at_frame_max() {
-        let bytes = encode_message("q", 100, 64).unwrap();
+        let bytes = encode_message(&workload(100, false), 64).unwrap();
         let body_frames = 100usize.div_ceil(64 - FRAME_OVERHEAD_BYTES);
         let last_frame_bytes = 100 % (64 - FRAME_OVERHEAD_BYTES) + FRAME_OVERHEAD_BYTES;
         assert_eq!(body_frames, 2);

@@ -27,15 +27,17 @@ impl Control {
         })
     }
 
-    /// Declares a transient queue: not durable, not exclusive (other connections consume from
-    /// it), auto-deleted when its last consumer goes, so a crashed run leaves nothing behind.
-    pub async fn declare_queue(&mut self, name: &str) -> anyhow::Result<()> {
+    /// Declares the run's queue: not exclusive (other connections consume from it). A
+    /// transient queue is auto-deleted when its last consumer goes, so a crashed run leaves
+    /// nothing behind; a durable one is not (it may be filled with no consumer at all), and
+    /// the caller deletes it.
+    pub async fn declare_queue(&mut self, name: &str, durable: bool) -> anyhow::Result<()> {
         let declare = queue::Declare {
             queue: name.into(),
             passive: false,
-            durable: false,
+            durable,
             exclusive: false,
-            auto_delete: true,
+            auto_delete: !durable,
             nowait: false,
             arguments: FieldTable::default(),
         };
