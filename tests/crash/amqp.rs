@@ -327,7 +327,8 @@ fn parse_id(body: &[u8]) -> u64 {
 pub async fn verify(broker: &BrokerProcess, cycle: u64, model: SharedModel) -> SharedModel {
     let url = broker.amqp_url();
     let (connection, channel) = connect(&url).await.expect("connect after restart");
-    check_definitions(&channel, &lock(&model).definitions.clone()).await;
+    let definitions = lock(&model).definitions.clone();
+    check_definitions(&channel, &definitions).await;
     let found = drain(&channel).await;
     {
         let mut model = lock(&model);

@@ -68,8 +68,7 @@ fn last_complete_write(data: &[u8]) -> (usize, &[u8]) {
             let records = u64::from_le_bytes(field.try_into().expect("8 bytes")) as usize;
             (f.offset, f.offset + BATCH_RECORD_LEN + records)
         })
-        .filter(|&(_, end)| end <= fitted)
-        .last()
+        .rfind(|&(_, end)| end <= fitted)
         .expect("at least one complete write");
     (complete.1, &data[complete.0..complete.1])
 }
