@@ -342,3 +342,34 @@ async fn a_keep_alive_over_the_maximum_is_lowered_for_v5_and_refused_for_v3() {
     }
     v3.assert_closed().await;
 }
+
+#[tokio::test]
+async fn deliveries_a_vanished_client_never_read_go_back_to_its_session() {
+    let broker = Broker::start().await;
+    let (mut raw, _) = connect(&broker, persistent(V5, "slow-reader")).await;
+    subscribe(&mut raw, "bulk/#", QoS::AtLeastOnce).await;
+    // Large messages and a client that reads nothing: the connection stops taking deliveries
+    // once its output backlog is full, so some stay unread in its sink when it vanishes.
+    let mut publisher = Raw::connected(&broker, V5, 30).await;
+    let body = Bytes::from(vec![b'x'; 200 * 1024]);
+    for n in 0..60u16 {
+        let mut packet = publish(&format!("bulk/{n}"), QoS::AtLeastOnce, Some(n + 1), "");
+        if let Packet::Publish(publish) = &mut packet {
+            publish.payload = body.clone();
+        }
+        publisher.send(&packet).await;
+        assert!(matches!(publisher.next().await, Some(Packet::PubAck(_))));
+    }
+    vanish(raw);
+
+    let (mut raw, connack) = connect(&broker, persistent(V5, "slow-reader")).await;
+    assert!(connack.session_present);
+    let mut topics = std::collections::BTreeSet::new();
+    while topics.len() < 60 {
+        let got = next_publish(&mut raw).await;
+        if let Some(id) = got.packet_id {
+            raw.send(&Packet::PubAck(ack(id))).await;
+        }
+        topics.insert(got.topic);
+    }
+}

@@ -186,3 +186,30 @@ async fn an_mqtt_client_without_a_username_logs_in_as_its_certificate() {
         Some(lapin::types::AMQPValue::LongString("sensor-9".into()))
     );
 }
+
+#[tokio::test]
+async fn amqp_external_logs_in_with_the_certificate_alone() {
+    let ca = TestCa::new("mtls EXTERNAL CA");
+    let broker = start_mtls(&ca).await;
+    let port = broker.server.tls_addrs.expect("tls").amqps.port();
+    let bob = ca.client("bob");
+    let url = format!("amqps://localhost:{port}/%2f?auth_mechanism=external");
+    let runtime = lapin::runtime::default_runtime().expect("runtime");
+    let connection = within(lapin::Connection::connect_with_config(
+        &url,
+        lapin::ConnectionProperties::default(),
+        ca.lapin_config(Some(&bob)),
+        runtime,
+    ))
+    .await
+    .expect("bob logs in with EXTERNAL");
+    publish_as(&connection, "bob").await.expect("bob is bob");
+
+    // Without a certificate, EXTERNAL has no identity to offer: 403.
+    let plain = common::connect_url(&format!(
+        "amqp://{}/%2f?auth_mechanism=external",
+        broker.server.amqp_addr
+    ))
+    .await;
+    assert_reply(plain, 403);
+}

@@ -8,7 +8,7 @@ use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 use crate::codec::FRAME_MIN_SIZE;
 
 /// Mechanisms we accept, in preference order, as announced to clients.
-pub const MECHANISMS: &str = "PLAIN AMQPLAIN";
+pub const MECHANISMS: &str = "PLAIN AMQPLAIN EXTERNAL";
 
 /// The `connection.start` the server sends first. The capabilities table is RabbitMQ's:
 /// clients switch features on by it (confirms, nack, cancel notification, blocked).
@@ -79,6 +79,9 @@ pub fn credentials(mechanism: &str, response: &[u8]) -> Result<(String, String),
                 .zip(field("PASSWORD"))
                 .ok_or_else(|| "AMQPLAIN response lacks LOGIN or PASSWORD".to_owned())
         }
+        // RabbitMQ's rabbitmq_auth_mechanism_ssl: the identity is the TLS client certificate,
+        // which the listener answers an empty login with; without one the login is refused.
+        "EXTERNAL" => Ok((String::new(), String::new())),
         other => Err(format!("unknown authentication mechanism '{other}'")),
     }
 }
@@ -145,7 +148,15 @@ mod tests {
             Ok(("guest".into(), "secret".into()))
         );
         assert!(credentials("PLAIN", b"guest").is_err());
-        assert!(credentials("EXTERNAL", b"").is_err());
+        assert!(credentials("CRAM-MD5", b"").is_err());
+    }
+
+    #[test]
+    fn external_asks_for_the_certificate_identity() {
+        assert_eq!(
+            credentials("EXTERNAL", b""),
+            Ok((String::new(), String::new()))
+        );
     }
 
     #[test]

@@ -101,7 +101,9 @@ pub trait QueueHandle: Send + Sync + std::fmt::Debug {
     /// exclusive use while others consume (`AccessRefused`), or the queue is gone (`NotFound`).
     fn consume(&self, spec: ConsumeSpec) -> BoxFuture<'_, Result<(), BrokerError>>;
 
-    /// Removes a consumer and requeues its unsettled deliveries. Returns whether it existed.
+    /// Removes a consumer. Its unsettled deliveries stay its own, so that they can still be
+    /// acknowledged (AMQP allows an ack after basic.cancel); the adapter settles or requeues
+    /// them, including those still in its sink. Returns whether the consumer existed.
     fn cancel(&self, consumer: ConsumerId) -> BoxFuture<'_, bool>;
 
     /// Settles deliveries made to `owner` (a consumer, or a basic.get caller).

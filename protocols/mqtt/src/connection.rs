@@ -265,6 +265,19 @@ impl Opened {
         Ok(())
     }
 
+    /// The deliveries waiting in the sink, unread; the consumers must be cancelled first.
+    fn take_unread(&mut self) -> Vec<(ConsumerId, u64)> {
+        let mut unread = Vec::new();
+        if let Some(events) = self.events.as_mut() {
+            while let Ok(event) = events.try_recv() {
+                if let ConsumerEvent::Deliver(delivery) = event {
+                    unread.push((delivery.consumer, delivery.tag));
+                }
+            }
+        }
+        unread
+    }
+
     /// The queue a consumer of this connection consumes.
     fn queue_of(&self, consumer: ConsumerId) -> Option<&Arc<dyn QueueHandle>> {
         if let Some((queue, _)) = self.consuming.as_ref().filter(|(_, c)| *c == consumer) {
@@ -462,7 +475,7 @@ impl Connection {
         if let Some(will) = self.will.take().filter(|_| end != End::Disconnected) {
             self.publish_will(*will).await;
         }
-        if let Some(opened) = self.opened.take() {
+        if let Some(mut opened) = self.opened.take() {
             Statistics::count(&self.shared.statistics.clients_connected, -1);
             if let Some((queue, consumer)) = &opened.consuming {
                 queue.cancel(*consumer).await;
@@ -470,6 +483,10 @@ impl Connection {
             for share in opened.shares.values() {
                 share.queue.cancel(share.consumer).await;
             }
+            // Deliveries still in the sink were never written: back to their queues, or a
+            // persistent session's queue would hold them for a consumer that is gone.
+            let unsent = opened.take_unread();
+            opened.settle(unsent, Settlement::Requeue).await;
             if self.clean || self.end_session {
                 self.end_session(&opened).await;
             } else {
