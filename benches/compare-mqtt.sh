@@ -119,6 +119,9 @@ start_mqbridge() {
         return 1
     fi
     mqbridge_data_dir="$(mktemp -d /tmp/mqbridge-bench-data.XXXXXX)"
+    # Every listener not under test takes a free port, so that another broker (a test run,
+    # a conformance run) on the default ports cannot stop this one from starting.
+    MQBRIDGE_STOMP_PORT=0 MQBRIDGE_WS_PORT=0 MQBRIDGE_SQS_PORT=0 \
     "$target_dir/release/mqbridge" --bind 127.0.0.1 --amqp-port 0 --mqtt-port "$mqbridge_port" \
         --data-dir "$mqbridge_data_dir" >"$mqbridge_data_dir.log" 2>&1 &
     mqbridge_pid=$!
