@@ -33,6 +33,8 @@ pub struct Config {
     pub stomp_anonymous: bool,
     /// MQTT and STOMP over WebSocket (paths `/ws` and `/mqtt`); 0 picks a free port (tests).
     pub ws_port: u16,
+    /// Amazon SQS API over HTTP (AWS JSON 1.0 and Query); 0 picks a free port (tests).
+    pub sqs_port: u16,
     /// Browser origins (`https://app.example`) allowed to open a WebSocket; empty allows all.
     pub ws_allowed_origins: Vec<String>,
     /// Largest WebSocket message (and frame) accepted from a client, in bytes.
@@ -123,6 +125,7 @@ impl Default for Config {
             stomp_heartbeat_ms: STOMP_HEARTBEAT_MS_DEFAULT,
             stomp_anonymous: true,
             ws_port: 15675,
+            sqs_port: 9324,
             ws_allowed_origins: Vec::new(),
             ws_max_message_size: WS_MAX_MESSAGE_SIZE_DEFAULT,
             tls_cert_file: None,
@@ -214,6 +217,9 @@ pub struct Settings {
     /// MQTT and STOMP over WebSocket port (0 = any free port).
     #[arg(long, env = "MQBRIDGE_WS_PORT")]
     pub ws_port: Option<u16>,
+    /// Amazon SQS API port (0 = any free port).
+    #[arg(long, env = "MQBRIDGE_SQS_PORT")]
+    pub sqs_port: Option<u16>,
     /// Browser origins allowed to open a WebSocket (comma-separated; empty allows all).
     #[arg(long, env = "MQBRIDGE_WS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub ws_allowed_origins: Option<Vec<String>>,
@@ -302,6 +308,7 @@ impl Settings {
             stomp_heartbeat_ms,
             stomp_anonymous,
             ws_port,
+            sqs_port,
             ws_allowed_origins,
             ws_max_message_size,
             tls_cert_file,
@@ -386,6 +393,8 @@ mod tests {
             "500",
             "--stomp-anonymous",
             "false",
+            "--sqs-port",
+            "7004",
         ]);
         let config = Config::load(cli).expect("valid");
         assert_eq!((config.amqp_port, config.mqtt_port), (7001, 7002));
@@ -395,6 +404,7 @@ mod tests {
         assert_eq!(config.stomp_max_frame_size, 8192);
         assert_eq!(config.stomp_heartbeat_ms, 500);
         assert!(!config.stomp_anonymous);
+        assert_eq!(config.sqs_port, 7004);
     }
 
     #[test]
@@ -426,6 +436,7 @@ mod tests {
         assert_eq!(config.tls_client_ca_file, None);
         assert_eq!(config.ws_allowed_origins, ["https://b", "https://c"]);
         assert_eq!((config.ws_port, config.wss_port), (15675, 9443));
+        assert_eq!(config.sqs_port, 9324);
         assert_eq!(
             (config.amqps_port, config.mqtts_port, config.stomps_port),
             (5671, 8883, 61614)

@@ -22,6 +22,7 @@ use anyhow::Context;
 use mqbridge_amqp::AmqpSettings;
 use mqbridge_broker_api::{Broker, User};
 use mqbridge_mqtt::{MqttSettings, MqttShared};
+use mqbridge_sqs::{SqsService, SqsSettings};
 use mqbridge_stomp::StompSettings;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -44,6 +45,8 @@ pub struct RunningServer {
     pub stomp_addr: SocketAddr,
     /// MQTT and STOMP over WebSocket.
     pub ws_addr: SocketAddr,
+    /// The Amazon SQS API (HTTP).
+    pub sqs_addr: SocketAddr,
     /// The TLS listeners, when a certificate and key are configured.
     pub tls_addrs: Option<TlsAddrs>,
     tls: Option<Arc<Tls>>,
@@ -87,7 +90,8 @@ impl Server {
         let (mqtt_addr, accept_mqtt) = listeners.mqtt().await?;
         let (stomp_addr, accept_stomp) = listeners.stomp().await?;
         let (ws_addr, accept_ws) = listeners.websocket().await?;
-        let mut accept_tasks = vec![accept_amqp, accept_mqtt, accept_stomp, accept_ws];
+        let (sqs_addr, accept_sqs) = listeners.sqs().await?;
+        let mut accept_tasks = vec![accept_amqp, accept_mqtt, accept_stomp, accept_ws, accept_sqs];
         let tls_addrs = match &tls {
             Some(tls) => Some(listeners.encrypted(tls, &mut accept_tasks).await?),
             None => None,
@@ -98,6 +102,7 @@ impl Server {
             mqtt_addr,
             stomp_addr,
             ws_addr,
+            sqs_addr,
             tls_addrs,
             tls,
             shutdown,
@@ -263,6 +268,30 @@ impl Listeners<'_> {
             },
         );
         tracing::info!(protocol = "stomp", %address, "listening");
+        Ok((address, accept))
+    }
+
+    /// The SQS API: one service (queue metadata, visibility leases) shared by every HTTP
+    /// connection.
+    async fn sqs(&self) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+        let config = self.config;
+        let listener = bind(config, "SQS", config.sqs_port).await?;
+        let address = listener.local_addr()?;
+        let settings = SqsSettings {
+            vhost: DEFAULT_VHOST.to_owned(),
+            user: config.default_user.clone(),
+            request_size_max: mqbridge_sqs::REQUEST_SIZE_MAX_DEFAULT,
+        };
+        let service = SqsService::start(self.core, settings, self.shutdown.subscribe())?;
+        let accept = spawn_acceptor(
+            listener,
+            Arc::clone(self.connections),
+            self.shutdown.subscribe(),
+            move |stream, peer, shutdown| {
+                mqbridge_sqs::serve(stream, peer, Arc::clone(&service), shutdown)
+            },
+        );
+        tracing::info!(protocol = "sqs", %address, "listening");
         Ok((address, accept))
     }
 }

@@ -7,6 +7,8 @@ pub mod mqtt;
 
 pub mod raw;
 
+pub mod sqs;
+
 pub mod stomp;
 
 pub mod tls;
@@ -61,6 +63,7 @@ impl Broker {
             mqtt_port: 0,
             stomp_port: 0,
             ws_port: 0,
+            sqs_port: 0,
             data_dir: data.0.clone(),
             heartbeat_secs: 0,
             ..Config::default()

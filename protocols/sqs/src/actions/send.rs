@@ -1,0 +1,125 @@
+//! SendMessage and SendMessageBatch.
+//!
+//! A message is answered 200 only once the core has confirmed it: for the durable queues SQS
+//! declares, after the journal has synced it (every SQS message is persistent).
+
+use std::sync::Arc;
+
+use mqbridge_broker_api::Message;
+use serde_json::{Map, Value};
+
+use crate::actions::batch;
+use crate::attributes::{self, MessageAttribute};
+use crate::error::{ErrorKind, SqsError};
+use crate::params::Params;
+use crate::service::{ResolvedQueue, SqsService, new_uuid, now_ms};
+use crate::translate;
+
+/// AWS: a batch's bodies and attributes together are at most 1 MiB.
+const BATCH_BYTES_MAX: usize = 1_048_576;
+
+/// A validated message, ready to publish, and the answer that goes back once it is stored.
+struct Prepared {
+    message: Arc<Message>,
+    result: Map<String, Value>,
+    size: usize,
+}
+
+pub async fn send_message(service: &SqsService, params: &Params) -> Result<Value, SqsError> {
+    let queue = service.resolve(params)?;
+    let prepared = prepare(&queue, params)?;
+    let accepted = service
+        .publish_confirmed(&queue.handle, vec![prepared.message])
+        .await?;
+    if accepted.first() != Some(&true) {
+        return Err(not_stored());
+    }
+    Ok(Value::Object(prepared.result))
+}
+
+pub async fn send_message_batch(service: &SqsService, params: &Params) -> Result<Value, SqsError> {
+    let entries = batch::entries(params)?;
+    let queue = service.resolve(params)?;
+    let mut failed = Vec::new();
+    let mut ready = Vec::new();
+    for (id, entry) in entries {
+        match prepare(&queue, &entry) {
+            Ok(prepared) => ready.push((id, prepared)),
+            Err(error) => failed.push(batch::failure(&id, &error)),
+        }
+    }
+    let total: usize = ready.iter().map(|(_, p)| p.size).sum();
+    if total > BATCH_BYTES_MAX {
+        return Err(SqsError::new(
+            ErrorKind::BatchRequestTooLong,
+            format!(
+                "Batch requests cannot be longer than {BATCH_BYTES_MAX} bytes. You have sent {total} bytes."
+            ),
+        ));
+    }
+    let messages = ready.iter().map(|(_, p)| Arc::clone(&p.message)).collect();
+    let accepted = service.publish_confirmed(&queue.handle, messages).await?;
+    let mut successful = Vec::new();
+    for ((id, prepared), stored) in ready.into_iter().zip(accepted) {
+        if stored {
+            let mut result = prepared.result;
+            result.insert("Id".into(), Value::String(id));
+            successful.push(Value::Object(result));
+        } else {
+            failed.push(batch::failure(&id, &not_stored()));
+        }
+    }
+    Ok(batch::result(successful, failed))
+}
+
+fn not_stored() -> SqsError {
+    SqsError::new(ErrorKind::InternalError, "The message could not be stored.")
+}
+
+/// Validates one message (of SendMessage, or one batch entry) and builds it.
+fn prepare(queue: &ResolvedQueue, params: &Params) -> Result<Prepared, SqsError> {
+    let body = params.required("MessageBody")?.to_owned();
+    if body.is_empty() {
+        return Err(SqsError::missing("MessageBody"));
+    }
+    if !translate::is_valid_text(&body) {
+        return Err(SqsError::new(
+            ErrorKind::InvalidMessageContents,
+            "Invalid binary character in the message body. Only characters allowed by the XML \
+             1.0 specification may be sent.",
+        ));
+    }
+    let attributes = attributes::parse(params)?;
+    let size = body.len() + attributes.iter().map(MessageAttribute::size).sum::<usize>();
+    let size_max = usize::try_from(queue.meta.integer("MaximumMessageSize")).unwrap_or(0);
+    if size > size_max {
+        return Err(SqsError::invalid(format!(
+            "One or more parameters are invalid. Reason: Message must be shorter than {size_max} bytes."
+        )));
+    }
+    let delay = params
+        .integer("DelaySeconds", 0..=900)?
+        .unwrap_or_else(|| queue.meta.integer("DelaySeconds"));
+    if delay > 0 {
+        return Err(SqsError::new(
+            ErrorKind::UnsupportedOperation,
+            "Delayed messages (DelaySeconds) are not supported yet.",
+        ));
+    }
+    let message_id = new_uuid();
+    let message = translate::outgoing(&queue.name, &body, &attributes, &message_id, now_ms());
+    let mut result = Map::new();
+    result.insert("MessageId".into(), Value::String(message_id));
+    result.insert(
+        "MD5OfMessageBody".into(),
+        Value::String(attributes::md5_of_body(&body)),
+    );
+    if let Some(md5) = attributes::md5_of_attributes(&attributes) {
+        result.insert("MD5OfMessageAttributes".into(), Value::String(md5));
+    }
+    Ok(Prepared {
+        message: Arc::new(message),
+        result,
+        size,
+    })
+}

@@ -1,0 +1,128 @@
+//! DeleteMessage, ChangeMessageVisibility and their batch forms: what a receipt handle does to
+//! its lease (see `crate::leases`).
+//!
+//! Deviation from AWS, chosen for safety: a handle whose lease ended by timeout is refused
+//! (ReceiptHandleIsInvalid) instead of AWS's silent success that deletes nothing, so a consumer
+//! learns that it lost the message. A handle whose message was already deleted succeeds, as on
+//! AWS, so that retried deletes are harmless.
+
+use std::time::Duration;
+
+use mqbridge_broker_api::Settlement;
+use serde_json::{Value, json};
+
+use crate::actions::batch;
+use crate::actions::receive::VISIBILITY_SECONDS_MAX;
+use crate::error::{ErrorKind, SqsError};
+use crate::leases::{LeaseMiss, Receipt};
+use crate::params::Params;
+use crate::service::SqsService;
+
+pub async fn delete_message(service: &SqsService, params: &Params) -> Result<Value, SqsError> {
+    let queue = service.resolve(params)?;
+    delete_one(service, &queue.name, params.required("ReceiptHandle")?).await?;
+    Ok(json!({}))
+}
+
+pub async fn delete_message_batch(
+    service: &SqsService,
+    params: &Params,
+) -> Result<Value, SqsError> {
+    let entries = batch::entries(params)?;
+    let queue = service.resolve(params)?;
+    let (mut successful, mut failed) = (Vec::new(), Vec::new());
+    for (id, entry) in entries {
+        let outcome = match entry.required("ReceiptHandle") {
+            Ok(handle) => delete_one(service, &queue.name, handle).await,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => successful.push(json!({"Id": id})),
+            Err(error) => failed.push(batch::failure(&id, &error)),
+        }
+    }
+    Ok(batch::result(successful, failed))
+}
+
+pub async fn change_visibility(service: &SqsService, params: &Params) -> Result<Value, SqsError> {
+    let queue = service.resolve(params)?;
+    let timeout = params
+        .integer("VisibilityTimeout", 0..=VISIBILITY_SECONDS_MAX)?
+        .ok_or_else(|| SqsError::missing("VisibilityTimeout"))?;
+    change_one(
+        service,
+        &queue.name,
+        params.required("ReceiptHandle")?,
+        timeout,
+    )?;
+    Ok(json!({}))
+}
+
+pub async fn change_visibility_batch(
+    service: &SqsService,
+    params: &Params,
+) -> Result<Value, SqsError> {
+    let entries = batch::entries(params)?;
+    let queue = service.resolve(params)?;
+    let (mut successful, mut failed) = (Vec::new(), Vec::new());
+    for (id, entry) in entries {
+        let outcome = entry
+            .integer("VisibilityTimeout", 0..=VISIBILITY_SECONDS_MAX)
+            .and_then(|t| t.ok_or_else(|| SqsError::missing("VisibilityTimeout")))
+            .and_then(|timeout| {
+                let handle = entry.required("ReceiptHandle")?;
+                change_one(service, &queue.name, handle, timeout)
+            });
+        match outcome {
+            Ok(()) => successful.push(json!({"Id": id})),
+            Err(error) => failed.push(batch::failure(&id, &error)),
+        }
+    }
+    Ok(batch::result(successful, failed))
+}
+
+fn decode(queue: &str, handle: &str) -> Result<Receipt, SqsError> {
+    Receipt::decode(handle)
+        .filter(|r| r.queue == queue)
+        .ok_or_else(|| {
+            SqsError::new(
+                ErrorKind::ReceiptHandleIsInvalid,
+                format!("The input receipt handle \"{handle}\" is not a valid receipt handle."),
+            )
+        })
+}
+
+async fn delete_one(service: &SqsService, queue: &str, handle: &str) -> Result<(), SqsError> {
+    let receipt = decode(queue, handle)?;
+    match service.leases.take(&receipt) {
+        Ok(lease) => {
+            service.forget_first_receive(&lease.message_id);
+            lease
+                .queue
+                .settle(lease.owner, vec![receipt.tag], Settlement::Ack)
+                .await;
+            Ok(())
+        }
+        Err(LeaseMiss::Unknown) => Ok(()),
+        Err(LeaseMiss::Ended) => Err(SqsError::new(
+            ErrorKind::ReceiptHandleIsInvalid,
+            format!("The receipt handle \"{handle}\" has expired."),
+        )),
+    }
+}
+
+fn change_one(
+    service: &SqsService,
+    queue: &str,
+    handle: &str,
+    timeout_secs: i64,
+) -> Result<(), SqsError> {
+    let receipt = decode(queue, handle)?;
+    let timeout = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
+    service.leases.extend(&receipt, timeout).map_err(|_| {
+        SqsError::new(
+            ErrorKind::MessageNotInflight,
+            "The message referred to isn't in flight.",
+        )
+    })
+}

@@ -1,0 +1,202 @@
+//! The HTTP side: one task per TCP connection (hyper's HTTP/1.1 connection driver), each request
+//! parsed in the protocol it came in, run, and answered in the same protocol.
+//!
+//! Every response carries `x-amzn-RequestId`. Bodies are bounded before they are buffered
+//! (Content-Length checked first, then the stream itself). Bad input is a 4xx answer and never
+//! ends the connection or the broker.
+//!
+//! Authentication: dev mode only for now. Any SigV4 credentials are accepted, from loopback
+//! peers only; requests from elsewhere get AccessDenied. Verifying signatures against
+//! configured keys is issue 6's next step.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use crate::error::{ErrorKind, SqsError};
+use crate::protocol::{self, Protocol, Request};
+use crate::render;
+use crate::service::{Context, SqsService, new_uuid};
+
+/// The host used in queue URLs when a request has no `Host` header (HTTP/1.0).
+const HOST_DEFAULT: &str = "localhost:9324";
+
+/// Serves one connection until the peer closes it or the broker shuts down (then in-flight
+/// requests finish, long polls return early, and the connection closes).
+pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    service: Arc<SqsService>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let handler = service_fn(move |request| {
+        let service = Arc::clone(&service);
+        async move { Ok::<_, Infallible>(respond(&service, peer, request).await) }
+    });
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), handler);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "SQS connection ended");
+            }
+        }
+        _ = shutdown.changed() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+async fn respond(
+    service: &SqsService,
+    peer: SocketAddr,
+    request: hyper::Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let request_id = new_uuid();
+    let (parts, body) = request.into_parts();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let protocol = if target.is_some() {
+        Protocol::Json
+    } else {
+        Protocol::Query
+    };
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(HOST_DEFAULT)
+        .to_owned();
+    let outcome = async {
+        if !peer.ip().to_canonical().is_loopback() {
+            return Err(SqsError::new(
+                ErrorKind::AccessDenied,
+                "Only loopback clients are accepted until SigV4 keys are configured.",
+            ));
+        }
+        let body = read_body(service, &parts, body).await?;
+        let query = parts.uri.query().unwrap_or("").as_bytes();
+        let request = match &target {
+            Some(target) => protocol::parse_json(target, &body)?,
+            None => protocol::parse_query(parts.uri.path(), query, &body)?,
+        };
+        let context = Context { host };
+        let result = service
+            .handle(&request.action, &request.params, &context)
+            .await?;
+        Ok((request, result))
+    }
+    .await;
+    match outcome {
+        Ok((request, result)) => success(&request, &result, &request_id),
+        Err(error) => failure(protocol, &error, &request_id),
+    }
+}
+
+/// Reads the body, refusing more than the configured bound before buffering it.
+async fn read_body(
+    service: &SqsService,
+    parts: &hyper::http::request::Parts,
+    body: Incoming,
+) -> Result<Bytes, SqsError> {
+    let max = service.settings.request_size_max;
+    let too_large = || {
+        SqsError::new(
+            ErrorKind::RequestTooLarge,
+            format!("The request body must be at most {max} bytes."),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > u64::try_from(max).unwrap_or(u64::MAX)) {
+        return Err(too_large());
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(SqsError::new(
+            ErrorKind::MalformedRequest,
+            "The request body could not be read.",
+        )),
+    }
+}
+
+fn success(
+    request: &Request,
+    result: &serde_json::Value,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let (body, content_type) = match request.protocol {
+        Protocol::Json => (result.to_string().into_bytes(), render::JSON_CONTENT_TYPE),
+        Protocol::Query => (
+            render::xml_result(&request.action, result, request_id),
+            render::XML_CONTENT_TYPE,
+        ),
+    };
+    response(StatusCode::OK, body, content_type, request_id)
+}
+
+fn failure(protocol: Protocol, error: &SqsError, request_id: &str) -> Response<Full<Bytes>> {
+    if error.kind == ErrorKind::InternalError {
+        tracing::warn!(%error, "SQS request failed");
+    } else {
+        tracing::debug!(%error, "SQS request refused");
+    }
+    let status = StatusCode::from_u16(error.kind.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = match protocol {
+        Protocol::Json => response(
+            status,
+            render::json_error(error),
+            render::JSON_CONTENT_TYPE,
+            request_id,
+        ),
+        Protocol::Query => response(
+            status,
+            render::xml_error(error, request_id),
+            render::XML_CONTENT_TYPE,
+            request_id,
+        ),
+    };
+    if let Ok(value) = HeaderValue::from_str(&render::query_error_header(error)) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-amzn-query-error"), value);
+    }
+    response
+}
+
+fn response(
+    status: StatusCode,
+    body: Vec<u8>,
+    content_type: &'static str,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(HeaderName::from_static("x-amzn-requestid"), value);
+    }
+    response
+}

@@ -1,0 +1,32 @@
+//! The Amazon SQS API adapter: boto3, the aws CLI and every AWS SDK reach mqbridge's queues
+//! through this crate, over HTTP, in both of SQS's wire protocols.
+//!
+//! Layout (the adapter parts, in HTTP's shape):
+//! - [`protocol`]: HTTP request -> action and parameters, for AWS JSON 1.0 and Query (sans-IO).
+//! - [`render`]: results and errors -> JSON bodies or Query XML, exactly as AWS shapes them.
+//! - [`params`]: typed access to parameters; [`error`]: [`SqsError`] and AWS's error codes.
+//! - [`attributes`]: message attributes and the MD5 digests SDKs verify.
+//! - [`translate`]: SQS messages <-> the core's `Message` (the mapping table in ARCHITECTURE.md).
+//! - [`registry`]: SQS queue metadata (attributes, tags, timestamps), in memory.
+//! - [`leases`]: visibility timeouts as leases on unsettled deliveries; receipt handles.
+//! - `actions`: one module per group of actions: parse, call the core, map errors.
+//! - [`service`]: the shared state and dispatch; `connection`: the HTTP connection task.
+//!
+//! The entry points are [`SqsService::start`] (once per broker) and [`serve`] (per socket).
+//! An SQS queue `q` is the core's durable queue `q` in the configured vhost.
+
+mod actions;
+pub mod attributes;
+mod connection;
+pub mod error;
+pub mod leases;
+pub mod params;
+pub mod protocol;
+pub mod registry;
+pub mod render;
+pub mod service;
+pub mod translate;
+
+pub use connection::serve;
+pub use error::{ErrorKind, SqsError};
+pub use service::{REQUEST_SIZE_MAX_DEFAULT, SqsService, SqsSettings};

@@ -1,0 +1,227 @@
+//! The SQS service: the state every request shares, the action dispatch, and the few helpers
+//! all actions use (resolving a queue URL, publishing with confirms, queue URLs and ids).
+//!
+//! Runs on the HTTP connection tasks; each request is handled on its connection's task. Shared
+//! state is behind `std::sync::Mutex`es that are never held across an `.await`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mqbridge_broker_api::{
+    Broker, BrokerError, ConfirmSink, ConnectionId, Message, QueueHandle, User, VirtualHost,
+};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::actions;
+use crate::error::{ErrorKind, SqsError};
+use crate::leases::Leases;
+use crate::params::Params;
+use crate::registry::{QueueMeta, Registry};
+
+/// The account id in queue URLs and ARNs (the emulators' habit; DESIGN.md "Defaults").
+pub const ACCOUNT_ID: &str = "000000000000";
+/// The region in ARNs.
+pub const REGION: &str = "us-east-1";
+
+/// The largest request body we buffer: a 1 MiB message (AWS's limit) after the worst escaping
+/// either protocol applies (form `%XX` and JSON `\uXXXX` both triple a byte), plus room for
+/// attributes.
+pub const REQUEST_SIZE_MAX_DEFAULT: usize = 4 * 1024 * 1024;
+
+/// How the SQS listener is configured.
+#[derive(Debug, Clone)]
+pub struct SqsSettings {
+    /// The virtual host whose queues SQS serves.
+    pub vhost: String,
+    /// The broker user SQS requests act as (until SigV4 keys map to users).
+    pub user: String,
+    /// Largest request body we buffer, in bytes.
+    pub request_size_max: usize,
+}
+
+/// Per-request facts the actions need besides the parameters.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The request's `Host` header, for the queue URLs we hand out.
+    pub host: String,
+}
+
+/// The state of the SQS API, shared by every HTTP connection.
+pub struct SqsService {
+    pub(crate) vhost: Arc<dyn VirtualHost>,
+    /// SQS has no connections; one id stands for the whole API towards the core.
+    pub(crate) connection: ConnectionId,
+    pub(crate) registry: Registry,
+    pub(crate) leases: Arc<Leases>,
+    /// `ApproximateFirstReceiveTimestamp` by message id, for messages not yet deleted.
+    first_receive: Mutex<HashMap<String, u64>>,
+    pub(crate) settings: SqsSettings,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// How many first-receive times we keep before forgetting them all (purged or
+/// AMQP-acknowledged messages never delete theirs).
+const FIRST_RECEIVE_REMEMBERED_MAX: usize = 1_000_000;
+
+impl SqsService {
+    /// Opens the vhost and starts the lease expiry task.
+    pub fn start(
+        broker: &Arc<dyn Broker>,
+        settings: SqsSettings,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Arc<Self>, BrokerError> {
+        let user = User {
+            name: settings.user.clone(),
+        };
+        let vhost = broker.vhost(&settings.vhost, &user)?;
+        let leases = Arc::new(Leases::default());
+        tokio::spawn(Arc::clone(&leases).run_expiry(shutdown.clone()));
+        Ok(Arc::new(SqsService {
+            vhost,
+            connection: ConnectionId::next(),
+            registry: Registry::default(),
+            leases,
+            first_receive: Mutex::new(HashMap::new()),
+            settings,
+            shutdown,
+        }))
+    }
+
+    /// Runs one action. The result is in the JSON protocol's shape.
+    pub async fn handle(
+        &self,
+        action: &str,
+        params: &Params,
+        context: &Context,
+    ) -> Result<Value, SqsError> {
+        actions::dispatch(self, action, params, context).await
+    }
+
+    pub fn queue_url(&self, context: &Context, name: &str) -> String {
+        format!("http://{}/{ACCOUNT_ID}/{name}", context.host)
+    }
+
+    pub fn queue_arn(name: &str) -> String {
+        format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}")
+    }
+
+    /// The queue a request's `QueueUrl` names. Any URL form resolves by its last path segment
+    /// (ours, AWS's `https://sqs.<region>.amazonaws.com/<account>/<name>`, LocalStack's).
+    pub fn resolve(&self, params: &Params) -> Result<ResolvedQueue, SqsError> {
+        let url = params.required("QueueUrl")?;
+        let name = url.trim_end_matches('/').rsplit('/').next().unwrap_or(url);
+        self.resolve_name(name)
+    }
+
+    /// The queue named `name`, adopting queues the core has but SQS has not seen (declared by
+    /// another protocol, or before a restart).
+    pub fn resolve_name(&self, name: &str) -> Result<ResolvedQueue, SqsError> {
+        let handle = match self.vhost.queue(name, self.connection) {
+            Ok(handle) => handle,
+            Err(BrokerError::NotFound(_)) => {
+                self.registry.lock().remove(name);
+                return Err(SqsError::no_queue());
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let meta = self
+            .registry
+            .lock()
+            .entry(name.to_owned())
+            .or_insert_with(|| QueueMeta::new(now_ms() / 1000))
+            .clone();
+        Ok(ResolvedQueue {
+            name: name.to_owned(),
+            handle,
+            meta,
+        })
+    }
+
+    /// Publishes `messages` to `queue` and waits until the core has confirmed each (for a
+    /// durable queue: written and synced). Returns, per message, whether it was accepted.
+    pub async fn publish_confirmed(
+        &self,
+        queue: &Arc<dyn QueueHandle>,
+        messages: Vec<Arc<Message>>,
+    ) -> Result<Vec<bool>, SqsError> {
+        let sink = ConfirmSink::new();
+        let count = messages.len();
+        for (id, message) in (0u64..).zip(messages) {
+            let ticket = sink.tickets(id, 1);
+            queue.publish(message, ticket).await;
+        }
+        let mut accepted = vec![false; count];
+        let mut done = Vec::new();
+        let mut answered = 0;
+        let mut shutdown = self.shutdown.clone();
+        while answered < count {
+            sink.drain(&mut done);
+            for (id, ok) in done.drain(..) {
+                if let Some(slot) = usize::try_from(id).ok().and_then(|i| accepted.get_mut(i)) {
+                    *slot = ok;
+                    answered += 1;
+                }
+            }
+            if answered == count {
+                break;
+            }
+            tokio::select! {
+                () = sink.ready() => {}
+                _ = shutdown.changed() => {
+                    return Err(SqsError::new(ErrorKind::ServiceUnavailable, "The broker is shutting down."));
+                }
+            }
+        }
+        Ok(accepted)
+    }
+
+    pub fn note_first_receive(&self, message_id: &str, now_ms: u64) -> u64 {
+        let mut map = self
+            .first_receive
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= FIRST_RECEIVE_REMEMBERED_MAX {
+            map.clear();
+        }
+        *map.entry(message_id.to_owned()).or_insert(now_ms)
+    }
+
+    pub fn forget_first_receive(&self, message_id: &str) {
+        self.first_receive
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(message_id);
+    }
+}
+
+/// A queue named by a request: the core's handle and SQS's metadata snapshot.
+pub struct ResolvedQueue {
+    pub name: String,
+    pub handle: Arc<dyn QueueHandle>,
+    pub meta: QueueMeta,
+}
+
+pub fn now_ms() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A random version 4 UUID, as AWS's message and request ids are.
+pub fn new_uuid() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}

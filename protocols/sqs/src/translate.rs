@@ -1,0 +1,263 @@
+//! SQS messages <-> the core's [`Message`], by the mapping table in ARCHITECTURE.md.
+//!
+//! - Every SQS message is persistent (`delivery_mode` 2) and gets a UUID `message_id`.
+//! - Message attributes become AMQP headers: String as text, Binary as bytes, Number as an
+//!   integer when its text is a canonical integer, else as text. Data types the header value
+//!   cannot carry (custom `.suffix` types, non-canonical numbers) are kept in the
+//!   [`DATA_TYPES_HEADER`] table so that SQS consumers get the exact type back: the attribute
+//!   digest covers it.
+//! - String attributes `content-type`, `correlation-id` and `reply-to` become the AMQP
+//!   properties of the same meaning, and come back from them.
+//! - A body that is not valid SQS text (a binary AMQP or MQTT payload) is delivered base64
+//!   encoded with a `content-transfer-encoding: base64` attribute.
+//! - Headers that have no SQS form (tables, arrays, decimals, void) are not delivered to SQS
+//!   consumers; each is logged at debug level.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use mqbridge_broker_api::{HeaderValue, Headers, Message, Properties};
+
+use crate::attributes::{ATTRIBUTES_MAX, AttributeValue, MessageAttribute};
+
+/// Header holding the SQS data types that the header values alone do not say.
+pub const DATA_TYPES_HEADER: &str = "x-sqs-data-types";
+
+/// Attribute names that travel as AMQP properties rather than headers.
+const CONTENT_TYPE: &str = "content-type";
+const CORRELATION_ID: &str = "correlation-id";
+const REPLY_TO: &str = "reply-to";
+const TRANSFER_ENCODING: &str = "content-transfer-encoding";
+
+/// AWS's allowed message characters: `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
+/// #x10000-#x10FFFF`.
+pub fn is_valid_text(text: &str) -> bool {
+    text.chars().all(|c| {
+        matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
+            || c >= '\u{10000}'
+    })
+}
+
+/// The core message for an SQS send to queue `queue`.
+pub fn outgoing(
+    queue: &str,
+    body: &str,
+    attributes: &[MessageAttribute],
+    message_id: &str,
+    sent_ms: u64,
+) -> Message {
+    let mut properties = Properties {
+        delivery_mode: Some(2),
+        message_id: Some(message_id.to_owned()),
+        timestamp: Some(sent_ms / 1000),
+        ..Properties::default()
+    };
+    let mut types = Headers::new();
+    for attribute in attributes {
+        if let AttributeValue::Text(text) = &attribute.value
+            && attribute.data_type == "String"
+        {
+            let slot = match attribute.name.as_str() {
+                CONTENT_TYPE => Some(&mut properties.content_type),
+                CORRELATION_ID => Some(&mut properties.correlation_id),
+                REPLY_TO => Some(&mut properties.reply_to),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                *slot = Some(text.clone());
+                continue;
+            }
+        }
+        let (value, implied) = header_value(attribute);
+        if implied != attribute.data_type {
+            types.insert(
+                attribute.name.clone(),
+                HeaderValue::String(attribute.data_type.clone()),
+            );
+        }
+        properties.headers.insert(attribute.name.clone(), value);
+    }
+    if !types.is_empty() {
+        properties
+            .headers
+            .insert(DATA_TYPES_HEADER, HeaderValue::Table(types));
+    }
+    Message {
+        exchange: String::new(),
+        routing_key: queue.to_owned(),
+        properties,
+        body: Bytes::copy_from_slice(body.as_bytes()),
+    }
+}
+
+/// A header value for an attribute, and the data type a reader would infer from it.
+fn header_value(attribute: &MessageAttribute) -> (HeaderValue, &'static str) {
+    match &attribute.value {
+        AttributeValue::Binary(bytes) => {
+            (HeaderValue::Bytes(Bytes::copy_from_slice(bytes)), "Binary")
+        }
+        AttributeValue::Text(text) if attribute.data_type.starts_with("Number") => {
+            match text.parse::<i64>() {
+                Ok(n) if n.to_string() == *text => (HeaderValue::I64(n), "Number"),
+                _ => (HeaderValue::String(text.clone()), "String"),
+            }
+        }
+        AttributeValue::Text(text) => (HeaderValue::String(text.clone()), "String"),
+    }
+}
+
+/// A message as an SQS consumer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsView {
+    pub body: String,
+    pub attributes: Vec<MessageAttribute>,
+}
+
+/// The SQS view of any message, whichever protocol published it.
+pub fn incoming(message: &Arc<Message>) -> SqsView {
+    let properties = &message.properties;
+    let mut attributes = Vec::new();
+    let body = match std::str::from_utf8(&message.body) {
+        Ok(text) if is_valid_text(text) => text.to_owned(),
+        _ => {
+            attributes.push(text_attribute(TRANSFER_ENCODING, "base64"));
+            BASE64.encode(&message.body)
+        }
+    };
+    for (name, value) in [
+        (CONTENT_TYPE, &properties.content_type),
+        (CORRELATION_ID, &properties.correlation_id),
+        (REPLY_TO, &properties.reply_to),
+    ] {
+        if let Some(value) = value {
+            attributes.push(text_attribute(name, value));
+        }
+    }
+    let types = match properties.headers.get(DATA_TYPES_HEADER) {
+        Some(HeaderValue::Table(types)) => Some(types),
+        _ => None,
+    };
+    for (name, value) in properties.headers.iter() {
+        if name == DATA_TYPES_HEADER {
+            continue;
+        }
+        let declared = types
+            .and_then(|t| t.get(name))
+            .and_then(HeaderValue::as_str);
+        match attribute_from_header(name, value, declared) {
+            Some(attribute) => attributes.push(attribute),
+            None => tracing::debug!(header = name, "header has no SQS attribute form"),
+        }
+    }
+    if attributes.len() > ATTRIBUTES_MAX {
+        tracing::debug!(
+            count = attributes.len(),
+            "more headers than SQS attributes allow"
+        );
+        attributes.truncate(ATTRIBUTES_MAX);
+    }
+    SqsView { body, attributes }
+}
+
+fn text_attribute(name: &str, value: &str) -> MessageAttribute {
+    MessageAttribute {
+        name: name.to_owned(),
+        data_type: "String".to_owned(),
+        value: AttributeValue::Text(value.to_owned()),
+    }
+}
+
+fn attribute_from_header(
+    name: &str,
+    value: &HeaderValue,
+    declared: Option<&str>,
+) -> Option<MessageAttribute> {
+    let (inferred, value) = match value {
+        HeaderValue::String(text) => ("String", AttributeValue::Text(text.clone())),
+        HeaderValue::Bytes(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) if !MessageAttribute::is_binary(declared.unwrap_or("String")) => {
+                ("String", AttributeValue::Text(text.to_owned()))
+            }
+            _ => ("Binary", AttributeValue::Binary(bytes.to_vec())),
+        },
+        HeaderValue::Bool(b) => ("String", AttributeValue::Text(b.to_string())),
+        HeaderValue::F32(f) => ("Number", AttributeValue::Text(f.to_string())),
+        HeaderValue::F64(f) => ("Number", AttributeValue::Text(f.to_string())),
+        other => ("Number", AttributeValue::Text(other.as_i64()?.to_string())),
+    };
+    let text_is_empty =
+        matches!(&value, AttributeValue::Text(t) if t.is_empty() || !is_valid_text(t));
+    if text_is_empty {
+        return None;
+    }
+    Some(MessageAttribute {
+        name: name.to_owned(),
+        data_type: declared.unwrap_or(inferred).to_owned(),
+        value,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attribute(name: &str, data_type: &str, value: AttributeValue) -> MessageAttribute {
+        MessageAttribute {
+            name: name.into(),
+            data_type: data_type.into(),
+            value,
+        }
+    }
+
+    #[test]
+    fn attributes_round_trip_with_their_exact_types() {
+        let sent = vec![
+            attribute("s", "String", AttributeValue::Text("v".into())),
+            attribute("n", "Number", AttributeValue::Text("42".into())),
+            attribute("f", "Number.float", AttributeValue::Text("1.50".into())),
+            attribute("b", "Binary.png", AttributeValue::Binary(vec![0, 255])),
+            attribute(
+                "correlation-id",
+                "String",
+                AttributeValue::Text("c1".into()),
+            ),
+        ];
+        let message = Arc::new(outgoing("q", "hi", &sent, "id", 1_700_000_000_123));
+        assert_eq!(message.properties.correlation_id.as_deref(), Some("c1"));
+        assert_eq!(
+            message.properties.headers.get("n"),
+            Some(&HeaderValue::I64(42))
+        );
+        assert!(message.properties.is_persistent());
+        let view = incoming(&message);
+        assert_eq!(view.body, "hi");
+        let mut got = view.attributes;
+        let mut want = sent;
+        got.sort_by(|a, b| a.name.cmp(&b.name));
+        want.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_binary_body_arrives_base64_with_its_encoding_attribute() {
+        let message = Arc::new(Message {
+            body: Bytes::from_static(&[0xff, 0x00]),
+            ..Message::default()
+        });
+        let view = incoming(&message);
+        assert_eq!(view.body, "/wA=");
+        assert_eq!(
+            view.attributes,
+            [text_attribute(TRANSFER_ENCODING, "base64")]
+        );
+    }
+
+    #[test]
+    fn sqs_text_excludes_control_characters() {
+        assert!(is_valid_text("tab\tnewline\n ok \u{10000}"));
+        assert!(!is_valid_text("nul\u{0}"));
+        assert!(!is_valid_text("\u{FFFE}"));
+    }
+}
