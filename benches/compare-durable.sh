@@ -77,7 +77,9 @@ start_mqbridge() {
         log "port $mqbridge_port is already in use; stop what is there first"
         return 1
     fi
-    NO_COLOR=1 MQBRIDGE_WS_PORT=0 "$target_dir/release/mqbridge" --bind 127.0.0.1 \
+    # Every listener not under test takes a free port, so that another broker on the default
+    # ports cannot stop this one from starting.
+    NO_COLOR=1 MQBRIDGE_WS_PORT=0 MQBRIDGE_SQS_PORT=0 "$target_dir/release/mqbridge" --bind 127.0.0.1 \
         --amqp-port "$mqbridge_port" --mqtt-port 0 --stomp-port 0 \
         --data-dir "$mqbridge_data_dir" >"$mqbridge_data_dir.log" 2>&1 &
     mqbridge_pid=$!

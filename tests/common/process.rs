@@ -23,6 +23,9 @@ const START_ATTEMPTS: usize = 5;
 /// The line the broker logs once every listener is bound (src/server.rs).
 const STARTED: &str = "broker started";
 
+/// Marks the lines the broker wrote on stderr (where a failed start-up says why).
+pub const STDERR: &str = "[stderr] ";
+
 /// Every line the broker wrote on stdout or stderr, ANSI colours removed.
 #[derive(Default)]
 struct Log {
@@ -42,16 +45,16 @@ impl BrokerProcess {
     /// Starts the broker on `data_dir` with `extra` flags and waits until it listens.
     /// Panics with the broker's output if it exits for another reason than a taken port.
     pub fn start(data_dir: &Path, extra: &[&str]) -> BrokerProcess {
+        let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
-            let [amqp, mqtt, stomp] = free_ports();
-            let mut broker = BrokerProcess::spawn(data_dir, extra, [amqp, mqtt, stomp]);
+            let mut broker = BrokerProcess::spawn(data_dir, extra, free_ports());
             match broker.wait_for_start() {
                 Ok(()) => return broker,
-                Err(output) if output.contains("in use") => continue,
+                Err(output) if output.contains("in use") => last = output,
                 Err(output) => panic!("the broker did not start:\n{output}"),
             }
         }
-        panic!("the broker found no free ports in {START_ATTEMPTS} attempts");
+        panic!("the broker found no free ports in {START_ATTEMPTS} attempts; the last:\n{last}");
     }
 
     /// Starts the broker on `data_dir` and expects it to exit; returns its status and output.
@@ -81,9 +84,11 @@ impl BrokerProcess {
             .args(["--mqtt-port", &ports[1].to_string()])
             .args(["--stomp-port", &ports[2].to_string()])
             .args(extra)
-            // Listeners this test does not use stay off their fixed default ports. An
-            // environment variable, because a flag the binary does not know would stop it.
+            // Listeners these tests do not use get any free port instead of their fixed
+            // default, so that brokers running side by side do not collide. Environment
+            // variables, because a flag the binary does not know would stop it.
             .env("MQBRIDGE_WS_PORT", "0")
+            .env("MQBRIDGE_SQS_PORT", "0")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -94,8 +99,8 @@ impl BrokerProcess {
         let log = Arc::new(Log::default());
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
-        read_lines(stdout, &log);
-        read_lines(stderr, &log);
+        read_lines(stdout, "", &log);
+        read_lines(stderr, STDERR, &log);
         let address = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         BrokerProcess {
             child,
@@ -185,14 +190,15 @@ fn free_ports() -> [u16; 3] {
     [port(0), port(1), port(2)]
 }
 
-/// Copies `stream` into `log` line by line on a thread that ends with the process.
-fn read_lines(stream: impl Read + Send + 'static, log: &Arc<Log>) {
+/// Copies `stream` into `log` line by line, each after `prefix`, on a thread that ends with
+/// the process.
+fn read_lines(stream: impl Read + Send + 'static, prefix: &'static str, log: &Arc<Log>) {
     let log = Arc::clone(log);
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
             let mut lines = log.lines.lock().unwrap_or_else(PoisonError::into_inner);
-            lines.push(strip_ansi(&line));
+            lines.push(format!("{prefix}{}", strip_ansi(&line)));
             log.grew.notify_all();
         }
     });
