@@ -8,6 +8,7 @@
 //! - [`attributes`]: message attributes and the MD5 digests SDKs verify.
 //! - [`translate`]: SQS messages <-> the core's `Message` (the mapping table in ARCHITECTURE.md).
 //! - [`registry`]: SQS queue metadata (attributes, tags, timestamps), in memory.
+//! - [`delay`]: DelaySeconds, through a durable holding queue per queue.
 //! - [`leases`]: visibility timeouts as leases on unsettled deliveries; receipt handles.
 //! - `actions`: one module per group of actions: parse, call the core, map errors.
 //! - [`service`]: the shared state and dispatch; `connection`: the HTTP connection task.
@@ -18,6 +19,7 @@
 mod actions;
 pub mod attributes;
 mod connection;
+pub mod delay;
 pub mod error;
 pub mod leases;
 pub mod params;

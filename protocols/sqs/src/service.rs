@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::actions;
+use crate::delay::{Delays, MoverContext};
 use crate::error::{ErrorKind, SqsError};
 use crate::leases::Leases;
 use crate::params::Params;
@@ -55,6 +56,7 @@ pub struct SqsService {
     pub(crate) connection: ConnectionId,
     pub(crate) registry: Registry,
     pub(crate) leases: Arc<Leases>,
+    pub(crate) delays: Arc<Delays>,
     /// `ApproximateFirstReceiveTimestamp` by message id, for messages not yet deleted.
     first_receive: Mutex<HashMap<String, u64>>,
     pub(crate) settings: SqsSettings,
@@ -83,6 +85,7 @@ impl SqsService {
             connection: ConnectionId::next(),
             registry: Registry::default(),
             leases,
+            delays: Arc::new(Delays::default()),
             first_receive: Mutex::new(HashMap::new()),
             settings,
             shutdown,
@@ -132,6 +135,7 @@ impl SqsService {
             .entry(name.to_owned())
             .or_insert_with(|| QueueMeta::new(now_ms() / 1000))
             .clone();
+        self.delays.resume(&self.mover_context(), name);
         Ok(ResolvedQueue {
             name: name.to_owned(),
             handle,
@@ -139,42 +143,23 @@ impl SqsService {
         })
     }
 
-    /// Publishes `messages` to `queue` and waits until the core has confirmed each (for a
-    /// durable queue: written and synced). Returns, per message, whether it was accepted.
+    /// Publishes `messages` to `queue` and waits for the core's confirms (see
+    /// [`publish_confirmed`]).
     pub async fn publish_confirmed(
         &self,
         queue: &Arc<dyn QueueHandle>,
         messages: Vec<Arc<Message>>,
     ) -> Result<Vec<bool>, SqsError> {
-        let sink = ConfirmSink::new();
-        let count = messages.len();
-        for (id, message) in (0u64..).zip(messages) {
-            let ticket = sink.tickets(id, 1);
-            queue.publish(message, ticket).await;
+        publish_confirmed(queue, messages, &self.shutdown).await
+    }
+
+    /// What the delayed-message movers need.
+    pub fn mover_context(&self) -> MoverContext {
+        MoverContext {
+            vhost: Arc::clone(&self.vhost),
+            connection: self.connection,
+            shutdown: self.shutdown.clone(),
         }
-        let mut accepted = vec![false; count];
-        let mut done = Vec::new();
-        let mut answered = 0;
-        let mut shutdown = self.shutdown.clone();
-        while answered < count {
-            sink.drain(&mut done);
-            for (id, ok) in done.drain(..) {
-                if let Some(slot) = usize::try_from(id).ok().and_then(|i| accepted.get_mut(i)) {
-                    *slot = ok;
-                    answered += 1;
-                }
-            }
-            if answered == count {
-                break;
-            }
-            tokio::select! {
-                () = sink.ready() => {}
-                _ = shutdown.changed() => {
-                    return Err(SqsError::new(ErrorKind::ServiceUnavailable, "The broker is shutting down."));
-                }
-            }
-        }
-        Ok(accepted)
     }
 
     pub fn note_first_receive(&self, message_id: &str, now_ms: u64) -> u64 {
@@ -193,6 +178,46 @@ impl SqsService {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(message_id);
+    }
+}
+
+/// Publishes `messages` to `queue` and waits until the core has confirmed each (for a durable
+/// queue: written and synced). Returns, per message, whether it was accepted.
+pub async fn publish_confirmed(
+    queue: &Arc<dyn QueueHandle>,
+    messages: Vec<Arc<Message>>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Vec<bool>, SqsError> {
+    let sink = ConfirmSink::new();
+    let count = messages.len();
+    for (id, message) in (0u64..).zip(messages) {
+        let ticket = sink.tickets(id, 1);
+        queue.publish(message, ticket).await;
+    }
+    let mut accepted = vec![false; count];
+    let mut done = Vec::new();
+    let mut answered = 0;
+    let mut shutdown = shutdown.clone();
+    loop {
+        sink.drain(&mut done);
+        for (id, ok) in done.drain(..) {
+            if let Some(slot) = usize::try_from(id).ok().and_then(|i| accepted.get_mut(i)) {
+                *slot = ok;
+                answered += 1;
+            }
+        }
+        if answered >= count {
+            return Ok(accepted);
+        }
+        tokio::select! {
+            () = sink.ready() => {}
+            _ = shutdown.changed() => {
+                return Err(SqsError::new(
+                    ErrorKind::ServiceUnavailable,
+                    "The broker is shutting down.",
+                ));
+            }
+        }
     }
 }
 

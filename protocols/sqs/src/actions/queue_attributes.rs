@@ -46,8 +46,13 @@ pub fn get(service: &SqsService, params: &Params) -> Result<Value, SqsError> {
             "ApproximateNumberOfMessagesNotVisible",
             service.leases.count(&queue.name).to_string(),
         ),
-        // DelaySeconds is not applied yet, so nothing is ever delayed.
-        ("ApproximateNumberOfMessagesDelayed", "0".to_owned()),
+        (
+            "ApproximateNumberOfMessagesDelayed",
+            service
+                .delays
+                .count(&service.mover_context(), &queue.name)
+                .to_string(),
+        ),
         ("CreatedTimestamp", queue.meta.created_secs.to_string()),
         (
             "LastModifiedTimestamp",

@@ -153,6 +153,10 @@ pub async fn delete_queue(service: &SqsService, params: &Params) -> Result<Value
         Ok(_) | Err(BrokerError::NotFound(_)) => {}
         Err(other) => return Err(other.into()),
     }
+    service
+        .delays
+        .drop_queue(&service.mover_context(), &queue.name)
+        .await;
     service.registry.lock().remove(&queue.name);
     service.leases.forget_queue(&queue.name);
     Ok(json!({}))

@@ -13,7 +13,7 @@ use crate::attributes::{self, MessageAttribute};
 use crate::error::{ErrorKind, SqsError};
 use crate::params::Params;
 use crate::service::{ResolvedQueue, SqsService, new_uuid, now_ms};
-use crate::translate;
+use crate::{delay, translate};
 
 /// AWS: a batch's bodies and attributes together are at most 1 MiB.
 const BATCH_BYTES_MAX: usize = 1_048_576;
@@ -23,14 +23,14 @@ struct Prepared {
     message: Arc<Message>,
     result: Map<String, Value>,
     size: usize,
+    /// Goes to the holding queue first (see `crate::delay`).
+    delayed: bool,
 }
 
 pub async fn send_message(service: &SqsService, params: &Params) -> Result<Value, SqsError> {
     let queue = service.resolve(params)?;
     let prepared = prepare(&queue, params)?;
-    let accepted = service
-        .publish_confirmed(&queue.handle, vec![prepared.message])
-        .await?;
+    let accepted = publish_all(service, &queue, std::slice::from_ref(&prepared)).await?;
     if accepted.first() != Some(&true) {
         return Err(not_stored());
     }
@@ -57,8 +57,8 @@ pub async fn send_message_batch(service: &SqsService, params: &Params) -> Result
             ),
         ));
     }
-    let messages = ready.iter().map(|(_, p)| Arc::clone(&p.message)).collect();
-    let accepted = service.publish_confirmed(&queue.handle, messages).await?;
+    let prepared: Vec<&Prepared> = ready.iter().map(|(_, p)| p).collect();
+    let accepted = publish_all(service, &queue, &prepared).await?;
     let mut successful = Vec::new();
     for ((id, prepared), stored) in ready.into_iter().zip(accepted) {
         if stored {
@@ -70,6 +70,43 @@ pub async fn send_message_batch(service: &SqsService, params: &Params) -> Result
         }
     }
     Ok(batch::result(successful, failed))
+}
+
+/// Publishes each message to its queue or, if delayed, to the holding queue; returns whether
+/// each was stored, in order.
+async fn publish_all<P: std::borrow::Borrow<Prepared>>(
+    service: &SqsService,
+    queue: &ResolvedQueue,
+    prepared: &[P],
+) -> Result<Vec<bool>, SqsError> {
+    let (delayed, now): (Vec<_>, Vec<_>) = prepared
+        .iter()
+        .enumerate()
+        .partition(|(_, p)| p.borrow().delayed);
+    let mut accepted = vec![false; prepared.len()];
+    for (group, target) in [(now, None), (delayed, Some(()))] {
+        if group.is_empty() {
+            continue;
+        }
+        let handle = match target {
+            None => Arc::clone(&queue.handle),
+            Some(()) => {
+                let context = service.mover_context();
+                service.delays.holding(&context, &queue.name).await?
+            }
+        };
+        let messages = group
+            .iter()
+            .map(|(_, p)| Arc::clone(&p.borrow().message))
+            .collect();
+        let stored = service.publish_confirmed(&handle, messages).await?;
+        for ((index, _), ok) in group.into_iter().zip(stored) {
+            if let Some(slot) = accepted.get_mut(index) {
+                *slot = ok;
+            }
+        }
+    }
+    Ok(accepted)
 }
 
 fn not_stored() -> SqsError {
@@ -100,14 +137,14 @@ fn prepare(queue: &ResolvedQueue, params: &Params) -> Result<Prepared, SqsError>
     let delay = params
         .integer("DelaySeconds", 0..=900)?
         .unwrap_or_else(|| queue.meta.integer("DelaySeconds"));
-    if delay > 0 {
-        return Err(SqsError::new(
-            ErrorKind::UnsupportedOperation,
-            "Delayed messages (DelaySeconds) are not supported yet.",
-        ));
-    }
     let message_id = new_uuid();
-    let message = translate::outgoing(&queue.name, &body, &attributes, &message_id, now_ms());
+    let now = now_ms();
+    let mut message = translate::outgoing(&queue.name, &body, &attributes, &message_id, now);
+    let delayed = delay > 0;
+    if delayed {
+        let delay_ms = u64::try_from(delay).unwrap_or(0) * 1000;
+        delay::hold(&mut message, &queue.name, now + delay_ms);
+    }
     let mut result = Map::new();
     result.insert("MessageId".into(), Value::String(message_id));
     result.insert(
@@ -121,5 +158,6 @@ fn prepare(queue: &ResolvedQueue, params: &Params) -> Result<Prepared, SqsError>
         message: Arc::new(message),
         result,
         size,
+        delayed,
     })
 }
