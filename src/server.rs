@@ -222,6 +222,7 @@ impl Listeners<'_> {
             },
         )?;
         shared.restore_retained(vhost.take_retained());
+        shared.restore_sessions(&vhost, vhost.take_session_states());
         let statistics = mqbridge_mqtt::publish_statistics(
             Arc::clone(&shared),
             vhost,

@@ -255,7 +255,7 @@ mod mqtt {
     use mqbridge_mqtt::codec::{Packet, Publish, QoS, Subscribe, Subscription};
 
     use super::common::Broker;
-    use super::common::mqtt::raw::{self, Raw, V3};
+    use super::common::mqtt::raw::{self, Raw, V3, V5};
 
     fn id(value: u16) -> NonZeroU16 {
         NonZeroU16::new(value).expect("non-zero")
@@ -346,5 +346,48 @@ mod mqtt {
             (topic.as_str(), &payload[..]),
             ("cmd/device-7", &b"reboot"[..])
         );
+    }
+
+    /// A v5 CONNECT that keeps the session for five minutes.
+    fn persistent_v5(client_id: &str) -> Packet {
+        let mut connect = raw::connect(V5, client_id, 30);
+        if let Packet::Connect(request) = &mut connect {
+            request.clean_start = false;
+            request.properties.session_expiry_interval = Some(300);
+        }
+        connect
+    }
+
+    #[tokio::test]
+    async fn exchanges_in_flight_of_a_suspended_session_survive_a_restart() {
+        let broker = Broker::start().await;
+        let mut device = Raw::connected_with(&broker, persistent_v5("inflight")).await;
+        subscribe(&mut device, "work/#").await;
+        let mut sender = Raw::connected_with(&broker, raw::connect(V5, "sender", 30)).await;
+        publish(&mut sender, "work/1", "unacknowledged", false).await;
+        let sent = match device.next().await {
+            Some(Packet::Publish(publish)) => publish,
+            other => panic!("expected PUBLISH, got {other:?}"),
+        };
+        drop(device); // no PUBACK: the message is the session's, parked with its packet id
+        drop(sender);
+        // The restart's shutdown waits for every connection to finish, the device's included,
+        // so its session is parked (and kept) before the journal closes.
+
+        let broker = broker.restart().await;
+        let mut device = Raw::open(&broker, V5).await;
+        device.send(&persistent_v5("inflight")).await;
+        match device.next().await {
+            Some(Packet::ConnAck(connack)) => assert!(connack.session_present),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+        match device.next().await {
+            Some(Packet::Publish(again)) => {
+                assert_eq!(again.packet_id, sent.packet_id, "the original packet id");
+                assert!(again.dup);
+                assert_eq!(&again.payload[..], b"unacknowledged");
+            }
+            other => panic!("expected the PUBLISH again, got {other:?}"),
+        }
     }
 }

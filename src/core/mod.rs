@@ -105,6 +105,7 @@ fn restore(vhost: &VHost, recovered: Recovered) {
     let queues = recovered.queues.into_iter().filter(|q| mine(&q.vhost));
     let bindings = recovered.bindings.into_iter().filter(|(v, _)| mine(v));
     let retained = recovered.retained.into_iter().filter(|(v, _, _)| mine(v));
+    let sessions = recovered.sessions.into_iter().filter(|(v, _, _)| mine(v));
     vhost.restore(
         exchanges.map(|(_, spec)| spec).collect(),
         queues.collect(),
@@ -112,6 +113,7 @@ fn restore(vhost: &VHost, recovered: Recovered) {
         retained
             .map(|(_, topic, message)| (topic, message))
             .collect(),
+        sessions.map(|(_, client, state)| (client, state)).collect(),
     );
 }
 

@@ -35,6 +35,7 @@ mod kind {
     pub const SNAPSHOT: u8 = 10;
     pub const RETAIN: u8 = 11;
     pub const BATCH: u8 = 12;
+    pub const SESSION: u8 = 13;
 }
 
 /// The size of a [`Record::Batch`], header included: it is fixed, so a writer can leave room
@@ -100,6 +101,22 @@ fn encode_body(record: &Record, out: &mut Vec<u8>) {
                 None => out.put_u8(0),
             }
         }
+        Record::Session {
+            vhost,
+            client_id,
+            state,
+        } => {
+            out.put_u8(kind::SESSION);
+            put_str(out, vhost);
+            put_str(out, client_id);
+            match state {
+                Some(state) => {
+                    out.put_u8(1);
+                    put_bytes(out, state);
+                }
+                None => out.put_u8(0),
+            }
+        }
         definition => encode_definition(definition, out),
     }
 }
@@ -142,7 +159,8 @@ fn encode_definition(record: &Record, out: &mut Vec<u8>) {
         | Record::Remove { .. }
         | Record::Delivered { .. }
         | Record::Batch { .. }
-        | Record::Retain { .. } => encode_body(record, out),
+        | Record::Retain { .. }
+        | Record::Session { .. } => encode_body(record, out),
     }
 }
 
@@ -177,6 +195,19 @@ pub fn decode(body: &[u8]) -> Result<Record, Corrupt> {
                 vhost,
                 topic,
                 message,
+            }
+        }
+        kind::SESSION => {
+            let vhost = r.string()?;
+            let client_id = r.string()?;
+            let state = match r.u8()? {
+                0 => None,
+                _ => Some(Bytes::copy_from_slice(r.bytes()?)),
+            };
+            Record::Session {
+                vhost,
+                client_id,
+                state,
             }
         }
         definition => decode_definition(definition, &mut r)?,
@@ -641,6 +672,11 @@ mod tests {
             Record::DeleteQueue { id: 4 },
             Record::Snapshot,
             Record::Batch { len: 12_345 },
+            Record::Session {
+                vhost: "/".into(),
+                client_id: "device".into(),
+                state: Some(Bytes::from_static(b"opaque")),
+            },
             Record::Retain {
                 vhost: "/".into(),
                 topic: "t/1".into(),

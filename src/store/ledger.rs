@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use mqbridge_broker_api::{BindingSpec, Destination, ExchangeSpec, Message, QueueSpec};
 
 use super::Record;
@@ -34,6 +35,8 @@ pub struct Ledger {
     pub queues: BTreeMap<u64, (String, QueueSpec)>,
     pub bindings: Vec<(String, BindingSpec)>,
     pub retained: BTreeMap<(String, String), Arc<Message>>,
+    /// MQTT persistent sessions' own state: (vhost, client id) -> the adapter's encoding.
+    pub sessions: BTreeMap<(String, String), Bytes>,
     /// Live messages by queue id, then message id.
     pub messages: HashMap<u64, BTreeMap<u64, Location>>,
     pub segments: BTreeMap<u64, SegmentUse>,
@@ -89,11 +92,30 @@ impl Ledger {
                 }
             }
             Record::Batch { .. } => {}
+            Record::Session { .. } | Record::Retain { .. } => self.keep_mqtt_state(record),
             Record::Snapshot => {
                 self.exchanges.clear();
                 self.queues.clear();
                 self.bindings.clear();
                 self.retained.clear();
+                self.sessions.clear();
+            }
+        }
+    }
+
+    /// Retained messages and session states: the latest per key is what counts.
+    fn keep_mqtt_state(&mut self, record: &Record) {
+        match record {
+            Record::Session {
+                vhost,
+                client_id,
+                state,
+            } => {
+                let key = (vhost.clone(), client_id.clone());
+                match state {
+                    Some(state) => self.sessions.insert(key, state.clone()),
+                    None => self.sessions.remove(&key),
+                };
             }
             Record::Retain {
                 vhost,
@@ -106,6 +128,7 @@ impl Ledger {
                     None => self.retained.remove(&key),
                 };
             }
+            _ => {}
         }
     }
 
@@ -167,6 +190,13 @@ impl Ledger {
                 vhost: vhost.clone(),
                 topic: topic.clone(),
                 message: Some(Arc::clone(message)),
+            });
+        }
+        for ((vhost, client_id), state) in &self.sessions {
+            records.push(Record::Session {
+                vhost: vhost.clone(),
+                client_id: client_id.clone(),
+                state: Some(state.clone()),
             });
         }
         records

@@ -15,6 +15,7 @@ mod recovery;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use mqbridge_broker_api::{BindingSpec, Confirm, ExchangeSpec, Message, QueueSpec};
 use tokio::sync::oneshot;
 
@@ -73,6 +74,13 @@ pub enum Record {
     /// write torn by a crash (the last one, never acknowledged) from corruption.
     Batch {
         len: u64,
+    },
+    /// The state an MQTT persistent session keeps between connections beyond its queue
+    /// (opaque to the store: the adapter encodes it); `None` ends it.
+    Session {
+        vhost: String,
+        client_id: String,
+        state: Option<Bytes>,
     },
     /// The retained MQTT message of a topic; `None` clears it.
     Retain {

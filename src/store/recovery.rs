@@ -55,6 +55,8 @@ pub struct Recovered {
     pub bindings: Vec<(String, BindingSpec)>,
     /// Retained MQTT messages: vhost, topic name, message.
     pub retained: Vec<(String, String, Arc<Message>)>,
+    /// MQTT persistent sessions' own state: vhost, client id, the adapter's encoding.
+    pub sessions: Vec<(String, String, bytes::Bytes)>,
 }
 
 /// A durable queue and its persistent messages, oldest first.
@@ -203,6 +205,11 @@ impl Replay {
                 })
                 .collect(),
             queues: Vec::new(),
+            sessions: ledger
+                .sessions
+                .iter()
+                .map(|((vhost, client), state)| (vhost.clone(), client.clone(), state.clone()))
+                .collect(),
         };
         for (id, (vhost, spec)) in &ledger.queues {
             let stored = self.contents.remove(id).unwrap_or_default();

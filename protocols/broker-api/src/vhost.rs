@@ -173,4 +173,15 @@ pub trait VirtualHost: Send + Sync {
     fn take_retained(&self) -> Vec<(String, Arc<Message>)> {
         Vec::new()
     }
+
+    /// Keeps what an MQTT persistent session holds between connections beyond its queue (the
+    /// adapter's own encoding) across restarts; `None` when the session ends or resumes.
+    fn set_session_state(&self, client_id: &str, state: Option<bytes::Bytes>) {
+        let _ = (client_id, state);
+    }
+
+    /// The session states kept from before a restart, handed over once.
+    fn take_session_states(&self) -> Vec<(String, bytes::Bytes)> {
+        Vec::new()
+    }
 }

@@ -9,6 +9,7 @@
 
 mod acks;
 mod inbound;
+mod kept;
 mod outbound;
 mod shared;
 mod suspended;

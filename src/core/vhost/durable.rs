@@ -95,11 +95,16 @@ impl VHost {
         queues: Vec<RecoveredQueue>,
         bindings: Vec<BindingSpec>,
         retained: Vec<(String, Arc<Message>)>,
+        sessions: Vec<(String, bytes::Bytes)>,
     ) {
         *self
             .recovered_retained
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = retained;
+        *self
+            .recovered_sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = sessions;
         let mut definitions = self.write();
         for spec in exchanges {
             definitions

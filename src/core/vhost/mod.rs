@@ -45,6 +45,8 @@ pub struct VHost {
     me: Weak<VHost>,
     /// Retained MQTT messages recovered from the store, until the MQTT listener takes them.
     recovered_retained: std::sync::Mutex<Vec<(String, Arc<Message>)>>,
+    /// MQTT session states recovered from the store, until the MQTT listener takes them.
+    recovered_sessions: std::sync::Mutex<Vec<(String, bytes::Bytes)>>,
 }
 
 #[derive(Debug)]
@@ -97,6 +99,7 @@ impl VHost {
             gauge,
             me: me.clone(),
             recovered_retained: std::sync::Mutex::default(),
+            recovered_sessions: std::sync::Mutex::default(),
         })
     }
 
@@ -703,6 +706,24 @@ impl VirtualHost for VHost {
     fn take_retained(&self) -> Vec<(String, Arc<Message>)> {
         let mut recovered = self
             .recovered_retained
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut *recovered)
+    }
+
+    fn set_session_state(&self, client_id: &str, state: Option<bytes::Bytes>) {
+        let record = crate::store::Record::Session {
+            vhost: self.name.clone(),
+            client_id: client_id.to_owned(),
+            state,
+        };
+        let store = Arc::clone(&self.read().journal.store);
+        store.append(record, None);
+    }
+
+    fn take_session_states(&self) -> Vec<(String, bytes::Bytes)> {
+        let mut recovered = self
+            .recovered_sessions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         std::mem::take(&mut *recovered)

@@ -21,10 +21,12 @@ use crate::session::{Resend, Unfinished};
 pub(crate) struct Suspended {
     /// The connection that suspended it: an expiry timer set then must not end a later
     /// suspension of the same client id.
-    owner: ConnectionId,
-    unfinished: Unfinished,
-    shares: Vec<ShareOptions>,
-    vhost: Arc<dyn VirtualHost>,
+    pub(super) owner: ConnectionId,
+    pub(super) unfinished: Unfinished,
+    pub(super) shares: Vec<ShareOptions>,
+    pub(super) vhost: Arc<dyn VirtualHost>,
+    /// Session Expiry Interval in seconds; `None` never expires.
+    pub(super) expiry: Option<u32>,
 }
 
 impl std::fmt::Debug for Suspended {
@@ -38,10 +40,10 @@ impl std::fmt::Debug for Suspended {
 }
 
 /// A shared subscription as the session holds it while away.
-struct ShareOptions {
-    filter: String,
-    qos: QoS,
-    identifier: Option<u32>,
+pub(super) struct ShareOptions {
+    pub(super) filter: String,
+    pub(super) qos: QoS,
+    pub(super) identifier: Option<u32>,
 }
 
 /// Who holds each shared subscription's queue: live and suspended sessions alike, so that the
@@ -128,12 +130,18 @@ impl Connection {
                 identifier: share.identifier,
             })
             .collect();
+        let expiry = (self.v5() && self.session_expiry != super::SESSION_EXPIRY_NEVER)
+            .then_some(self.session_expiry);
         let session = Suspended {
             owner: self.id,
             unfinished: suspension.unfinished,
             shares,
             vhost: Arc::clone(&opened.vhost),
+            expiry,
         };
+        // Kept in the store too, so that a restart does not lose the exchanges in flight.
+        let state = super::kept::encode(&session);
+        opened.vhost.set_session_state(&self.client_id, Some(state));
         let previous = {
             let mut suspended = self
                 .shared
@@ -145,14 +153,8 @@ impl Connection {
         if let Some(previous) = previous {
             self.shared.discard(&self.client_id, previous).await;
         }
-        if self.session_expiry != super::SESSION_EXPIRY_NEVER && self.v5() {
-            let expiry = Duration::from_secs(self.session_expiry.into());
-            let (shared, client_id, owner) =
-                (Arc::clone(&self.shared), self.client_id.clone(), self.id);
-            tokio::spawn(async move {
-                tokio::time::sleep(expiry).await;
-                expire(&shared, &client_id, owner).await;
-            });
+        if let Some(expiry) = expiry {
+            arm_expiry(&self.shared, &self.client_id, self.id, expiry);
         }
     }
 
@@ -160,6 +162,8 @@ impl Connection {
     /// clean start discards it [MQTT-3.1.2-4].
     pub(super) async fn take_suspended(&mut self, clean_start: bool) -> Option<Suspended> {
         let session = self.shared.take_suspended(&self.client_id)?;
+        // Resumed or discarded, it is no longer kept apart from a connection.
+        session.vhost.set_session_state(&self.client_id, None);
         if !clean_start {
             return Some(session);
         }
@@ -204,6 +208,22 @@ async fn expire(shared: &MqttShared, client_id: &str, owner: ConnectionId) {
         }
     };
     if let Some(session) = session {
+        session.vhost.set_session_state(client_id, None);
         shared.discard(client_id, session).await;
     }
+}
+
+/// Ends the suspended session of `client_id` after `secs`, unless `owner`'s suspension was
+/// resumed meanwhile.
+pub(super) fn arm_expiry(
+    shared: &Arc<MqttShared>,
+    client_id: &str,
+    owner: ConnectionId,
+    secs: u32,
+) {
+    let (shared, client_id) = (Arc::clone(shared), client_id.to_owned());
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(secs.into())).await;
+        expire(&shared, &client_id, owner).await;
+    });
 }
