@@ -91,7 +91,13 @@ impl Server {
         let (stomp_addr, accept_stomp) = listeners.stomp().await?;
         let (ws_addr, accept_ws) = listeners.websocket().await?;
         let (sqs_addr, accept_sqs) = listeners.sqs().await?;
-        let mut accept_tasks = vec![accept_amqp, accept_mqtt, accept_stomp, accept_ws, accept_sqs];
+        let mut accept_tasks = vec![
+            accept_amqp,
+            accept_mqtt,
+            accept_stomp,
+            accept_ws,
+            accept_sqs,
+        ];
         let tls_addrs = match &tls {
             Some(tls) => Some(listeners.encrypted(tls, &mut accept_tasks).await?),
             None => None,
