@@ -510,3 +510,70 @@ async fn a_message_received_too_often_moves_to_the_dead_letter_queue() {
         .expect("ListDeadLetterSourceQueues");
     assert_eq!(sources.queue_urls(), [source]);
 }
+
+#[tokio::test]
+async fn concurrent_long_polls_share_messages_without_duplicates() {
+    let broker = Broker::start().await;
+    let sqs = client(&broker);
+    let url = create_queue(&sqs, "shared-poll").await;
+    let pollers: Vec<_> = (0..5)
+        .map(|_| {
+            let (sqs, url) = (sqs.clone(), url.clone());
+            tokio::spawn(async move {
+                let answer = sqs
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(2)
+                    .send()
+                    .await
+                    .expect("ReceiveMessage");
+                answer
+                    .messages()
+                    .iter()
+                    .filter_map(|m| m.body().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..3 {
+        within(
+            sqs.send_message()
+                .queue_url(&url)
+                .message_body(format!("m{i}"))
+                .send(),
+        )
+        .await
+        .expect("SendMessage");
+    }
+    let mut bodies = Vec::new();
+    for poller in pollers {
+        bodies.extend(within(poller).await.expect("task"));
+    }
+    bodies.sort();
+    assert_eq!(bodies, ["m0", "m1", "m2"]);
+}
+
+#[tokio::test]
+async fn holding_queues_are_not_sqs_queues() {
+    let broker = Broker::start().await;
+    let sqs = client(&broker);
+    let url = create_queue(&sqs, "hides").await;
+    within(
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body("x")
+            .delay_seconds(60)
+            .send(),
+    )
+    .await
+    .expect("SendMessage");
+    let lookup = within(sqs.get_queue_url().queue_name("sqs-delay.hides").send()).await;
+    assert_eq!(
+        error_code(lookup),
+        "AWS.SimpleQueueService.NonExistentQueue"
+    );
+    let listed = within(sqs.list_queues().send()).await.expect("ListQueues");
+    assert_eq!(listed.queue_urls(), [url]);
+}

@@ -35,9 +35,12 @@ const RETRY: Duration = Duration::from_secs(1);
 /// The mover's sink: deliveries are moved into its own table at once, so a small one suffices.
 const SINK_CAPACITY: usize = 256;
 
+/// Names of holding queues start with this; the `.` keeps them out of SQS's name space.
+pub const HOLDING_PREFIX: &str = "sqs-delay.";
+
 /// The holding queue of `queue`.
 pub fn holding_queue(queue: &str) -> String {
-    format!("sqs-delay.{queue}")
+    format!("{HOLDING_PREFIX}{queue}")
 }
 
 /// The movers that run, by target queue, with how many messages each holds.

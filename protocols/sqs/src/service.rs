@@ -121,6 +121,10 @@ impl SqsService {
     /// The queue named `name`, adopting queues the core has but SQS has not seen (declared by
     /// another protocol, or before a restart).
     pub fn resolve_name(&self, name: &str) -> Result<ResolvedQueue, SqsError> {
+        // Holding queues are the adapter's own, not SQS queues.
+        if name.starts_with(crate::delay::HOLDING_PREFIX) {
+            return Err(SqsError::no_queue());
+        }
         let handle = match self.vhost.queue(name, self.connection) {
             Ok(handle) => handle,
             Err(BrokerError::NotFound(_)) => {

@@ -201,6 +201,9 @@ fn lease(
         message_id: message_id.clone(),
     };
     let receipt = service.leases.grant(&queue.name, delivery.tag, lease);
+    // Recorded on every receive, not only when asked for, so that a later request for
+    // ApproximateFirstReceiveTimestamp gets the first receive's time.
+    service.note_first_receive(&message_id, now_ms());
     Leased {
         delivery,
         receipt,
