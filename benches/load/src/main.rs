@@ -16,7 +16,10 @@
 //! - `lapin_client`: the same workload on lapin, kept to check that the figures do not depend
 //!   on the client.
 //! - `mqtt`: the MQTT 3.1.1 scenarios (publish/subscribe throughput, idle-connection memory)
-//!   on a raw client over mqbridge's own codec; see `benches/compare-mqtt.sh`.
+//!   on a raw client over mqbridge's own codec, over TCP, WebSocket or TLS; see
+//!   `benches/compare-mqtt.sh` and `benches/compare-ws-tls.sh`.
+//! - `stomp`: 1 producer -> 1 consumer on a raw STOMP 1.2 client with `client-individual`
+//!   acks; see `benches/compare-stomp.sh`.
 //!
 //! Invariant: the client must be faster than the broker under test, or the tool measures itself.
 //! The report prints the client's CPU use so a reader can check this.
@@ -27,6 +30,7 @@ mod meter;
 mod mqtt;
 mod raw;
 mod scenario;
+mod stomp;
 
 use std::time::Duration;
 
@@ -63,6 +67,8 @@ enum Command {
     Mqtt(mqtt::MqttArgs),
     /// MQTT 3.1.1: open N idle connections and report the broker's memory per connection.
     MqttIdle(mqtt::IdleArgs),
+    /// STOMP 1.2: one producer to a fresh queue, one consumer with client-individual acks.
+    Stomp(stomp::StompArgs),
 }
 
 /// Which AMQP client library drives the broker.
@@ -152,6 +158,7 @@ fn main() -> anyhow::Result<()> {
         Command::AmqpFill(args) => runtime.block_on(fill::run(args)),
         Command::Mqtt(args) => runtime.block_on(mqtt::run(args)),
         Command::MqttIdle(args) => runtime.block_on(mqtt::run_idle(args)),
+        Command::Stomp(args) => runtime.block_on(stomp::run(args)),
     }
 }
 

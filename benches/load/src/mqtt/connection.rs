@@ -16,7 +16,8 @@
 //! and the topic length ([`PacketReader::take_fast`]), as the AMQP raw client skips content
 //! frames. With 50 subscribers the client receives millions of messages per second, and a
 //! full decode (UTF-8 and topic checks, a `String` per message) would make it measure itself.
-//! Every other packet goes through `decode`. No TLS, no MQTT 5, no will, no session resumption.
+//! Every other packet goes through `decode`. No MQTT 5, no will, no session resumption. The
+//! socket is whatever [`Transport`] connected: TCP, TLS or a WebSocket.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU16;
@@ -27,9 +28,13 @@ use mqbridge_mqtt::codec::{
     Connect, ConnectProperties, Packet, ProtocolVersion, QoS, Subscribe, Subscription, decode,
     encode,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+
+use super::transport::{Stream, Transport};
+
+/// The halves of a connected stream.
+type ReadSide = ReadHalf<Box<dyn Stream>>;
+type WriteSide = WriteHalf<Box<dyn Stream>>;
 
 /// The only version this client speaks; every broker under comparison supports it.
 pub const VERSION: ProtocolVersion = ProtocolVersion::V3_1_1;
@@ -59,6 +64,7 @@ pub struct Endpoint {
     pub address: SocketAddr,
     pub username: Option<String>,
     pub password: Option<String>,
+    pub transport: Transport,
 }
 
 /// What the fast path found at the front of the read buffer.
@@ -73,7 +79,7 @@ pub enum Inbound {
 /// The read half: a socket and the octets received and not yet taken as packets.
 #[derive(Debug)]
 pub struct PacketReader {
-    socket: OwnedReadHalf,
+    socket: ReadSide,
     buffer: BytesMut,
     /// Room made before each read; the read fills at most this much.
     read_bytes: usize,
@@ -165,7 +171,7 @@ fn publish_packet_id(body: &[u8]) -> anyhow::Result<NonZeroU16> {
 /// The write half: a socket and the encoded packets not yet written.
 #[derive(Debug)]
 pub struct PacketWriter {
-    socket: OwnedWriteHalf,
+    socket: WriteSide,
     buffer: BytesMut,
 }
 
@@ -221,12 +227,8 @@ impl Connection {
         keep_alive_seconds: u16,
         read_bytes: usize,
     ) -> anyhow::Result<Self> {
-        let socket = TcpStream::connect(endpoint.address)
-            .await
-            .with_context(|| format!("connecting to {}", endpoint.address))?;
-        // Packets are batched by hand; Nagle's algorithm would only delay acks.
-        socket.set_nodelay(true)?;
-        let (read_half, write_half) = socket.into_split();
+        let socket = endpoint.transport.connect(endpoint.address).await?;
+        let (read_half, write_half) = tokio::io::split(socket);
         let mut connection = Self {
             reader: PacketReader {
                 socket: read_half,
@@ -264,7 +266,7 @@ impl Connection {
     }
 
     /// Gives up the buffers and keeps the open socket, for the idle connections.
-    pub fn into_sockets(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+    pub fn into_sockets(self) -> (ReadSide, WriteSide) {
         (self.reader.socket, self.writer.socket)
     }
 

@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use futures_util::future::try_join_all;
 
 use super::connection::{Connection, Endpoint};
+use super::transport::Transport;
 use super::unique_suffix;
 
 /// Keep Alive of the idle connections: long enough that no PINGREQ is due during the
@@ -75,6 +76,7 @@ pub async fn run_idle(args: IdleArgs) -> anyhow::Result<()> {
         address: SocketAddr::new(args.host, args.port),
         username: args.username.clone(),
         password: args.password.clone(),
+        transport: Transport::Tcp,
     };
     let prefix = format!("idle-{}", unique_suffix());
     let rss_before = resident_kib(args.broker_pid)?;

@@ -17,8 +17,10 @@ mod connection;
 mod idle;
 mod publisher;
 mod subscriber;
+mod transport;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,7 @@ use crate::scenario::{ClientTask, join_all, unique_suffix};
 use crate::{DURATION_DEFAULT, WARMUP_DEFAULT, parse_duration};
 pub use connection::Endpoint;
 pub use idle::{IdleArgs, run_idle};
+use transport::{Transport, TransportKind};
 
 /// Keep Alive of the benchmark's connections: 0 turns it off (spec 3.1.2.10). A busy
 /// benchmark connection never needs a PINGREQ, and a subscriber at QoS 0 sends nothing at all,
@@ -77,6 +80,16 @@ pub struct MqttArgs {
     /// Password sent in CONNECT.
     #[arg(long)]
     pub password: Option<String>,
+    /// How to reach the broker: plain TCP, WebSocket (`ws://`, subprotocol `mqtt`) or TLS.
+    #[arg(long, value_enum, default_value_t = TransportKind::Tcp)]
+    pub transport: TransportKind,
+    /// URL path of the WebSocket endpoint (`--transport ws`).
+    #[arg(long, default_value = "/ws")]
+    pub ws_path: String,
+    /// PEM file of the CA certificates to trust (`--transport tls`); the broker's certificate
+    /// must name the `--host` address.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
     /// Label printed as `scenario=` in the RESULT line.
     #[arg(long, default_value = "mqtt")]
     pub scenario: String,
@@ -103,6 +116,7 @@ pub async fn run(args: MqttArgs) -> anyhow::Result<()> {
             address: SocketAddr::new(args.host, args.port),
             username: args.username.clone(),
             password: args.password.clone(),
+            transport: Transport::new(args.transport, &args.ws_path, args.ca_file.as_deref())?,
         },
         topic: format!("bench/{unique}"),
         client_id_prefix: format!("bench-{unique}"),
@@ -250,11 +264,12 @@ impl Report {
             cores(self.other_cores()),
         );
         println!(
-            "RESULT scenario={} qos={} size={} subscribers={} seconds={:.2} \
+            "RESULT scenario={} transport={:?} qos={} size={} subscribers={} seconds={:.2} \
              published_per_s={published:.0} acked_per_s={acked:.0} received_per_s={received:.0} \
              per_subscriber_per_s={mean:.0} per_subscriber_min_per_s={:.0} \
              per_subscriber_max_per_s={max:.0} client_cpu={} broker_cpu={} other_cpu={}",
             args.scenario,
+            args.transport,
             args.qos,
             args.size,
             args.subscribers,
