@@ -223,7 +223,7 @@ impl Writer {
 
     fn run(mut self, shared: &Shared) {
         while let Some(batch) = self.take(shared) {
-            self.commit(batch);
+            self.commit(batch, shared);
         }
         if self.unsynced {
             let _ = self.file.sync_data();
@@ -262,15 +262,35 @@ impl Writer {
         }
     }
 
-    /// Writes a batch (retrying while the disk refuses), then finishes its waiters.
-    fn commit(&mut self, batch: Vec<(Record, Option<Durable>)>) {
+    /// Writes a batch (retrying while the disk refuses), then finishes its waiters. A journal
+    /// closed while the disk still refuses tells them "not stored".
+    fn commit(&mut self, batch: Vec<(Record, Option<Durable>)>, shared: &Shared) {
         let (records, waiters): (Vec<Record>, Vec<Option<Durable>>) = batch.into_iter().unzip();
+        let stored = self.write_retrying(&records, shared);
+        for waiter in waiters.into_iter().flatten() {
+            waiter.finish(stored);
+        }
+        if stored
+            && self.len >= self.options.segment_bytes
+            && let Err(error) = self.roll()
+        {
+            tracing::error!(%error, "cannot start a new journal segment; staying on this one");
+        }
+    }
+
+    /// Writes `records`, retrying every second with the disk alarm raised while writes fail.
+    /// False if the journal closed first.
+    fn write_retrying(&mut self, records: &[Record], shared: &Shared) -> bool {
         let mut alarmed = false;
-        while let Err(error) = self.write_records(&records) {
+        while let Err(error) = self.write_records(records) {
             if !alarmed {
                 tracing::error!(%error, segment = self.segment, "journal write failed; publishers blocked until it succeeds");
                 (self.alarm)(true);
                 alarmed = true;
+            }
+            if lock(&shared.pending).closing {
+                tracing::error!("journal closed while writes fail; the last batch is not stored");
+                return false;
             }
             std::thread::sleep(RETRY_AFTER);
         }
@@ -278,14 +298,7 @@ impl Writer {
             tracing::info!("journal writes succeed again; publishers released");
             (self.alarm)(false);
         }
-        for waiter in waiters.into_iter().flatten() {
-            waiter.finish(true);
-        }
-        if self.len >= self.options.segment_bytes
-            && let Err(error) = self.roll()
-        {
-            tracing::error!(%error, "cannot start a new journal segment; staying on this one");
-        }
+        true
     }
 
     /// Writes `records` as one batch and makes it as durable as the policy asks.

@@ -248,3 +248,42 @@ fn append_bytes(path: &Path, bytes: &[u8]) {
         .expect("segment");
     file.write_all(bytes).expect("append");
 }
+
+#[test]
+fn a_full_disk_raises_the_alarm_and_confirms_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = Dir::new("full");
+    let alarm = Arc::new(AtomicBool::new(false));
+    let raised = Arc::clone(&alarm);
+    let options = JournalOptions {
+        segment_bytes: 1,
+        ..JournalOptions::default()
+    };
+    let on_alarm = Box::new(move |on| raised.store(on, Ordering::SeqCst));
+    let (store, _) = Journal::open(&dir.0, options, on_alarm).expect("open");
+    // The next segment is /dev/full: every write to it fails with ENOSPC. (Made after the
+    // replay, which would otherwise read /dev/full's endless zeros.)
+    std::os::unix::fs::symlink("/dev/full", segment_path(&dir.0, 1)).expect("symlink");
+    // Stored in segment 0, after which the journal moves to the full one.
+    append_durably(&store, Record::Snapshot);
+    let (sender, mut stored) = oneshot::channel();
+    store.append(Record::Snapshot, Some(Durable::Notify(sender)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !alarm.load(Ordering::SeqCst) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alarm was never raised"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        stored.try_recv().is_err(),
+        "nothing is confirmed while writes fail"
+    );
+    store.close();
+    assert_eq!(
+        stored.blocking_recv(),
+        Ok(false),
+        "closing says: not stored"
+    );
+}
