@@ -54,6 +54,11 @@ async fn send_message_reaches_an_amqp_consumer_with_its_attributes_as_headers() 
         Some("req-1")
     );
     assert!(properties.message_id().is_some());
+    // MessageRetentionPeriod (default 4 days) is the message's TTL.
+    assert_eq!(
+        properties.expiration().as_ref().map(|e| e.as_str()),
+        Some("345600000")
+    );
     let headers = properties.headers().as_ref().expect("headers");
     let region = headers.inner().get("region").expect("region header");
     assert!(matches!(region, AMQPValue::LongString(s) if s.to_string() == "eu"));

@@ -408,6 +408,16 @@ async fn invalid_messages_are_refused() {
         .receipt_handle("garbage")
         .send();
     assert_eq!(error_code(within(handle).await), "ReceiptHandleIsInvalid");
+    let deduplicated = sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body("x")
+        .message_deduplication_id("d")
+        .send();
+    assert_eq!(
+        error_code(within(deduplicated).await),
+        "InvalidParameterValue"
+    );
     let max = sqs
         .receive_message()
         .queue_url(&url)

@@ -134,7 +134,8 @@ fn attribute_value(
         return Ok(AttributeValue::Binary(bytes));
     }
     let text = text.filter(|t| !t.is_empty()).ok_or_else(missing)?;
-    if base_type(data_type) == "Number" && text.trim().parse::<f64>().is_err() {
+    let number = text.trim().parse::<f64>();
+    if base_type(data_type) == "Number" && !number.is_ok_and(f64::is_finite) {
         return Err(SqsError::invalid(format!(
             "Can't cast the value of message (user) attribute '{name}' to a number."
         )));
@@ -275,6 +276,7 @@ mod tests {
             json!({"AWS.x": {"DataType": "String", "StringValue": "v"}}),
             json!({"n": {"DataType": "Text", "StringValue": "v"}}),
             json!({"n": {"DataType": "Number", "StringValue": "abc"}}),
+            json!({"n": {"DataType": "Number", "StringValue": "NaN"}}),
             json!({"n": {"DataType": "String"}}),
             json!({"n": {"DataType": "Binary", "BinaryValue": "%%%"}}),
         ];

@@ -126,6 +126,12 @@ fn prepare(queue: &ResolvedQueue, params: &Params) -> Result<Prepared, SqsError>
              1.0 specification may be sent.",
         ));
     }
+    if params.get("MessageDeduplicationId").is_some() {
+        return Err(SqsError::invalid(
+            "The request includes a parameter that is not valid for this queue type: \
+             MessageDeduplicationId.",
+        ));
+    }
     let attributes = attributes::parse(params)?;
     let size = body.len() + attributes.iter().map(MessageAttribute::size).sum::<usize>();
     let size_max = usize::try_from(queue.meta.integer("MaximumMessageSize")).unwrap_or(0);
@@ -140,6 +146,10 @@ fn prepare(queue: &ResolvedQueue, params: &Params) -> Result<Prepared, SqsError>
     let message_id = new_uuid();
     let now = now_ms();
     let mut message = translate::outgoing(&queue.name, &body, &attributes, &message_id, now);
+    // MessageRetentionPeriod as the core's per-message TTL: an unreceived message older than
+    // the retention period is dropped (or dead-lettered by an AMQP dead-letter exchange).
+    let retention_secs = u64::try_from(queue.meta.integer("MessageRetentionPeriod")).unwrap_or(0);
+    message.properties.expiration_ms = Some(retention_secs.saturating_mul(1000));
     let delayed = delay > 0;
     if delayed {
         let delay_ms = u64::try_from(delay).unwrap_or(0) * 1000;
