@@ -248,6 +248,33 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic_either_parser() {
+        // A small deterministic generator: the same inputs every run, no extra dependency.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"Action=.&%1{}[]\":,AttributeMessageBatchRequestEntry0xyz\xff";
+        for _ in 0..5000 {
+            let length = usize::try_from(next() % 64).unwrap_or(0);
+            let bytes: Vec<u8> = (0..length)
+                .map(|_| {
+                    let index = usize::try_from(next() % alphabet.len() as u64).unwrap_or(0);
+                    alphabet.get(index).copied().unwrap_or(b'x')
+                })
+                .collect();
+            let _ = parse_query("/a/b", &bytes, &bytes);
+            let _ = parse_json("AmazonSQS.SendMessage", &bytes);
+        }
+        let odd = "Action=X&Attribute.x.Name=a&Attribute.1=b&A..B=c&.=d&Tag.1.Key.Deep.er=e\
+                   &SendMessageBatchRequestEntry.=f&SendMessageBatchRequestEntry.1=g";
+        assert!(parse_query("/", b"", odd.as_bytes()).is_ok());
+    }
+
+    #[test]
     fn malformed_bodies_are_client_errors() {
         let error = parse_json("AmazonSQS.ListQueues", b"{nope").expect_err("bad json");
         assert_eq!(error.kind.status(), 400);
