@@ -213,3 +213,29 @@ async fn amqp_external_logs_in_with_the_certificate_alone() {
     .await;
     assert_reply(plain, 403);
 }
+
+#[tokio::test]
+async fn a_stomp_client_without_a_login_logs_in_as_its_certificate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = TestCa::new("mtls STOMP CA");
+    let broker = Broker::start_with(|config| {
+        ca.configure(config, true);
+        config.stomp_anonymous = false;
+    })
+    .await;
+    let stomps = broker.server.tls_addrs.expect("tls").stomps;
+    let carol = ca.client("carol");
+    let mut stream = tls::connect(stomps, ca.client_config(Some(&carol)))
+        .await
+        .expect("TLS handshake");
+    // Anonymous logins are off, so without the certificate this CONNECT would get an ERROR.
+    let connect = b"CONNECT\naccept-version:1.2\nhost:/\n\n\0";
+    within(stream.write_all(connect)).await.expect("write");
+    let mut answer = vec![0; 512];
+    let read = within(stream.read(&mut answer)).await.expect("read");
+    assert!(
+        answer[..read].starts_with(b"CONNECTED\n"),
+        "{}",
+        String::from_utf8_lossy(&answer[..read])
+    );
+}

@@ -51,9 +51,17 @@ impl Connection {
         Ok(())
     }
 
-    /// The user a CONNECT logs in as. Without `login`, the configured anonymous user from
-    /// loopback only; the broker enforces its own rules (guest only from loopback) on top.
+    /// The user a CONNECT logs in as. Without `login`, the TLS client certificate's user if
+    /// there is one, else the configured anonymous user from loopback only; the broker
+    /// enforces its own rules (guest only from loopback) on top.
     fn login(&self, frame: &Frame) -> Result<User, Violation> {
+        if frame.header("login").is_none()
+            && let Ok(user) = self.broker.authenticate("", "", self.peer.ip())
+        {
+            // No login: the identity the transport proved (a TLS client certificate's CN, see
+            // src/tls.rs) logs in; without one this is refused and the anonymous rule applies.
+            return Ok(user);
+        }
         let (name, password) = match (frame.header("login"), &self.settings.anonymous) {
             (Some(login), _) => (login, frame.header("passcode").unwrap_or_default()),
             (None, Some((name, password))) if self.peer.ip().is_loopback() => {
