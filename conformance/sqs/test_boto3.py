@@ -219,3 +219,15 @@ def test_query_protocol_errors_are_error_responses():
     assert root.tag == "{http://queue.amazonaws.com/doc/2012-11-05/}ErrorResponse"
     assert root.find("sqs:Error/sqs:Code", NAMESPACE).text == "AWS.SimpleQueueService.NonExistentQueue"
     assert root.find("sqs:Error/sqs:Type", NAMESPACE).text == "Sender"
+
+
+def test_delay_seconds_hides_a_message_until_due(sqs):
+    url = sqs.create_queue(QueueName=unique("delay"))["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=1)
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
+    counts = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )
+    assert counts["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
+    answer = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=10)
+    assert [m["Body"] for m in answer["Messages"]] == ["later"]
