@@ -193,15 +193,11 @@ struct Listeners<'a> {
 
 impl Listeners<'_> {
     async fn amqp(&self) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-        let config = self.config;
-        let listener = bind(config, "AMQP", config.amqp_port).await?;
-        let address = listener.local_addr()?;
-        let settings = amqp_settings(config);
+        let settings = amqp_settings(self.config);
         let core = Arc::clone(self.core);
-        let accept = spawn_acceptor(
-            listener,
-            Arc::clone(self.connections),
-            self.shutdown.subscribe(),
+        self.plain(
+            "amqp",
+            self.config.amqp_port,
             move |stream, peer, shutdown| {
                 mqbridge_amqp::serve(
                     stream,
@@ -211,15 +207,12 @@ impl Listeners<'_> {
                     shutdown,
                 )
             },
-        );
-        tracing::info!(protocol = "amqp", %address, "listening");
-        Ok((address, accept))
+        )
+        .await
     }
 
     async fn mqtt(&self) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
         let config = self.config;
-        let listener = bind(config, "MQTT", config.mqtt_port).await?;
-        let address = listener.local_addr()?;
         let shared = Arc::clone(&self.mqtt);
         let vhost = self.core.vhost(
             DEFAULT_VHOST,
@@ -236,34 +229,24 @@ impl Listeners<'_> {
         );
         tokio::spawn(statistics);
         let core = Arc::clone(self.core);
-        let accept = spawn_acceptor(
-            listener,
-            Arc::clone(self.connections),
-            self.shutdown.subscribe(),
-            move |stream, peer, shutdown| {
-                mqbridge_mqtt::serve(
-                    stream,
-                    peer,
-                    Arc::clone(&core),
-                    Arc::clone(&shared),
-                    shutdown,
-                )
-            },
-        );
-        tracing::info!(protocol = "mqtt", %address, "listening");
-        Ok((address, accept))
+        self.plain("mqtt", config.mqtt_port, move |stream, peer, shutdown| {
+            mqbridge_mqtt::serve(
+                stream,
+                peer,
+                Arc::clone(&core),
+                Arc::clone(&shared),
+                shutdown,
+            )
+        })
+        .await
     }
 
     async fn stomp(&self) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-        let config = self.config;
-        let listener = bind(config, "STOMP", config.stomp_port).await?;
-        let address = listener.local_addr()?;
-        let settings = stomp_settings(config);
+        let settings = stomp_settings(self.config);
         let core = Arc::clone(self.core);
-        let accept = spawn_acceptor(
-            listener,
-            Arc::clone(self.connections),
-            self.shutdown.subscribe(),
+        self.plain(
+            "stomp",
+            self.config.stomp_port,
             move |stream, peer, shutdown| {
                 mqbridge_stomp::serve(
                     stream,
@@ -273,8 +256,30 @@ impl Listeners<'_> {
                     shutdown,
                 )
             },
+        )
+        .await
+    }
+
+    /// Binds a plain TCP listener for `protocol` and runs `serve` for each connection.
+    async fn plain<F, Fut>(
+        &self,
+        protocol: &'static str,
+        port: u16,
+        serve: F,
+    ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)>
+    where
+        F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = bind(self.config, &protocol.to_uppercase(), port).await?;
+        let address = listener.local_addr()?;
+        let accept = spawn_acceptor(
+            listener,
+            Arc::clone(self.connections),
+            self.shutdown.subscribe(),
+            serve,
         );
-        tracing::info!(protocol = "stomp", %address, "listening");
+        tracing::info!(protocol, %address, "listening");
         Ok((address, accept))
     }
 

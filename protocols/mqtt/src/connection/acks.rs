@@ -78,7 +78,9 @@ impl InboundAcks {
             sink.drain(&mut self.drained);
         }
         for (id, accepted) in self.drained.drain(..) {
-            if let Some(owed) = self.owed.iter_mut().find(|o| o.id == id) {
+            // Owed in id order (ids are handed out increasing), so a search, not a scan.
+            let found = self.owed.binary_search_by_key(&id, |o| o.id).ok();
+            if let Some(owed) = found.and_then(|at| self.owed.get_mut(at)) {
                 // A queue that refused the message (a full reject-publish queue): v5 can say
                 // so; 3.x has no negative acknowledgement.
                 owed.code = Some(match accepted || !v5 {
