@@ -27,7 +27,7 @@ pub mod vhost;
 pub use broker::{Broker, ConnectionId, User};
 pub use confirm::{Confirm, ConfirmSink};
 pub use error::BrokerError;
-pub use message::{HeaderValue, Headers, Message, Properties};
+pub use message::{HeaderValue, Headers, MESSAGE_GROUP_HEADER, Message, Properties};
 pub use queue::{
     ConsumeSpec, ConsumerEvent, ConsumerId, Delivery, DeliverySink, GetOk, QueueHandle, Settlement,
 };

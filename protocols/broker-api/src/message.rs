@@ -8,6 +8,12 @@
 
 use bytes::Bytes;
 
+/// The header naming a message's group. In a queue declared with the argument
+/// `x-message-groups: true`, the messages of one group go to one consumer (or `get` caller) at
+/// a time, in order: whoever holds unsettled messages of a group holds the group. SQS FIFO's
+/// MessageGroupId travels here.
+pub const MESSAGE_GROUP_HEADER: &str = "x-message-group-id";
+
 /// A message as the broker stores and routes it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Message {

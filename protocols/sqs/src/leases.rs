@@ -140,6 +140,14 @@ impl Leases {
         table.active.remove(&key).ok_or(LeaseMiss::Unknown)
     }
 
+    /// Ends the lease as its deadline would (ChangeMessageVisibility 0): the handle stops
+    /// working. The caller settles the delivery `Requeue`.
+    pub fn end(&self, receipt: &Receipt) -> Result<Lease, LeaseMiss> {
+        let lease = self.take(receipt)?;
+        remember_ended(&mut self.lock(), (receipt.queue.clone(), receipt.tag));
+        Ok(lease)
+    }
+
     /// Moves a lease's deadline to `timeout` from now (ChangeMessageVisibility).
     pub fn extend(&self, receipt: &Receipt, timeout: Duration) -> Result<(), LeaseMiss> {
         let mut table = self.lock();

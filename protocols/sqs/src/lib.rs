@@ -9,6 +9,7 @@
 //! - [`translate`]: SQS messages <-> the core's `Message` (the mapping table in ARCHITECTURE.md).
 //! - [`registry`]: SQS queue metadata (attributes, tags, timestamps), in memory.
 //! - [`delay`]: DelaySeconds, through a durable holding queue per queue.
+//! - [`fifo`]: FIFO queues: message groups (the core's), deduplication, sequence numbers.
 //! - [`leases`]: visibility timeouts as leases on unsettled deliveries; receipt handles.
 //! - `actions`: one module per group of actions: parse, call the core, map errors.
 //! - [`service`]: the shared state and dispatch; `connection`: the HTTP connection task.
@@ -21,6 +22,7 @@ pub mod attributes;
 mod connection;
 pub mod delay;
 pub mod error;
+pub mod fifo;
 pub mod leases;
 pub mod params;
 pub mod protocol;

@@ -18,7 +18,7 @@ struct AttributeRule {
     range: Option<(i64, i64)>,
 }
 
-/// The attributes a client may set. FIFO attributes are refused until FIFO queues exist.
+/// The attributes a client may set on any queue.
 const SETTABLE: &[AttributeRule] = &[
     rule("DelaySeconds", Some("0"), Some((0, 900))),
     rule(
@@ -40,6 +40,16 @@ const SETTABLE: &[AttributeRule] = &[
     rule("KmsMasterKeyId", None, None),
     rule("KmsDataKeyReusePeriodSeconds", None, Some((60, 86_400))),
 ];
+
+/// The attributes a client may set on FIFO queues only.
+const FIFO_SETTABLE: &[AttributeRule] = &[
+    rule("ContentBasedDeduplication", Some("false"), None),
+    rule("DeduplicationScope", Some("queue"), None),
+    rule("FifoThroughputLimit", Some("perQueue"), None),
+];
+
+/// Set once, when CreateQueue makes a FIFO queue; never changed.
+pub const FIFO_QUEUE: &str = "FifoQueue";
 
 const fn rule(
     name: &'static str,
@@ -75,17 +85,31 @@ pub struct QueueMeta {
 }
 
 impl QueueMeta {
-    pub fn new(now_secs: u64) -> Self {
-        let attributes = SETTABLE
+    pub fn new(now_secs: u64, fifo: bool) -> Self {
+        let fifo_rules = if fifo { FIFO_SETTABLE } else { &[] };
+        let mut attributes: BTreeMap<String, String> = SETTABLE
             .iter()
+            .chain(fifo_rules)
             .filter_map(|r| Some((r.name.to_owned(), r.default?.to_owned())))
             .collect();
+        if fifo {
+            attributes.insert(FIFO_QUEUE.to_owned(), "true".to_owned());
+        }
         QueueMeta {
             attributes,
             tags: BTreeMap::new(),
             created_secs: now_secs,
             modified_secs: now_secs,
         }
+    }
+
+    pub fn is_fifo(&self) -> bool {
+        self.attributes.get(FIFO_QUEUE).is_some_and(|v| v == "true")
+    }
+
+    /// Whether a boolean attribute is `true`.
+    pub fn flag(&self, name: &str) -> bool {
+        self.attributes.get(name).is_some_and(|v| v == "true")
     }
 
     /// An integer attribute, or its default.
@@ -97,28 +121,32 @@ impl QueueMeta {
     }
 }
 
-/// Whether `name` is an attribute a client may set (and so may ask for).
+/// Whether `name` is an attribute a client may set or was set at creation (and so may ask
+/// for).
 pub fn is_settable(name: &str) -> bool {
-    SETTABLE.iter().any(|r| r.name == name)
+    name == FIFO_QUEUE || SETTABLE.iter().chain(FIFO_SETTABLE).any(|r| r.name == name)
 }
 
-/// Checks attributes a client wants to set, returning them normalised.
-pub fn validate(attributes: &[(String, String)]) -> Result<Vec<(String, String)>, SqsError> {
+/// Checks attributes a client wants to set on a queue (a FIFO queue if `fifo`), returning them
+/// normalised. `FifoQueue` is not among them: CreateQueue takes it out first.
+pub fn validate(
+    attributes: &[(String, String)],
+    fifo: bool,
+) -> Result<Vec<(String, String)>, SqsError> {
+    let fifo_rules = if fifo { FIFO_SETTABLE } else { &[] };
     attributes
         .iter()
         .map(|(name, value)| {
-            if name == "FifoQueue" || name == "ContentBasedDeduplication" {
-                return Err(SqsError::new(
-                    ErrorKind::UnsupportedOperation,
-                    "FIFO queues are not supported yet.",
-                ));
-            }
-            let rule = SETTABLE.iter().find(|r| r.name == name).ok_or_else(|| {
-                SqsError::new(
-                    ErrorKind::InvalidAttributeName,
-                    format!("Unknown Attribute {name}."),
-                )
-            })?;
+            let rule = SETTABLE
+                .iter()
+                .chain(fifo_rules)
+                .find(|r| r.name == name)
+                .ok_or_else(|| {
+                    SqsError::new(
+                        ErrorKind::InvalidAttributeName,
+                        format!("Unknown Attribute {name}."),
+                    )
+                })?;
             let value = normalise(rule, value).ok_or_else(|| {
                 SqsError::new(
                     ErrorKind::InvalidAttributeValue,
@@ -137,7 +165,13 @@ fn normalise(rule: &AttributeRule, value: &str) -> Option<String> {
     }
     match rule.name {
         "RedrivePolicy" => redrive_policy(value).map(|_| value.to_owned()),
-        "SqsManagedSseEnabled" => matches!(value, "true" | "false").then(|| value.to_owned()),
+        "SqsManagedSseEnabled" | "ContentBasedDeduplication" => {
+            matches!(value, "true" | "false").then(|| value.to_owned())
+        }
+        "DeduplicationScope" => matches!(value, "queue" | "messageGroup").then(|| value.to_owned()),
+        "FifoThroughputLimit" => {
+            matches!(value, "perQueue" | "perMessageGroupId").then(|| value.to_owned())
+        }
         _ => Some(value.to_owned()),
     }
 }
@@ -158,12 +192,20 @@ pub fn redrive_policy(value: &str) -> Option<(String, u32)> {
     Some((name.to_owned(), count))
 }
 
-/// AWS: "up to 80 characters ... alphanumeric characters, hyphens (-), and underscores (_)".
-pub fn valid_queue_name(name: &str) -> bool {
+/// AWS: "up to 80 characters ... alphanumeric characters, hyphens (-), and underscores (_)",
+/// and "a FIFO queue name must end with the .fifo suffix" (which counts in the 80).
+pub fn valid_queue_name(name: &str, fifo: bool) -> bool {
+    let base = match fifo {
+        true => name.strip_suffix(".fifo"),
+        false => Some(name),
+    };
     (1..=80).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && base.is_some_and(|base| {
+            !base.is_empty()
+                && base
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
 }
 
 /// Every queue SQS has named, by name (so ListQueues is sorted).
@@ -193,28 +235,53 @@ mod tests {
 
     #[test]
     fn attributes_are_range_checked_and_unknown_names_refused() {
-        let ok = validate(&[pair("VisibilityTimeout", " 60")]).expect("valid");
+        let ok = validate(&[pair("VisibilityTimeout", " 60")], false).expect("valid");
         assert_eq!(ok, [pair("VisibilityTimeout", "60")]);
-        let error = validate(&[pair("VisibilityTimeout", "43201")]).expect_err("range");
+        let error = validate(&[pair("VisibilityTimeout", "43201")], false).expect_err("range");
         assert_eq!(error.kind, ErrorKind::InvalidAttributeValue);
-        let error = validate(&[pair("Colour", "red")]).expect_err("unknown");
+        let error = validate(&[pair("Colour", "red")], false).expect_err("unknown");
         assert_eq!(error.kind, ErrorKind::InvalidAttributeName);
-        let error = validate(&[pair("QueueArn", "x")]).expect_err("read-only");
+        let error = validate(&[pair("QueueArn", "x")], false).expect_err("read-only");
         assert_eq!(error.kind, ErrorKind::InvalidAttributeName);
+    }
+
+    #[test]
+    fn fifo_attributes_are_for_fifo_queues_only() {
+        let dedup = [pair("ContentBasedDeduplication", "true")];
+        assert_eq!(validate(&dedup, true).expect("fifo"), dedup);
+        let error = validate(&dedup, false).expect_err("standard");
+        assert_eq!(error.kind, ErrorKind::InvalidAttributeName);
+        let scope = [pair("DeduplicationScope", "group")];
+        let error = validate(&scope, true).expect_err("bad scope");
+        assert_eq!(error.kind, ErrorKind::InvalidAttributeValue);
+        let meta = QueueMeta::new(0, true);
+        assert!(meta.is_fifo());
+        assert_eq!(
+            meta.attributes
+                .get("FifoThroughputLimit")
+                .map(String::as_str),
+            Some("perQueue")
+        );
+        assert!(!QueueMeta::new(0, false).is_fifo());
     }
 
     #[test]
     fn a_redrive_policy_names_its_queue_and_count() {
         let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":"3"}"#;
         assert_eq!(redrive_policy(policy), Some(("dlq".to_owned(), 3)));
-        assert!(validate(&[pair("RedrivePolicy", "{}")]).is_err());
+        assert!(validate(&[pair("RedrivePolicy", "{}")], false).is_err());
     }
 
     #[test]
     fn queue_names_follow_aws_rules() {
-        assert!(valid_queue_name("orders_v2-a"));
-        assert!(!valid_queue_name(""));
-        assert!(!valid_queue_name("a.b"));
-        assert!(!valid_queue_name(&"x".repeat(81)));
+        assert!(valid_queue_name("orders_v2-a", false));
+        assert!(!valid_queue_name("", false));
+        assert!(!valid_queue_name("a.b", false));
+        assert!(!valid_queue_name(&"x".repeat(81), false));
+        assert!(valid_queue_name("orders.fifo", true));
+        assert!(!valid_queue_name("orders.fifo", false));
+        assert!(!valid_queue_name("orders", true));
+        assert!(!valid_queue_name(".fifo", true));
+        assert!(!valid_queue_name(&format!("{}.fifo", "x".repeat(76)), true));
     }
 }

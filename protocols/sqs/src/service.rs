@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::actions;
 use crate::delay::{Delays, MoverContext};
 use crate::error::{ErrorKind, SqsError};
+use crate::fifo::Deduplication;
 use crate::leases::Leases;
 use crate::params::Params;
 use crate::registry::{QueueMeta, Registry};
@@ -57,6 +58,7 @@ pub struct SqsService {
     pub(crate) registry: Registry,
     pub(crate) leases: Arc<Leases>,
     pub(crate) delays: Arc<Delays>,
+    pub(crate) deduplication: Deduplication,
     /// `ApproximateFirstReceiveTimestamp` by message id, for messages not yet deleted.
     first_receive: Mutex<HashMap<String, u64>>,
     pub(crate) settings: SqsSettings,
@@ -86,6 +88,7 @@ impl SqsService {
             registry: Registry::default(),
             leases,
             delays: Arc::new(Delays::default()),
+            deduplication: Deduplication::default(),
             first_receive: Mutex::new(HashMap::new()),
             settings,
             shutdown,
@@ -137,7 +140,8 @@ impl SqsService {
             .registry
             .lock()
             .entry(name.to_owned())
-            .or_insert_with(|| QueueMeta::new(now_ms() / 1000))
+            // A queue adopted after a restart is FIFO by its name (standard names have no `.`).
+            .or_insert_with(|| QueueMeta::new(now_ms() / 1000, name.ends_with(".fifo")))
             .clone();
         self.delays.resume(&self.mover_context(), name);
         Ok(ResolvedQueue {

@@ -12,6 +12,9 @@
 //!   encoded with a `content-transfer-encoding: base64` attribute.
 //! - Headers that have no SQS form (tables, arrays, decimals, void) are not delivered to SQS
 //!   consumers; each is logged at debug level.
+//! - The message group, deduplication id and sequence number of FIFO messages are headers
+//!   (`crate::fifo`); SQS consumers get them as the system attributes MessageGroupId,
+//!   MessageDeduplicationId and SequenceNumber, not as message attributes.
 
 use std::sync::Arc;
 
@@ -21,6 +24,7 @@ use bytes::Bytes;
 use mqbridge_broker_api::{HeaderValue, Headers, Message, Properties};
 
 use crate::attributes::{ATTRIBUTES_MAX, AttributeValue, MessageAttribute};
+use crate::fifo::{DEDUPLICATION_HEADER, MESSAGE_GROUP_HEADER, SEQUENCE_HEADER};
 
 /// Header holding the SQS data types that the header values alone do not say.
 pub const DATA_TYPES_HEADER: &str = "x-sqs-data-types";
@@ -113,6 +117,8 @@ fn header_value(attribute: &MessageAttribute) -> (HeaderValue, &'static str) {
 pub struct SqsView {
     pub body: String,
     pub attributes: Vec<MessageAttribute>,
+    /// System attributes carried in headers, by their SQS names.
+    pub system: Vec<(&'static str, String)>,
 }
 
 /// The SQS view of any message, whichever protocol published it.
@@ -139,8 +145,21 @@ pub fn incoming(message: &Arc<Message>) -> SqsView {
         Some(HeaderValue::Table(types)) => Some(types),
         _ => None,
     };
+    let mut system = Vec::new();
     for (name, value) in properties.headers.iter() {
         if name == DATA_TYPES_HEADER {
+            continue;
+        }
+        let system_name = match name {
+            MESSAGE_GROUP_HEADER => Some("MessageGroupId"),
+            DEDUPLICATION_HEADER => Some("MessageDeduplicationId"),
+            SEQUENCE_HEADER => Some("SequenceNumber"),
+            _ => None,
+        };
+        if let Some(system_name) = system_name {
+            if let Some(text) = value.as_str() {
+                system.push((system_name, text.to_owned()));
+            }
             continue;
         }
         let declared = types
@@ -158,7 +177,11 @@ pub fn incoming(message: &Arc<Message>) -> SqsView {
         );
         attributes.truncate(ATTRIBUTES_MAX);
     }
-    SqsView { body, attributes }
+    SqsView {
+        body,
+        attributes,
+        system,
+    }
 }
 
 fn text_attribute(name: &str, value: &str) -> MessageAttribute {

@@ -17,6 +17,7 @@ pub const COMPARED_ARGUMENTS: &[&str] = &[
     "x-dead-letter-routing-key",
     "x-max-priority",
     "x-queue-type",
+    "x-message-groups",
 ];
 
 /// The largest `x-max-priority` RabbitMQ accepts; each level is a separate list in memory.
@@ -44,6 +45,8 @@ pub struct QueueConfig {
     pub dead_letter_exchange: Option<String>,
     pub dead_letter_routing_key: Option<String>,
     pub max_priority: Option<u8>,
+    /// `x-message-groups`: a message group goes to one owner at a time (`groups.rs`).
+    pub message_groups: bool,
 }
 
 impl QueueConfig {
@@ -77,6 +80,16 @@ impl QueueConfig {
                 .ok_or_else(|| invalid(name, "expected a string"))?;
             Ok(Some(text.to_owned()))
         };
+        let message_groups = match arguments.get("x-message-groups") {
+            None => false,
+            Some(HeaderValue::Bool(on)) => *on,
+            Some(other) => {
+                return Err(invalid(
+                    "x-message-groups",
+                    &format!("expected a boolean, got {other:?}"),
+                ));
+            }
+        };
         let overflow = match text("x-overflow")?.as_deref() {
             None | Some("drop-head") => Overflow::DropHead,
             Some("reject-publish") => Overflow::RejectPublish,
@@ -107,6 +120,7 @@ impl QueueConfig {
             dead_letter_exchange: text("x-dead-letter-exchange")?,
             dead_letter_routing_key: text("x-dead-letter-routing-key")?,
             max_priority,
+            message_groups,
         })
     }
 }

@@ -9,6 +9,7 @@
 
 mod arguments;
 mod dead_letter;
+mod groups;
 mod ready;
 mod state;
 mod task;

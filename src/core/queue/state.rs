@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use mqbridge_broker_api::{
     BrokerError, Confirm, ConsumeSpec, ConsumerEvent, ConsumerId, Delivery, DeliverySink, GetOk,
-    Message, Settlement,
+    MESSAGE_GROUP_HEADER, Message, Settlement,
 };
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -79,7 +79,7 @@ impl QueueState {
     ) -> Self {
         let now = Instant::now();
         QueueState {
-            ready: ReadyMessages::new(config.max_priority),
+            ready: ReadyMessages::new(config.max_priority, config.message_groups),
             name,
             vhost,
             config,
@@ -116,6 +116,7 @@ impl QueueState {
             self.next_seq += 1;
             self.ready.push_back(Entry {
                 expires_at: self.expiry_for(&message),
+                group: self.group_of(&message),
                 message,
                 seq,
                 delivery_count: u32::from(delivered),
@@ -198,6 +199,7 @@ impl QueueState {
             let seq = self.next_seq;
             self.next_seq += 1;
             self.ready.push_back(Entry {
+                group: self.group_of(&message),
                 message,
                 seq,
                 expires_at,
@@ -240,6 +242,15 @@ impl QueueState {
             .max_length_bytes
             .is_some_and(|max| self.ready.bytes() + message.body.len() as u64 > max);
         by_count || by_bytes
+    }
+
+    /// The message's group, if this queue has message groups and the message names one.
+    fn group_of(&self, message: &Message) -> Option<Arc<str>> {
+        if !self.config.message_groups {
+            return None;
+        }
+        let group = message.properties.headers.get(MESSAGE_GROUP_HEADER)?;
+        group.as_str().map(Arc::from)
     }
 
     fn expiry_for(&self, message: &Message) -> Option<Instant> {
@@ -323,6 +334,7 @@ impl QueueState {
             if let Some(consumer) = self.consumers.iter_mut().find(|c| c.spec.consumer == owner) {
                 consumer.unacked = consumer.unacked.saturating_sub(1);
             }
+            self.ready.let_go(&entry, owner);
             match settlement {
                 Settlement::Ack => self.release(entry),
                 Settlement::Requeue => self.ready.requeue(entry),
@@ -340,7 +352,7 @@ impl QueueState {
     pub fn get(&mut self, owner: ConsumerId, no_ack: bool) -> Option<GetOk> {
         self.touch();
         self.catch_up();
-        let mut entry = self.pop_live()?;
+        let mut entry = self.pop_live(owner)?;
         let delivery = self.delivery(owner, &entry);
         entry.delivery_count += 1;
         if no_ack {
@@ -349,6 +361,7 @@ impl QueueState {
             if entry.delivery_count == 1 {
                 self.journal_event(&entry, false);
             }
+            self.ready.hold(&entry, owner);
             self.unacked.insert(delivery.tag, Unacked { entry, owner });
         }
         let message_count = u32::try_from(self.ready.len()).unwrap_or(u32::MAX);
@@ -381,14 +394,25 @@ impl QueueState {
         Ok(u32::try_from(self.ready.len()).unwrap_or(u32::MAX))
     }
 
-    /// Hands ready messages to consumers with credit, round-robin.
+    /// Hands ready messages to consumers with credit, round-robin. With message groups a
+    /// consumer may find nothing it can take while the next one can, so the loop ends only
+    /// when every consumer with credit in turn found nothing.
     pub fn deliver(&mut self) {
-        while !self.ready.is_empty() {
+        let mut found_nothing = 0;
+        while !self.ready.is_empty() && found_nothing < self.consumers.len() {
             let Some(index) = self.next_ready_consumer() else {
                 break;
             };
-            let Some(entry) = self.pop_live() else { break };
-            self.deliver_to(index, entry);
+            let Some(owner) = self.consumers.get(index).map(|c| c.spec.consumer) else {
+                break;
+            };
+            match self.pop_live(owner) {
+                Some(entry) => {
+                    found_nothing = 0;
+                    self.deliver_to(index, entry);
+                }
+                None => found_nothing += 1,
+            }
         }
     }
 
@@ -416,6 +440,7 @@ impl QueueState {
                     if entry.delivery_count == 1 {
                         self.journal_event(&entry, false);
                     }
+                    self.ready.hold(&entry, id);
                     self.unacked.insert(tag, Unacked { entry, owner: id });
                 }
             }
@@ -466,10 +491,11 @@ impl QueueState {
         self.settle(owner, &tags, Settlement::Requeue);
     }
 
-    /// The next message that has not expired; expired ones on the way are dead-lettered.
-    fn pop_live(&mut self) -> Option<Entry> {
+    /// The next message for `owner` that has not expired; expired ones on the way are
+    /// dead-lettered.
+    fn pop_live(&mut self, owner: ConsumerId) -> Option<Entry> {
         loop {
-            let entry = self.ready.pop_front()?;
+            let entry = self.ready.pop_for(owner)?;
             if entry.expires_at.is_some_and(|at| at < self.now) {
                 self.dead_letter(&entry.message, Reason::Expired);
                 self.release(entry);

@@ -77,7 +77,7 @@ pub fn set(service: &SqsService, params: &Params) -> Result<Value, SqsError> {
     let (removed, kept): (Vec<_>, Vec<_>) = requested
         .into_iter()
         .partition(|(name, value)| value.is_empty() && REMOVABLE.contains(&name.as_str()));
-    let attributes = registry::validate(&kept)?;
+    let attributes = registry::validate(&kept, queue.meta.is_fifo())?;
     let mut queues = service.registry.lock();
     let meta = queues.get_mut(&queue.name).ok_or_else(SqsError::no_queue)?;
     for (name, _) in removed {

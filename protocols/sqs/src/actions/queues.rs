@@ -5,10 +5,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
-use mqbridge_broker_api::{BrokerError, Headers, QueueSpec, Settlement};
+use mqbridge_broker_api::{BrokerError, HeaderValue, Headers, QueueSpec, Settlement};
 use serde_json::{Value, json};
 
 use crate::error::{ErrorKind, SqsError};
+use crate::fifo;
 use crate::params::Params;
 use crate::registry::{self, QueueMeta};
 use crate::service::{Context, SqsService, now_ms};
@@ -24,25 +25,34 @@ pub async fn create_queue(
     context: &Context,
 ) -> Result<Value, SqsError> {
     let name = params.required("QueueName")?;
-    if name.ends_with(".fifo") {
-        return Err(SqsError::new(
-            ErrorKind::UnsupportedOperation,
-            "FIFO queues are not supported yet.",
-        ));
+    let (fifo, requested) = queue_type(params.string_map("Attributes")?)?;
+    if !registry::valid_queue_name(name, fifo) {
+        return Err(SqsError::invalid(match fifo {
+            true => {
+                "The name of a FIFO queue can only include alphanumeric characters, hyphens, or \
+                 underscores, must end with .fifo suffix and be 1 to 80 in length."
+            }
+            false => {
+                "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in \
+                 length"
+            }
+        }));
     }
-    if !registry::valid_queue_name(name) {
-        return Err(SqsError::invalid(
-            "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length",
-        ));
+    // The one SQS name a holding queue can have (that of a standard queue `fifo`).
+    if name.starts_with(crate::delay::HOLDING_PREFIX) {
+        return Err(SqsError::invalid(format!(
+            "Queue names starting with {} are reserved by this broker.",
+            crate::delay::HOLDING_PREFIX
+        )));
     }
-    let attributes = registry::validate(&params.string_map("Attributes")?)?;
+    let attributes = registry::validate(&requested, fifo)?;
     let tags = params.string_map("tags")?;
     if tags.len() > TAGS_MAX {
         return Err(SqsError::invalid(format!(
             "Too many tags; at most {TAGS_MAX}."
         )));
     }
-    declare(service, name)?;
+    declare(service, name, fifo)?;
     let url = service.queue_url(context, name);
     let mut queues = service.registry.lock();
     if let Some(existing) = queues.get(name) {
@@ -59,22 +69,48 @@ pub async fn create_queue(
         }
         return Ok(json!({"QueueUrl": url}));
     }
-    let mut meta = QueueMeta::new(now_ms() / 1000);
+    let mut meta = QueueMeta::new(now_ms() / 1000, fifo);
     meta.attributes.extend(attributes);
     meta.tags.extend(tags);
     queues.insert(name.to_owned(), meta);
     Ok(json!({"QueueUrl": url}))
 }
 
-/// Declares the core queue: durable, so that persistent messages survive a restart. A queue
-/// another protocol declared with other settings is used as it is.
-fn declare(service: &SqsService, name: &str) -> Result<(), SqsError> {
+/// Takes `FifoQueue` out of CreateQueue's attributes: whether the queue is FIFO, and the rest.
+fn queue_type(
+    mut attributes: Vec<(String, String)>,
+) -> Result<(bool, Vec<(String, String)>), SqsError> {
+    let Some(index) = attributes
+        .iter()
+        .position(|(name, _)| name == registry::FIFO_QUEUE)
+    else {
+        return Ok((false, attributes));
+    };
+    let (_, value) = attributes.remove(index);
+    match value.as_str() {
+        "true" => Ok((true, attributes)),
+        "false" => Ok((false, attributes)),
+        _ => Err(SqsError::new(
+            ErrorKind::InvalidAttributeValue,
+            format!("Invalid value for the parameter {}.", registry::FIFO_QUEUE),
+        )),
+    }
+}
+
+/// Declares the core queue: durable, so that persistent messages survive a restart; a FIFO
+/// queue with the core's message groups (`crate::fifo`). A queue another protocol declared with
+/// other settings is used as it is.
+fn declare(service: &SqsService, name: &str, fifo: bool) -> Result<(), SqsError> {
+    let mut arguments = Headers::new();
+    if fifo {
+        arguments.insert(fifo::GROUPS_ARGUMENT, HeaderValue::Bool(true));
+    }
     let spec = QueueSpec {
         name: name.to_owned(),
         durable: true,
         exclusive: false,
         auto_delete: false,
-        arguments: Headers::new(),
+        arguments,
     };
     match service
         .vhost
@@ -159,6 +195,7 @@ pub async fn delete_queue(service: &SqsService, params: &Params) -> Result<Value
         .await;
     service.registry.lock().remove(&queue.name);
     service.leases.forget_queue(&queue.name);
+    service.deduplication.forget_queue(&queue.name);
     Ok(json!({}))
 }
 

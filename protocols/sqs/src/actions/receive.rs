@@ -279,7 +279,13 @@ fn render(service: &SqsService, leased: &Leased, wanted: &Wanted) -> Value {
         json!(attributes::md5_of_body(&view.body)),
     );
     message.insert("Body".into(), json!(view.body));
-    let system = system_attributes(service, leased, &wanted.system);
+    let mut system = system_attributes(service, leased, &wanted.system);
+    let all = wanted.system.iter().any(|n| n == "All");
+    for (name, value) in &view.system {
+        if all || wanted.system.iter().any(|n| n == name) {
+            system.insert((*name).to_owned(), json!(value));
+        }
+    }
     if !system.is_empty() {
         message.insert("Attributes".into(), Value::Object(system));
     }

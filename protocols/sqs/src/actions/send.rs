@@ -1,16 +1,19 @@
 //! SendMessage and SendMessageBatch.
 //!
 //! A message is answered 200 only once the core has confirmed it: for the durable queues SQS
-//! declares, after the journal has synced it (every SQS message is persistent).
+//! declares, after the journal has synced it (every SQS message is persistent). On a FIFO queue
+//! a send repeating a deduplication id of the last five minutes is answered as the first one
+//! was and not enqueued (`crate::fifo`).
 
 use std::sync::Arc;
 
-use mqbridge_broker_api::Message;
+use mqbridge_broker_api::{HeaderValue, Message};
 use serde_json::{Map, Value};
 
 use crate::actions::batch;
 use crate::attributes::{self, MessageAttribute};
 use crate::error::{ErrorKind, SqsError};
+use crate::fifo::{self, Deduplication, FirstSend};
 use crate::params::Params;
 use crate::service::{ResolvedQueue, SqsService, new_uuid, now_ms};
 use crate::{delay, translate};
@@ -25,13 +28,27 @@ struct Prepared {
     size: usize,
     /// Goes to the holding queue first (see `crate::delay`).
     delayed: bool,
+    /// A FIFO send's claim on its deduplication id, given back if the message is not stored.
+    claim: Option<(String, FirstSend)>,
+    /// A FIFO send repeating one of the last five minutes: answered, not enqueued.
+    duplicate: bool,
+}
+
+impl Prepared {
+    fn release_claim(&self, service: &SqsService) {
+        if let (Some((key, send)), false) = (&self.claim, self.duplicate) {
+            service.deduplication.release(key, send);
+        }
+    }
 }
 
 pub async fn send_message(service: &SqsService, params: &Params) -> Result<Value, SqsError> {
     let queue = service.resolve(params)?;
-    let prepared = prepare(&queue, params)?;
-    let accepted = publish_all(service, &queue, std::slice::from_ref(&prepared)).await?;
-    if accepted.first() != Some(&true) {
+    let prepared = prepare(service, &queue, params)?;
+    let accepted = publish_all(service, &queue, std::slice::from_ref(&prepared)).await;
+    if !accepted.as_ref().is_ok_and(|a| a.first() == Some(&true)) {
+        prepared.release_claim(service);
+        accepted?;
         return Err(not_stored());
     }
     Ok(Value::Object(prepared.result))
@@ -43,13 +60,14 @@ pub async fn send_message_batch(service: &SqsService, params: &Params) -> Result
     let mut failed = Vec::new();
     let mut ready = Vec::new();
     for (id, entry) in entries {
-        match prepare(&queue, &entry) {
+        match prepare(service, &queue, &entry) {
             Ok(prepared) => ready.push((id, prepared)),
             Err(error) => failed.push(batch::failure(&id, &error)),
         }
     }
     let total: usize = ready.iter().map(|(_, p)| p.size).sum();
     if total > BATCH_BYTES_MAX {
+        ready.iter().for_each(|(_, p)| p.release_claim(service));
         return Err(SqsError::new(
             ErrorKind::BatchRequestTooLong,
             format!(
@@ -58,7 +76,13 @@ pub async fn send_message_batch(service: &SqsService, params: &Params) -> Result
         ));
     }
     let prepared: Vec<&Prepared> = ready.iter().map(|(_, p)| p).collect();
-    let accepted = publish_all(service, &queue, &prepared).await?;
+    let accepted = match publish_all(service, &queue, &prepared).await {
+        Ok(accepted) => accepted,
+        Err(error) => {
+            prepared.iter().for_each(|p| p.release_claim(service));
+            return Err(error);
+        }
+    };
     let mut successful = Vec::new();
     for ((id, prepared), stored) in ready.into_iter().zip(accepted) {
         if stored {
@@ -66,6 +90,7 @@ pub async fn send_message_batch(service: &SqsService, params: &Params) -> Result
             result.insert("Id".into(), Value::String(id));
             successful.push(Value::Object(result));
         } else {
+            prepared.release_claim(service);
             failed.push(batch::failure(&id, &not_stored()));
         }
     }
@@ -79,11 +104,13 @@ async fn publish_all<P: std::borrow::Borrow<Prepared>>(
     queue: &ResolvedQueue,
     prepared: &[P],
 ) -> Result<Vec<bool>, SqsError> {
+    // Duplicates are not published, and count as stored: their first send was.
     let (delayed, now): (Vec<_>, Vec<_>) = prepared
         .iter()
         .enumerate()
+        .filter(|(_, p)| !p.borrow().duplicate)
         .partition(|(_, p)| p.borrow().delayed);
-    let mut accepted = vec![false; prepared.len()];
+    let mut accepted: Vec<bool> = prepared.iter().map(|p| p.borrow().duplicate).collect();
     for (group, target) in [(now, None), (delayed, Some(()))] {
         if group.is_empty() {
             continue;
@@ -113,25 +140,18 @@ fn not_stored() -> SqsError {
     SqsError::new(ErrorKind::InternalError, "The message could not be stored.")
 }
 
-/// Validates one message (of SendMessage, or one batch entry) and builds it.
-fn prepare(queue: &ResolvedQueue, params: &Params) -> Result<Prepared, SqsError> {
-    let body = params.required("MessageBody")?.to_owned();
-    if body.is_empty() {
-        return Err(SqsError::missing("MessageBody"));
-    }
-    if !translate::is_valid_text(&body) {
-        return Err(SqsError::new(
-            ErrorKind::InvalidMessageContents,
-            "Invalid binary character in the message body. Only characters allowed by the XML \
-             1.0 specification may be sent.",
-        ));
-    }
-    if params.get("MessageDeduplicationId").is_some() {
-        return Err(SqsError::invalid(
-            "The request includes a parameter that is not valid for this queue type: \
-             MessageDeduplicationId.",
-        ));
-    }
+/// Validates one message (of SendMessage, or one batch entry) and builds it. On a FIFO queue
+/// this claims its deduplication id, so it runs in the order the messages were sent.
+fn prepare(
+    service: &SqsService,
+    queue: &ResolvedQueue,
+    params: &Params,
+) -> Result<Prepared, SqsError> {
+    let body = body(params)?;
+    let Grouping {
+        group,
+        deduplication_id,
+    } = grouping(queue, params, &body)?;
     let attributes = attributes::parse(params)?;
     let size = body.len() + attributes.iter().map(MessageAttribute::size).sum::<usize>();
     let size_max = usize::try_from(queue.meta.integer("MaximumMessageSize")).unwrap_or(0);
@@ -150,13 +170,31 @@ fn prepare(queue: &ResolvedQueue, params: &Params) -> Result<Prepared, SqsError>
     // the retention period is dropped (or dead-lettered by an AMQP dead-letter exchange).
     let retention_secs = u64::try_from(queue.meta.integer("MessageRetentionPeriod")).unwrap_or(0);
     message.properties.expiration_ms = Some(retention_secs.saturating_mul(1000));
+    if let Some(group) = group {
+        let value = HeaderValue::String(group.into());
+        message
+            .properties
+            .headers
+            .insert(fifo::MESSAGE_GROUP_HEADER, value);
+    }
+    let (claim, first) = match deduplication_id {
+        Some(id) => deduplicate(service, queue, &mut message, group, id),
+        None => (None, None),
+    };
     let delayed = delay > 0;
     if delayed {
         let delay_ms = u64::try_from(delay).unwrap_or(0) * 1000;
         delay::hold(&mut message, &queue.name, now + delay_ms);
     }
+    // A duplicate is answered with the first send's id and sequence number.
+    let answered = first.as_ref().or(claim.as_ref().map(|(_, send)| send));
     let mut result = Map::new();
-    result.insert("MessageId".into(), Value::String(message_id));
+    let answered_id = answered.map_or(message_id, |send| send.message_id.clone());
+    result.insert("MessageId".into(), Value::String(answered_id));
+    if let Some(send) = answered {
+        let sequence = Value::String(send.sequence_number.clone());
+        result.insert("SequenceNumber".into(), sequence);
+    }
     result.insert(
         "MD5OfMessageBody".into(),
         Value::String(attributes::md5_of_body(&body)),
@@ -169,5 +207,97 @@ fn prepare(queue: &ResolvedQueue, params: &Params) -> Result<Prepared, SqsError>
         result,
         size,
         delayed,
+        duplicate: first.is_some(),
+        claim,
     })
+}
+
+/// The message body, checked against SQS's character rules.
+fn body(params: &Params) -> Result<String, SqsError> {
+    let body = params.required("MessageBody")?;
+    if body.is_empty() {
+        return Err(SqsError::missing("MessageBody"));
+    }
+    if !translate::is_valid_text(body) {
+        return Err(SqsError::new(
+            ErrorKind::InvalidMessageContents,
+            "Invalid binary character in the message body. Only characters allowed by the XML \
+             1.0 specification may be sent.",
+        ));
+    }
+    Ok(body.to_owned())
+}
+
+/// A send's group and deduplication id.
+struct Grouping<'a> {
+    group: Option<&'a str>,
+    deduplication_id: Option<String>,
+}
+
+/// Checks the FIFO parameters against the queue's type: FIFO queues need a group and a
+/// deduplication id (or content-based deduplication) and take no per-message delay; standard
+/// queues take a group too (fair queues), but no deduplication id.
+fn grouping<'a>(
+    queue: &ResolvedQueue,
+    params: &'a Params,
+    body: &str,
+) -> Result<Grouping<'a>, SqsError> {
+    let fifo = queue.meta.is_fifo();
+    let group = params.string("MessageGroupId")?;
+    if let Some(group) = group {
+        fifo::check_id("MessageGroupId", group)?;
+    }
+    let deduplication_id = params.string("MessageDeduplicationId")?;
+    if fifo {
+        if group.is_none() {
+            return Err(SqsError::missing("MessageGroupId"));
+        }
+        if let Some(delay) = params.get("DelaySeconds") {
+            let shown = delay
+                .as_str()
+                .map_or_else(|| delay.to_string(), str::to_owned);
+            return Err(fifo::not_for_fifo("DelaySeconds", &shown));
+        }
+    } else if deduplication_id.is_some() {
+        return Err(SqsError::invalid(
+            "The request includes a parameter that is not valid for this queue type: \
+             MessageDeduplicationId.",
+        ));
+    }
+    let deduplication_id = match deduplication_id {
+        Some(id) => Some(fifo::check_id("MessageDeduplicationId", id).map(|()| id.to_owned())?),
+        None if fifo && queue.meta.flag("ContentBasedDeduplication") => {
+            Some(fifo::content_id(body))
+        }
+        None if fifo => return Err(fifo::no_deduplication_id()),
+        None => None,
+    };
+    Ok(Grouping {
+        group,
+        deduplication_id,
+    })
+}
+
+/// Claims a FIFO message's deduplication id and stamps the message with it and its sequence
+/// number. Returns the claim, and the first send's answer if this one is a duplicate.
+fn deduplicate(
+    service: &SqsService,
+    queue: &ResolvedQueue,
+    message: &mut Message,
+    group: Option<&str>,
+    id: String,
+) -> (Option<(String, FirstSend)>, Option<FirstSend>) {
+    let send = FirstSend {
+        message_id: message.properties.message_id.clone().unwrap_or_default(),
+        sequence_number: fifo::next_sequence_number(),
+    };
+    let scope = queue.meta.attributes.get("DeduplicationScope");
+    let by_group = scope.is_some_and(|s| s == "messageGroup");
+    let key = Deduplication::key(&queue.name, group.filter(|_| by_group), &id);
+    let first = service.deduplication.claim(&key, &send);
+    let headers = &mut message.properties.headers;
+    headers.insert(fifo::DEDUPLICATION_HEADER, HeaderValue::String(id));
+    let sequence = HeaderValue::String(send.sequence_number.clone());
+    headers.insert(fifo::SEQUENCE_HEADER, sequence);
+    (Some((key, send)), first)
 }

@@ -54,7 +54,8 @@ pub async fn change_visibility(service: &SqsService, params: &Params) -> Result<
         &queue.name,
         params.required("ReceiptHandle")?,
         timeout,
-    )?;
+    )
+    .await?;
     Ok(json!({}))
 }
 
@@ -66,13 +67,14 @@ pub async fn change_visibility_batch(
     let queue = service.resolve(params)?;
     let (mut successful, mut failed) = (Vec::new(), Vec::new());
     for (id, entry) in entries {
-        let outcome = entry
-            .integer("VisibilityTimeout", 0..=VISIBILITY_SECONDS_MAX)
-            .and_then(|t| t.ok_or_else(|| SqsError::missing("VisibilityTimeout")))
-            .and_then(|timeout| {
-                let handle = entry.required("ReceiptHandle")?;
-                change_one(service, &queue.name, handle, timeout)
-            });
+        let outcome = async {
+            let timeout = entry
+                .integer("VisibilityTimeout", 0..=VISIBILITY_SECONDS_MAX)?
+                .ok_or_else(|| SqsError::missing("VisibilityTimeout"))?;
+            let handle = entry.required("ReceiptHandle")?;
+            change_one(service, &queue.name, handle, timeout).await
+        }
+        .await;
         match outcome {
             Ok(()) => successful.push(json!({"Id": id})),
             Err(error) => failed.push(batch::failure(&id, &error)),
@@ -111,18 +113,32 @@ async fn delete_one(service: &SqsService, queue: &str, handle: &str) -> Result<(
     }
 }
 
-fn change_one(
+/// Moves a lease's deadline. Timeout 0 ends the lease here and now, so that the message is
+/// visible when the answer arrives (and, on a FIFO queue, its group is free).
+async fn change_one(
     service: &SqsService,
     queue: &str,
     handle: &str,
     timeout_secs: i64,
 ) -> Result<(), SqsError> {
     let receipt = decode(queue, handle)?;
-    let timeout = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
-    service.leases.extend(&receipt, timeout).map_err(|_| {
+    let not_in_flight = || {
         SqsError::new(
             ErrorKind::MessageNotInflight,
             "The message referred to isn't in flight.",
         )
-    })
+    };
+    if timeout_secs == 0 {
+        let lease = service.leases.end(&receipt).map_err(|_| not_in_flight())?;
+        lease
+            .queue
+            .settle(lease.owner, vec![receipt.tag], Settlement::Requeue)
+            .await;
+        return Ok(());
+    }
+    let timeout = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
+    service
+        .leases
+        .extend(&receipt, timeout)
+        .map_err(|_| not_in_flight())
 }
