@@ -27,6 +27,7 @@ pub mod protocol;
 pub mod registry;
 pub mod render;
 pub mod service;
+pub mod sigv4;
 pub mod translate;
 
 pub use connection::serve;
