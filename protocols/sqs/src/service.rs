@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::actions;
+use crate::auth::{AccessKey, Authenticator};
 use crate::delay::{Delays, MoverContext};
 use crate::error::{ErrorKind, SqsError};
 use crate::leases::Leases;
@@ -36,10 +37,12 @@ pub const REQUEST_SIZE_MAX_DEFAULT: usize = 4 * 1024 * 1024;
 pub struct SqsSettings {
     /// The virtual host whose queues SQS serves.
     pub vhost: String,
-    /// The broker user SQS requests act as (until SigV4 keys map to users).
+    /// The broker user that opens the vhost, and that requests act as in dev mode.
     pub user: String,
     /// Largest request body we buffer, in bytes.
     pub request_size_max: usize,
+    /// SigV4 access keys; empty is dev mode (see [`crate::auth`]).
+    pub access_keys: Vec<AccessKey>,
 }
 
 /// Per-request facts the actions need besides the parameters.
@@ -47,6 +50,9 @@ pub struct SqsSettings {
 pub struct Context {
     /// The request's `Host` header, for the queue URLs we hand out.
     pub host: String,
+    /// The broker user the request acts as: its access key's, or the default user's in dev
+    /// mode.
+    pub user: String,
 }
 
 /// The state of the SQS API, shared by every HTTP connection.
@@ -59,6 +65,7 @@ pub struct SqsService {
     pub(crate) delays: Arc<Delays>,
     /// `ApproximateFirstReceiveTimestamp` by message id, for messages not yet deleted.
     first_receive: Mutex<HashMap<String, u64>>,
+    pub(crate) authenticator: Authenticator,
     pub(crate) settings: SqsSettings,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -87,6 +94,7 @@ impl SqsService {
             leases,
             delays: Arc::new(Delays::default()),
             first_receive: Mutex::new(HashMap::new()),
+            authenticator: Authenticator::new(&settings.access_keys, &settings.user),
             settings,
             shutdown,
         }))
