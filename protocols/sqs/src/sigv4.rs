@@ -24,10 +24,15 @@
 //! latter); the credential's region and service are not checked, so a client configured for
 //! any region reaches us; session tokens are only signed headers, not checked.
 
-use std::fmt::Write;
+mod canonical;
+mod date;
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+
+use canonical::{canonical_request, decode_hex, hex, percent_decode, query_pairs};
+pub use date::format_amz_date;
+use date::parse_amz_date;
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The last part of every credential scope.
@@ -37,10 +42,6 @@ const TERMINATOR: &str = "aws4_request";
 pub const CLOCK_SKEW_MAX_SECS: u64 = 15 * 60;
 /// The longest `X-Amz-Expires` AWS accepts on a presigned request: seven days.
 const PRESIGNED_EXPIRES_MAX_SECS: u64 = 7 * 24 * 60 * 60;
-/// `x-amz-content-sha256` value by which a client leaves the body out of the signature.
-const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
-/// The `X-Amz-Date` format's length: `yyyymmddThhmmssZ`.
-const AMZ_DATE_LEN: usize = 16;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -422,39 +423,6 @@ impl Parts<'_> {
     }
 }
 
-fn canonical_request(
-    request: &Request,
-    body: &[u8],
-    signed_headers: &[String],
-    presigned: bool,
-) -> String {
-    let mut out = String::new();
-    out.push_str(request.method);
-    out.push('\n');
-    out.push_str(&canonical_uri(request.path));
-    out.push('\n');
-    out.push_str(&canonical_query(request.query, presigned));
-    out.push('\n');
-    for name in signed_headers {
-        let values: Vec<String> = request
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect();
-        let _ = writeln!(out, "{name}:{}", values.join(","));
-    }
-    out.push('\n');
-    out.push_str(&signed_headers.join(";"));
-    out.push('\n');
-    match request.header("x-amz-content-sha256") {
-        Some(UNSIGNED_PAYLOAD) => out.push_str(UNSIGNED_PAYLOAD),
-        // A stated digest that is not the body's makes the signatures differ, as it should.
-        _ => out.push_str(&hex(&Sha256::digest(body))),
-    }
-    out
-}
-
 fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
     let digest = hex(&Sha256::digest(canonical_request.as_bytes()));
     format!("{ALGORITHM}\n{amz_date}\n{scope}\n{digest}")
@@ -465,125 +433,6 @@ fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32
     let key = hmac(&key, region.as_bytes());
     let key = hmac(&key, service.as_bytes());
     hmac(&key, TERMINATOR.as_bytes())
-}
-
-/// The path with dot segments removed (RFC 3986 section 5.2.4), each byte outside the
-/// unreserved set percent-encoded, `/` kept.
-fn canonical_uri(path: &str) -> String {
-    let mut segments: Vec<&str> = Vec::new();
-    let mut pieces = path.split('/').skip(1).peekable();
-    while let Some(segment) = pieces.next() {
-        let last = pieces.peek().is_none();
-        match segment {
-            "." if last => segments.push(""),
-            "." => {}
-            ".." => {
-                segments.pop();
-                if last {
-                    segments.push("");
-                }
-            }
-            other => segments.push(other),
-        }
-    }
-    let mut out = String::from("/");
-    let joined = segments.join("/");
-    uri_encode(joined.as_bytes(), false, &mut out);
-    out
-}
-
-/// Query parameters decoded and encoded again the one canonical way, sorted by name then
-/// value. A presigned request's own signature is not part of what it signs.
-fn canonical_query(query: &str, presigned: bool) -> String {
-    let mut pairs: Vec<(String, String)> = query_pairs(query)
-        .filter(|(name, _)| !(presigned && *name == b"X-Amz-Signature"))
-        .map(|(name, value)| {
-            let (mut n, mut v) = (String::new(), String::new());
-            uri_encode(&percent_decode(name), true, &mut n);
-            uri_encode(&percent_decode(value), true, &mut v);
-            (n, v)
-        })
-        .collect();
-    pairs.sort();
-    let encoded: Vec<String> = pairs.into_iter().map(|(n, v)| format!("{n}={v}")).collect();
-    encoded.join("&")
-}
-
-/// Raw `name=value` pairs of a query string (a name without `=` has an empty value).
-fn query_pairs(query: &str) -> impl Iterator<Item = (&[u8], &[u8])> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (name.as_bytes(), value.as_bytes())
-        })
-}
-
-/// RFC 3986 percent-encoding of everything but `A-Za-z0-9-_.~` (and `/` unless
-/// `encode_slash`), upper-case hex, as AWS's `UriEncode` defines it.
-fn uri_encode(bytes: &[u8], encode_slash: bool, out: &mut String) {
-    for &byte in bytes {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(byte));
-            }
-            b'/' if !encode_slash => out.push('/'),
-            _ => {
-                let _ = write!(out, "%{byte:02X}");
-            }
-        }
-    }
-}
-
-/// `%XX` escapes decoded; anything else (a stray `%`, a `+`) kept as it is.
-fn percent_decode(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut rest = bytes;
-    while let Some((&byte, tail)) = rest.split_first() {
-        let escaped = match tail {
-            [high, low, ..] if byte == b'%' => hex_value(*high).zip(hex_value(*low)),
-            _ => None,
-        };
-        match (escaped, tail.get(2..)) {
-            (Some((high, low)), Some(after)) => {
-                out.push(high << 4 | low);
-                rest = after;
-            }
-            _ => {
-                out.push(byte);
-                rest = tail;
-            }
-        }
-    }
-    out
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    char::from(digit)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
-    }
-    out
-}
-
-/// A signature in hex, if it is 32 bytes of it.
-fn decode_hex(text: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if text.len() != out.len() * 2 {
-        return None;
-    }
-    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-        let [high, low] = pair else { return None };
-        *byte = hex_value(*high)? << 4 | hex_value(*low)?;
-    }
-    Some(out)
 }
 
 fn new_mac(key: &[u8]) -> HmacSha256 {
@@ -597,75 +446,5 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// `yyyymmddThhmmssZ` for Unix seconds `secs`.
-pub fn format_amz_date(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
-    let (year, month, day) = civil_from_days(days);
-    let rest = secs % 86_400;
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
-}
-
-/// Unix seconds of a `yyyymmddThhmmssZ` date; `None` unless it is exactly that form, a real
-/// date, after 1970.
-fn parse_amz_date(text: &str) -> Option<u64> {
-    let bytes = text.as_bytes();
-    let shape_ok = bytes.len() == AMZ_DATE_LEN
-        && bytes.get(8) == Some(&b'T')
-        && bytes.get(15) == Some(&b'Z')
-        && bytes
-            .iter()
-            .enumerate()
-            .all(|(i, b)| i == 8 || i == 15 || b.is_ascii_digit());
-    if !shape_ok {
-        return None;
-    }
-    let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<u64>().ok();
-    let (year, month, day) = (number(0..4)?, number(4..6)?, number(6..8)?);
-    let (hour, minute, second) = (number(9..11)?, number(11..13)?, number(13..15)?);
-    if !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let days = days_from_civil(i64::try_from(year).ok()?, month, day);
-    let secs = u64::try_from(days).ok()? * 86_400 + hour * 3600 + minute * 60 + second;
-    // A day past the month's end (Feb 30) does not survive the round trip.
-    (format_amz_date(secs) == text).then_some(secs)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: u64, day: u64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = i64::try_from((month + 9) % 12).unwrap_or(0);
-    let day_of_year = (153 * month_from_march + 2) / 5 + i64::try_from(day).unwrap_or(0) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
-#[path = "sigv4_tests.rs"]
 mod tests;

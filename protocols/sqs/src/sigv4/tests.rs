@@ -2,6 +2,8 @@
 //! `us-east-1`, service `service`, 2015-08-30T12:36:00Z), then what the suite does not cover:
 //! verification failures, the clock, presigned requests and unsigned payloads.
 
+use super::canonical::{canonical_query, canonical_uri, hex};
+use super::date::parse_amz_date;
 use super::*;
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
