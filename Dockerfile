@@ -5,12 +5,15 @@
 #   docker build -t mqbridge .
 #   docker run -d --name mqbridge -v mqbridge-data:/data \
 #       -e MQBRIDGE_DEFAULT_USER=admin -e MQBRIDGE_DEFAULT_PASS=change-me \
+#       -e MQBRIDGE_AWS_ACCESS_KEYS=AKIAADMIN:change-me-too:admin \
 #       -p 5672:5672 -p 1883:1883 -p 61613:61613 -p 15675:15675 -p 9324:9324 -p 15672:15672 \
 #       mqbridge
 #
 # MQBRIDGE_DEFAULT_USER / MQBRIDGE_DEFAULT_PASS create the initial user on first start (an empty
 # /data). Set them: the built-in guest/guest user may only connect from loopback (RabbitMQ's
-# rule), and inside a container every client arrives from outside loopback.
+# rule), and inside a container every client arrives from outside loopback. For the same reason
+# the SQS API needs an access key (ID:SECRET:USER, signed SigV4 by the SDKs); without one it
+# accepts loopback clients only.
 # Any other setting can be given as an MQBRIDGE_* variable or a flag after the image name.
 #
 # Ports: AMQP 5672, AMQPS 5671, MQTT 1883, MQTTS 8883, STOMP 61613, STOMP+TLS 61614,

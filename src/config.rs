@@ -35,6 +35,9 @@ pub struct Config {
     pub ws_port: u16,
     /// Amazon SQS API over HTTP (AWS JSON 1.0 and Query); 0 picks a free port (tests).
     pub sqs_port: u16,
+    /// SigV4 access keys of the SQS API, each acting as a broker user. Empty is dev mode: any
+    /// credentials are accepted, from loopback peers only.
+    pub aws_access_keys: Vec<AwsAccessKey>,
     /// Browser origins (`https://app.example`) allowed to open a WebSocket; empty allows all.
     pub ws_allowed_origins: Vec<String>,
     /// Largest WebSocket message (and frame) accepted from a client, in bytes.
@@ -126,6 +129,7 @@ impl Default for Config {
             stomp_anonymous: true,
             ws_port: 15675,
             sqs_port: 9324,
+            aws_access_keys: Vec::new(),
             ws_allowed_origins: Vec::new(),
             ws_max_message_size: WS_MAX_MESSAGE_SIZE_DEFAULT,
             tls_cert_file: None,
@@ -220,6 +224,14 @@ pub struct Settings {
     /// Amazon SQS API port (0 = any free port).
     #[arg(long, env = "MQBRIDGE_SQS_PORT")]
     pub sqs_port: Option<u16>,
+    /// SQS access keys as ACCESS_KEY_ID:SECRET:USER (comma-separated); none = dev mode.
+    #[arg(
+        long,
+        env = "MQBRIDGE_AWS_ACCESS_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub aws_access_keys: Option<Vec<AwsAccessKey>>,
     /// Browser origins allowed to open a WebSocket (comma-separated; empty allows all).
     #[arg(long, env = "MQBRIDGE_WS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub ws_allowed_origins: Option<Vec<String>>,
@@ -285,6 +297,48 @@ pub struct Settings {
     pub shutdown_grace_secs: Option<u64>,
 }
 
+/// An SQS access key and the broker user it acts as. In TOML:
+/// `aws_access_keys = [{ access_key_id = "...", secret_access_key = "...", user = "..." }]`;
+/// on the command line and in the environment: `ACCESS_KEY_ID:SECRET:USER`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsAccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub user: String,
+}
+
+/// The secret stays out of logs and error messages.
+impl std::fmt::Debug for AwsAccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsAccessKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::str::FromStr for AwsAccessKey {
+    type Err = String;
+
+    /// `ACCESS_KEY_ID:SECRET:USER`. AWS secrets never contain `:`; a user name may.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut parts = text.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(id), Some(secret), Some(user))
+                if !id.is_empty() && !secret.is_empty() && !user.is_empty() =>
+            {
+                Ok(AwsAccessKey {
+                    access_key_id: id.to_owned(),
+                    secret_access_key: secret.to_owned(),
+                    user: user.to_owned(),
+                })
+            }
+            _ => Err("expected ACCESS_KEY_ID:SECRET:USER".to_owned()),
+        }
+    }
+}
+
 impl Settings {
     /// Applies the keys that are set on top of `config`. The macro destructures `Settings`
     /// completely, so a key added to `Settings` but not applied here does not compile. `into`
@@ -309,6 +363,7 @@ impl Settings {
             stomp_anonymous,
             ws_port,
             sqs_port,
+            aws_access_keys,
             ws_allowed_origins,
             ws_max_message_size,
             tls_cert_file,
@@ -441,6 +496,50 @@ mod tests {
             (config.amqps_port, config.mqtts_port, config.stomps_port),
             (5671, 8883, 61614)
         );
+    }
+
+    #[test]
+    fn aws_access_keys_come_from_the_file_or_the_flag() {
+        let dir = std::env::temp_dir().join(format!("mqbridge-config-aws-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("aws.toml");
+        let file = "aws_access_keys = [{ access_key_id = \"AKIDFILE\", \
+                    secret_access_key = \"s3cr/t+\", user = \"guest\" }]\n";
+        std::fs::write(&path, file).expect("write");
+        let cli = Cli::parse_from(["mqbridge", "--config", path.to_str().expect("utf-8")]);
+        let config = Config::load(cli).expect("valid");
+        let key = |id: &str, secret: &str, user: &str| AwsAccessKey {
+            access_key_id: id.to_owned(),
+            secret_access_key: secret.to_owned(),
+            user: user.to_owned(),
+        };
+        assert_eq!(
+            config.aws_access_keys,
+            [key("AKIDFILE", "s3cr/t+", "guest")]
+        );
+        assert!(
+            !format!("{config:?}").contains("s3cr/t+"),
+            "secrets stay out of Debug"
+        );
+
+        let cli = Cli::parse_from([
+            "mqbridge",
+            "--config",
+            path.to_str().expect("utf-8"),
+            "--aws-access-keys",
+            "AKID1:one:guest,AKID2:two:app:x",
+        ]);
+        let config = Config::load(cli).expect("valid");
+        assert_eq!(
+            config.aws_access_keys,
+            [key("AKID1", "one", "guest"), key("AKID2", "two", "app:x")]
+        );
+        assert!(
+            Config::default().aws_access_keys.is_empty(),
+            "dev mode by default"
+        );
+        let bad = Cli::try_parse_from(["mqbridge", "--aws-access-keys", "AKID:secret"]);
+        assert!(bad.is_err());
     }
 
     #[test]

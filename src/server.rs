@@ -14,6 +14,7 @@ mod websocket;
 
 pub use encrypted::TlsAddrs;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use anyhow::Context;
 use mqbridge_amqp::AmqpSettings;
 use mqbridge_broker_api::{Broker, User};
 use mqbridge_mqtt::{MqttSettings, MqttShared};
-use mqbridge_sqs::{SqsService, SqsSettings};
+use mqbridge_sqs::{AccessKey, SqsService, SqsSettings};
 use mqbridge_stomp::StompSettings;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -62,6 +63,8 @@ impl Server {
     /// Binds every listener and starts accepting. Returns once all ports are bound, so a
     /// caller can connect as soon as this returns.
     pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+        // Checked before anything starts, so a bad key list leaves nothing running.
+        let sqs = sqs_settings(&config)?;
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
@@ -85,6 +88,7 @@ impl Server {
             connections: &connections,
             shutdown: &shutdown,
             mqtt: mqtt_shared(&config),
+            sqs,
         };
         let (amqp_addr, accept_amqp) = listeners.amqp().await?;
         let (mqtt_addr, accept_mqtt) = listeners.mqtt().await?;
@@ -189,6 +193,7 @@ struct Listeners<'a> {
     /// One per broker: the MQTT, MQTTS and WebSocket listeners share client ids and retained
     /// messages.
     mqtt: Arc<MqttShared>,
+    sqs: SqsSettings,
 }
 
 impl Listeners<'_> {
@@ -289,11 +294,7 @@ impl Listeners<'_> {
         let config = self.config;
         let listener = bind(config, "SQS", config.sqs_port).await?;
         let address = listener.local_addr()?;
-        let settings = SqsSettings {
-            vhost: DEFAULT_VHOST.to_owned(),
-            user: config.default_user.clone(),
-            request_size_max: mqbridge_sqs::REQUEST_SIZE_MAX_DEFAULT,
-        };
+        let settings = self.sqs.clone();
         let service = SqsService::start(self.core, settings, self.shutdown.subscribe())?;
         let accept = spawn_acceptor(
             listener,
@@ -303,7 +304,8 @@ impl Listeners<'_> {
                 mqbridge_sqs::serve(stream, peer, Arc::clone(&service), shutdown)
             },
         );
-        tracing::info!(protocol = "sqs", %address, "listening");
+        let access_keys = self.sqs.access_keys.len();
+        tracing::info!(protocol = "sqs", %address, access_keys, "listening");
         Ok((address, accept))
     }
 }
@@ -337,6 +339,40 @@ fn stomp_settings(config: &Config) -> Arc<StompSettings> {
         anonymous: config
             .stomp_anonymous
             .then(|| (config.default_user.clone(), config.default_pass.clone())),
+    })
+}
+
+/// The SQS settings, with the configured access keys checked: each names a user the broker
+/// has, and no key id appears twice.
+fn sqs_settings(config: &Config) -> anyhow::Result<SqsSettings> {
+    let mut seen = HashSet::new();
+    let mut access_keys = Vec::with_capacity(config.aws_access_keys.len());
+    for key in &config.aws_access_keys {
+        let id = &key.access_key_id;
+        anyhow::ensure!(
+            !id.is_empty() && !key.secret_access_key.is_empty(),
+            "aws_access_keys: every key needs an access_key_id and a secret_access_key"
+        );
+        anyhow::ensure!(seen.insert(id), "aws_access_keys: key {id} appears twice");
+        anyhow::ensure!(
+            key.user == config.default_user,
+            "aws_access_keys: key {id} acts as user '{}', which the broker does not have \
+             (its user is '{}')",
+            key.user,
+            config.default_user
+        );
+        access_keys.push(AccessKey {
+            access_key_id: id.clone(),
+            secret_access_key: key.secret_access_key.clone(),
+            user: key.user.clone(),
+            loopback_only: config.loopback_users.contains(&key.user),
+        });
+    }
+    Ok(SqsSettings {
+        vhost: DEFAULT_VHOST.to_owned(),
+        user: config.default_user.clone(),
+        request_size_max: mqbridge_sqs::REQUEST_SIZE_MAX_DEFAULT,
+        access_keys,
     })
 }
 

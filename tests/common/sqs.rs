@@ -12,10 +12,16 @@ use super::{Broker, within};
 
 /// A client as an application configures one for a local endpoint: static keys, us-east-1.
 pub fn client(broker: &Broker) -> Client {
+    client_with_keys(broker, "test", "test")
+}
+
+/// A client that signs with the given access key.
+pub fn client_with_keys(broker: &Broker, access_key_id: &str, secret_access_key: &str) -> Client {
+    let credentials = Credentials::new(access_key_id, secret_access_key, None, None, "tests");
     let config = aws_sdk_sqs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .credentials_provider(credentials)
         .endpoint_url(format!("http://{}", broker.server.sqs_addr))
         .build();
     Client::from_conf(config)

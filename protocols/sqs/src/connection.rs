@@ -5,9 +5,9 @@
 //! (Content-Length checked first, then the stream itself). Bad input is a 4xx answer and never
 //! ends the connection or the broker.
 //!
-//! Authentication: dev mode only for now. Any SigV4 credentials are accepted, from loopback
-//! peers only; requests from elsewhere get AccessDenied. Verifying signatures against
-//! configured keys is issue 6's next step.
+//! Authentication ([`crate::auth`]): before the body is read, the peer, the credentials' form,
+//! the access key and the clock are checked; after it, the signature over the whole request.
+//! In dev mode (no keys) only the peer is checked: loopback, or AccessDenied.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,7 +27,8 @@ use tokio::sync::watch;
 use crate::error::{ErrorKind, SqsError};
 use crate::protocol::{self, Protocol, Request};
 use crate::render;
-use crate::service::{Context, SqsService, new_uuid};
+use crate::service::{Context, SqsService, new_uuid, now_ms};
+use crate::sigv4;
 
 /// The host used in queue URLs when a request has no `Host` header (HTTP/1.0).
 const HOST_DEFAULT: &str = "localhost:9324";
@@ -85,19 +86,29 @@ async fn respond(
         .unwrap_or(HOST_DEFAULT)
         .to_owned();
     let outcome = async {
-        if !peer.ip().to_canonical().is_loopback() {
-            return Err(SqsError::new(
-                ErrorKind::AccessDenied,
-                "Only loopback clients are accepted until SigV4 keys are configured.",
-            ));
-        }
+        // A header value that is not visible ASCII cannot be signed the way SDKs sign; leaving
+        // it out makes a signature that covers it fail, as it would on AWS.
+        let headers: Vec<(&str, &str)> = parts
+            .headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+            .collect();
+        let signed = sigv4::Request {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &headers,
+        };
+        let admission = service
+            .authenticator
+            .admit(peer.ip(), &signed, now_ms() / 1000)?;
         let body = read_body(service, &parts, body).await?;
-        let query = parts.uri.query().unwrap_or("").as_bytes();
+        let user = admission.verify(&signed, &body)?;
         let request = match &target {
             Some(target) => protocol::parse_json(target, &body)?,
-            None => protocol::parse_query(parts.uri.path(), query, &body)?,
+            None => protocol::parse_query(signed.path, signed.query.as_bytes(), &body)?,
         };
-        let context = Context { host };
+        let context = Context { host, user };
         let result = service
             .handle(&request.action, &request.params, &context)
             .await?;

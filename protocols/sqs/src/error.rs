@@ -34,6 +34,14 @@ pub enum ErrorKind {
     /// The body exceeds what we buffer.
     RequestTooLarge,
     AccessDenied,
+    /// Access keys are configured and the request carries no signature.
+    MissingAuthenticationToken,
+    /// The signature's parts are malformed or missing.
+    IncompleteSignature,
+    /// The access key id is not a configured one.
+    InvalidClientTokenId,
+    /// The signature is wrong, or was made too far from our clock.
+    SignatureDoesNotMatch,
     InternalError,
     ServiceUnavailable,
 }
@@ -62,6 +70,10 @@ impl ErrorKind {
             ErrorKind::MalformedRequest => "MalformedQueryString",
             ErrorKind::RequestTooLarge => "RequestEntityTooLarge",
             ErrorKind::AccessDenied => "AccessDenied",
+            ErrorKind::MissingAuthenticationToken => "MissingAuthenticationToken",
+            ErrorKind::IncompleteSignature => "IncompleteSignature",
+            ErrorKind::InvalidClientTokenId => "InvalidClientTokenId",
+            ErrorKind::SignatureDoesNotMatch => "SignatureDoesNotMatch",
             ErrorKind::InternalError => "InternalError",
             ErrorKind::ServiceUnavailable => "ServiceUnavailable",
         }
@@ -89,7 +101,11 @@ impl ErrorKind {
 
     pub fn status(self) -> u16 {
         match self {
-            ErrorKind::OverLimit | ErrorKind::AccessDenied => 403,
+            ErrorKind::OverLimit
+            | ErrorKind::AccessDenied
+            | ErrorKind::MissingAuthenticationToken
+            | ErrorKind::InvalidClientTokenId
+            | ErrorKind::SignatureDoesNotMatch => 403,
             ErrorKind::RequestTooLarge => 413,
             ErrorKind::InternalError => 500,
             ErrorKind::ServiceUnavailable => 503,

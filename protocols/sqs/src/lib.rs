@@ -12,6 +12,8 @@
 //! - [`fifo`]: FIFO queues: message groups (the core's), deduplication, sequence numbers.
 //! - [`leases`]: visibility timeouts as leases on unsettled deliveries; receipt handles.
 //! - `actions`: one module per group of actions: parse, call the core, map errors.
+//! - [`sigv4`]: AWS Signature Version 4, verified and signed (sans-IO); [`auth`]: who a
+//!   request acts as (dev mode, or configured access keys).
 //! - [`service`]: the shared state and dispatch; `connection`: the HTTP connection task.
 //!
 //! The entry points are [`SqsService::start`] (once per broker) and [`serve`] (per socket).
@@ -19,6 +21,7 @@
 
 mod actions;
 pub mod attributes;
+pub mod auth;
 mod connection;
 pub mod delay;
 pub mod error;
@@ -29,8 +32,10 @@ pub mod protocol;
 pub mod registry;
 pub mod render;
 pub mod service;
+pub mod sigv4;
 pub mod translate;
 
+pub use auth::AccessKey;
 pub use connection::serve;
 pub use error::{ErrorKind, SqsError};
 pub use service::{REQUEST_SIZE_MAX_DEFAULT, SqsService, SqsSettings};

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::actions;
+use crate::auth::{AccessKey, Authenticator};
 use crate::delay::{Delays, MoverContext};
 use crate::error::{ErrorKind, SqsError};
 use crate::fifo::Deduplication;
@@ -37,10 +38,12 @@ pub const REQUEST_SIZE_MAX_DEFAULT: usize = 4 * 1024 * 1024;
 pub struct SqsSettings {
     /// The virtual host whose queues SQS serves.
     pub vhost: String,
-    /// The broker user SQS requests act as (until SigV4 keys map to users).
+    /// The broker user that opens the vhost, and that requests act as in dev mode.
     pub user: String,
     /// Largest request body we buffer, in bytes.
     pub request_size_max: usize,
+    /// SigV4 access keys; empty is dev mode (see [`crate::auth`]).
+    pub access_keys: Vec<AccessKey>,
 }
 
 /// Per-request facts the actions need besides the parameters.
@@ -48,6 +51,9 @@ pub struct SqsSettings {
 pub struct Context {
     /// The request's `Host` header, for the queue URLs we hand out.
     pub host: String,
+    /// The broker user the request acts as: its access key's, or the default user's in dev
+    /// mode.
+    pub user: String,
 }
 
 /// The state of the SQS API, shared by every HTTP connection.
@@ -61,6 +67,7 @@ pub struct SqsService {
     pub(crate) deduplication: Deduplication,
     /// `ApproximateFirstReceiveTimestamp` by message id, for messages not yet deleted.
     first_receive: Mutex<HashMap<String, u64>>,
+    pub(crate) authenticator: Authenticator,
     pub(crate) settings: SqsSettings,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -90,6 +97,7 @@ impl SqsService {
             delays: Arc::new(Delays::default()),
             deduplication: Deduplication::default(),
             first_receive: Mutex::new(HashMap::new()),
+            authenticator: Authenticator::new(&settings.access_keys, &settings.user),
             settings,
             shutdown,
         }))
