@@ -54,7 +54,25 @@ case_missing_queue_fails() {
     grep -q 'NonExistentQueue\|QueueDoesNotExist' err || fail "unexpected error: $(cat err)"
 }
 
+case_fifo_queue() {
+    local name url first second
+    name="$(queue_name fifo).fifo"
+    url=$(sqs create-queue --queue-name "$name" --attributes FifoQueue=true --query QueueUrl)
+    first=$(sqs send-message --queue-url "$url" --message-body one --message-group-id g \
+        --message-deduplication-id d1 --query SequenceNumber)
+    second=$(sqs send-message --queue-url "$url" --message-body one-again --message-group-id g \
+        --message-deduplication-id d1 --query SequenceNumber)
+    expect_eq "duplicate's sequence number" "$first" "$second"
+    sqs send-message --queue-url "$url" --message-body two --message-group-id g \
+        --message-deduplication-id d2 >/dev/null
+    expect_eq "group order" "one	two" \
+        "$(sqs receive-message --queue-url "$url" --max-number-of-messages 10 \
+            --query 'Messages[].Body')"
+    sqs delete-queue --queue-url "$url"
+}
+
 case_run "aws sqs create/send/receive/delete" case_create_send_receive_delete
+case_run "aws sqs FIFO queue: order and deduplication" case_fifo_queue
 case_run "aws sqs list-queues and get-queue-attributes" case_list_and_attributes
 case_run "aws sqs get-queue-url of a missing queue fails" case_missing_queue_fails
 suite_end

@@ -231,3 +231,35 @@ def test_delay_seconds_hides_a_message_until_due(sqs):
     assert counts["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
     answer = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=10)
     assert [m["Body"] for m in answer["Messages"]] == ["later"]
+
+
+def test_fifo_queue_orders_groups_and_deduplicates(sqs):
+    url = sqs.create_queue(
+        QueueName=unique("order") + ".fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )["QueueUrl"]
+    sent = [
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=group)
+        for body, group in [("a1", "a"), ("b1", "b"), ("a2", "a")]
+    ]
+    # Content-based deduplication: the same body again is answered as the first send was.
+    again = sqs.send_message(QueueUrl=url, MessageBody="a1", MessageGroupId="a")
+    assert again["MessageId"] == sent[0]["MessageId"]
+    assert again["SequenceNumber"] == sent[0]["SequenceNumber"]
+    assert int(sent[2]["SequenceNumber"]) > int(sent[0]["SequenceNumber"])
+
+    first = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=1, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+    assert [m["Body"] for m in first] == ["a1"]
+    assert first[0]["Attributes"]["MessageGroupId"] == "a"
+    # Group a is in flight: the next receive gets only group b.
+    second = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in second] == ["b1"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])
+    third = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in third] == ["a2"]
+
+    with pytest.raises(ClientError) as excinfo:
+        sqs.send_message(QueueUrl=url, MessageBody="no group")
+    assert error_code(excinfo) == "MissingParameter"
