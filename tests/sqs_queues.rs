@@ -243,3 +243,91 @@ async fn actions_on_a_missing_queue_say_it_does_not_exist() {
     let code = error_code(within(sqs.delete_queue().queue_url(&url).send()).await);
     assert_eq!(code, "AWS.SimpleQueueService.NonExistentQueue");
 }
+
+/// Queue attributes, tags, timestamps and FIFO settings are journaled with the queue: after a
+/// restart ListQueues knows the queues without being told their names, and each has what it had.
+#[tokio::test]
+async fn attributes_and_tags_survive_a_restart() {
+    let broker = Broker::start().await;
+    let sqs = client(&broker);
+    create_queue(&sqs, "kept-dlq").await;
+    let redrive = r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:kept-dlq","maxReceiveCount":"2"}"#;
+    let url = within(
+        sqs.create_queue()
+            .queue_name("kept")
+            .attributes(QueueAttributeName::VisibilityTimeout, "45")
+            .tags("team", "payments")
+            .send(),
+    )
+    .await
+    .expect("CreateQueue")
+    .queue_url
+    .expect("url");
+    within(
+        sqs.set_queue_attributes()
+            .queue_url(&url)
+            .attributes(QueueAttributeName::RedrivePolicy, redrive)
+            .send(),
+    )
+    .await
+    .expect("SetQueueAttributes");
+    within(
+        sqs.create_queue()
+            .queue_name("kept.fifo")
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .attributes(QueueAttributeName::ContentBasedDeduplication, "true")
+            .send(),
+    )
+    .await
+    .expect("CreateQueue FIFO");
+    let deleted = create_queue(&sqs, "kept-deleted").await;
+    within(sqs.delete_queue().queue_url(&deleted).send())
+        .await
+        .expect("DeleteQueue");
+    let before = all_attributes(&sqs, &url).await;
+
+    let broker = broker.restart().await;
+    let sqs = client(&broker);
+    let listed = within(sqs.list_queues().queue_name_prefix("kept").send())
+        .await
+        .expect("ListQueues")
+        .queue_urls
+        .unwrap_or_default();
+    let names: Vec<&str> = listed.iter().filter_map(|u| u.rsplit('/').next()).collect();
+    assert_eq!(names, ["kept", "kept-dlq", "kept.fifo"]);
+    let url = format!("http://{}/000000000000/kept", broker.server.sqs_addr);
+    let after = all_attributes(&sqs, &url).await;
+    let stable = |map: &HashMap<QueueAttributeName, String>| {
+        let mut map = map.clone();
+        map.remove(&QueueAttributeName::ApproximateNumberOfMessages);
+        map
+    };
+    assert_eq!(stable(&after), stable(&before));
+    assert_eq!(after[&QueueAttributeName::VisibilityTimeout], "45");
+    assert_eq!(after[&QueueAttributeName::RedrivePolicy], redrive);
+    let tags = within(sqs.list_queue_tags().queue_url(&url).send())
+        .await
+        .expect("ListQueueTags")
+        .tags
+        .unwrap_or_default();
+    assert_eq!(tags.get("team").map(String::as_str), Some("payments"));
+    let fifo = format!("http://{}/000000000000/kept.fifo", broker.server.sqs_addr);
+    let fifo = all_attributes(&sqs, &fifo).await;
+    assert_eq!(fifo[&QueueAttributeName::ContentBasedDeduplication], "true");
+}
+
+async fn all_attributes(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> HashMap<QueueAttributeName, String> {
+    within(
+        sqs.get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All)
+            .send(),
+    )
+    .await
+    .expect("GetQueueAttributes")
+    .attributes
+    .expect("attributes")
+}

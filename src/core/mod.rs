@@ -106,6 +106,12 @@ fn restore(vhost: &VHost, recovered: Recovered) {
     let bindings = recovered.bindings.into_iter().filter(|(v, _)| mine(v));
     let retained = recovered.retained.into_iter().filter(|(v, _, _)| mine(v));
     let sessions = recovered.sessions.into_iter().filter(|(v, _, _)| mine(v));
+    let metadata = recovered.metadata.into_iter().filter(|(v, ..)| mine(v));
+    vhost.restore_metadata(
+        metadata
+            .map(|(_, scope, key, value)| (scope, key, value))
+            .collect(),
+    );
     vhost.restore(
         exchanges.map(|(_, spec)| spec).collect(),
         queues.collect(),

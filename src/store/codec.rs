@@ -36,6 +36,7 @@ mod kind {
     pub const RETAIN: u8 = 11;
     pub const BATCH: u8 = 12;
     pub const SESSION: u8 = 13;
+    pub const METADATA: u8 = 14;
 }
 
 /// The size of a [`Record::Batch`], header included: it is fixed, so a writer can leave room
@@ -109,15 +110,32 @@ fn encode_body(record: &Record, out: &mut Vec<u8>) {
             out.put_u8(kind::SESSION);
             put_str(out, vhost);
             put_str(out, client_id);
-            match state {
-                Some(state) => {
-                    out.put_u8(1);
-                    put_bytes(out, state);
-                }
-                None => out.put_u8(0),
-            }
+            put_optional_bytes(out, state.as_ref());
+        }
+        Record::Metadata {
+            vhost,
+            scope,
+            key,
+            value,
+        } => {
+            out.put_u8(kind::METADATA);
+            put_str(out, vhost);
+            put_str(out, scope);
+            put_str(out, key);
+            put_optional_bytes(out, value.as_ref());
         }
         definition => encode_definition(definition, out),
+    }
+}
+
+/// `opt<bytes>`: 0, or 1 and the bytes.
+fn put_optional_bytes(out: &mut Vec<u8>, value: Option<&Bytes>) {
+    match value {
+        Some(value) => {
+            out.put_u8(1);
+            put_bytes(out, value);
+        }
+        None => out.put_u8(0),
     }
 }
 
@@ -160,7 +178,8 @@ fn encode_definition(record: &Record, out: &mut Vec<u8>) {
         | Record::Delivered { .. }
         | Record::Batch { .. }
         | Record::Retain { .. }
-        | Record::Session { .. } => encode_body(record, out),
+        | Record::Session { .. }
+        | Record::Metadata { .. } => encode_body(record, out),
     }
 }
 
@@ -208,6 +227,21 @@ pub fn decode(body: &[u8]) -> Result<Record, Corrupt> {
                 vhost,
                 client_id,
                 state,
+            }
+        }
+        kind::METADATA => {
+            let vhost = r.string()?;
+            let scope = r.string()?;
+            let key = r.string()?;
+            let value = match r.u8()? {
+                0 => None,
+                _ => Some(Bytes::copy_from_slice(r.bytes()?)),
+            };
+            Record::Metadata {
+                vhost,
+                scope,
+                key,
+                value,
             }
         }
         definition => decode_definition(definition, &mut r)?,
@@ -676,6 +710,18 @@ mod tests {
                 vhost: "/".into(),
                 client_id: "device".into(),
                 state: Some(Bytes::from_static(b"opaque")),
+            },
+            Record::Metadata {
+                vhost: "/".into(),
+                scope: "sqs-queue".into(),
+                key: "orders".into(),
+                value: Some(Bytes::from_static(b"{}")),
+            },
+            Record::Metadata {
+                vhost: "/".into(),
+                scope: "sqs-queue".into(),
+                key: "orders".into(),
+                value: None,
             },
             Record::Retain {
                 vhost: "/".into(),

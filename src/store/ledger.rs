@@ -37,6 +37,8 @@ pub struct Ledger {
     pub retained: BTreeMap<(String, String), Arc<Message>>,
     /// MQTT persistent sessions' own state: (vhost, client id) -> the adapter's encoding.
     pub sessions: BTreeMap<(String, String), Bytes>,
+    /// Adapters' metadata: (vhost, scope, key) -> the adapter's encoding.
+    pub metadata: BTreeMap<(String, String, String), Bytes>,
     /// Live messages by queue id, then message id.
     pub messages: HashMap<u64, BTreeMap<u64, Location>>,
     pub segments: BTreeMap<u64, SegmentUse>,
@@ -93,12 +95,25 @@ impl Ledger {
             }
             Record::Batch { .. } => {}
             Record::Session { .. } | Record::Retain { .. } => self.keep_mqtt_state(record),
+            Record::Metadata {
+                vhost,
+                scope,
+                key,
+                value,
+            } => {
+                let key = (vhost.clone(), scope.clone(), key.clone());
+                match value {
+                    Some(value) => self.metadata.insert(key, value.clone()),
+                    None => self.metadata.remove(&key),
+                };
+            }
             Record::Snapshot => {
                 self.exchanges.clear();
                 self.queues.clear();
                 self.bindings.clear();
                 self.retained.clear();
                 self.sessions.clear();
+                self.metadata.clear();
             }
         }
     }
@@ -197,6 +212,14 @@ impl Ledger {
                 vhost: vhost.clone(),
                 client_id: client_id.clone(),
                 state: Some(state.clone()),
+            });
+        }
+        for ((vhost, scope, key), value) in &self.metadata {
+            records.push(Record::Metadata {
+                vhost: vhost.clone(),
+                scope: scope.clone(),
+                key: key.clone(),
+                value: Some(value.clone()),
             });
         }
         records

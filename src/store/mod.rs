@@ -88,6 +88,14 @@ pub enum Record {
         topic: String,
         message: Option<Arc<Message>>,
     },
+    /// An adapter's own data about one of its things (SQS's attributes of a queue), opaque to
+    /// the store; `None` forgets it. The latest per (vhost, scope, key) counts.
+    Metadata {
+        vhost: String,
+        scope: String,
+        key: String,
+        value: Option<Bytes>,
+    },
 }
 
 /// Who waits for a record to be durable.

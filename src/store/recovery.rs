@@ -57,6 +57,8 @@ pub struct Recovered {
     pub retained: Vec<(String, String, Arc<Message>)>,
     /// MQTT persistent sessions' own state: vhost, client id, the adapter's encoding.
     pub sessions: Vec<(String, String, bytes::Bytes)>,
+    /// Adapters' metadata: vhost, scope, key, the adapter's encoding.
+    pub metadata: Vec<(String, String, String, bytes::Bytes)>,
 }
 
 /// A durable queue and its persistent messages, oldest first.
@@ -209,6 +211,13 @@ impl Replay {
                 .sessions
                 .iter()
                 .map(|((vhost, client), state)| (vhost.clone(), client.clone(), state.clone()))
+                .collect(),
+            metadata: ledger
+                .metadata
+                .iter()
+                .map(|((vhost, scope, key), value)| {
+                    (vhost.clone(), scope.clone(), key.clone(), value.clone())
+                })
                 .collect(),
         };
         for (id, (vhost, spec)) in &ledger.queues {

@@ -240,6 +240,46 @@ fn segments_are_deleted_or_compacted_once_their_messages_are_gone() {
     assert_eq!(bodies(&recovered, "q"), ["kept"]);
 }
 
+/// Adapters' metadata is kept per key, latest wins, forgotten on `None`, and survives the
+/// snapshot each new segment starts with.
+#[test]
+fn metadata_survives_segment_rolls_with_the_latest_value() {
+    let dir = Dir::new("metadata");
+    let options = JournalOptions {
+        segment_bytes: 4096,
+        ..JournalOptions::default()
+    };
+    let metadata = |key: &str, value: Option<&'static str>| Record::Metadata {
+        vhost: "/".into(),
+        scope: "sqs-queue".into(),
+        key: key.into(),
+        value: value.map(|v| Bytes::from_static(v.as_bytes())),
+    };
+    let (store, _) = open(&dir.0, options.clone()).expect("open");
+    store.append(metadata("a", Some("first")), None);
+    store.append(metadata("b", Some("gone")), None);
+    store.append(metadata("a", Some("second")), None);
+    append_durably(&store, metadata("b", None));
+    // Enough traffic to roll past several segments, whose first records are snapshots.
+    let body = "x".repeat(200);
+    for id in 3..200 {
+        store.append(enqueue(1, id, &body), None);
+        append_durably(&store, Record::Remove { queue: 1, id });
+    }
+    drop(store);
+    let (_, recovered) = open(&dir.0, options).expect("reopen");
+    let kept: Vec<(String, String, String, Bytes)> = recovered.metadata;
+    assert_eq!(
+        kept,
+        [(
+            "/".to_owned(),
+            "sqs-queue".to_owned(),
+            "a".to_owned(),
+            Bytes::from_static(b"second")
+        )]
+    );
+}
+
 fn append_bytes(path: &Path, bytes: &[u8]) {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new()

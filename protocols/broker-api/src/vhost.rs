@@ -184,4 +184,17 @@ pub trait VirtualHost: Send + Sync {
     fn take_session_states(&self) -> Vec<(String, bytes::Bytes)> {
         Vec::new()
     }
+
+    /// Keeps an adapter's own data about `key` (its encoding) across restarts, in the adapter's
+    /// `scope` (`sqs-queue`, say); `None` forgets it. Written with the next journal sync, not
+    /// waited for: like a declaration, it is as durable as what the next confirm covers.
+    fn set_metadata(&self, scope: &str, key: &str, value: Option<bytes::Bytes>) {
+        let _ = (scope, key, value);
+    }
+
+    /// The metadata of `scope` kept from before a restart, handed over once.
+    fn take_metadata(&self, scope: &str) -> Vec<(String, bytes::Bytes)> {
+        let _ = scope;
+        Vec::new()
+    }
 }

@@ -7,7 +7,7 @@
 //! - [`params`]: typed access to parameters; [`error`]: [`SqsError`] and AWS's error codes.
 //! - [`attributes`]: message attributes and the MD5 digests SDKs verify.
 //! - [`translate`]: SQS messages <-> the core's `Message` (the mapping table in ARCHITECTURE.md).
-//! - [`registry`]: SQS queue metadata (attributes, tags, timestamps), in memory.
+//! - [`registry`]: SQS queue metadata (attributes, tags, timestamps), journaled as metadata.
 //! - [`delay`]: DelaySeconds, through a durable holding queue per queue.
 //! - [`fifo`]: FIFO queues: message groups (the core's), deduplication, sequence numbers.
 //! - [`leases`]: visibility timeouts as leases on unsettled deliveries; receipt handles.

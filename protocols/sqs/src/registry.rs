@@ -1,14 +1,23 @@
 //! What SQS knows about a queue beyond the core's queue: its attributes, tags and timestamps.
 //!
-//! Held in this adapter's memory for now: after a restart the broker's durable queues and their
-//! messages are back, but SQS attributes and tags return to their defaults, and a queue is
-//! listed by ListQueues again once it is named (GetQueueUrl, CreateQueue, or any action).
-//! A `std::sync::Mutex` guards the table; it is never held across an `.await`.
+//! Kept in memory and written through to the broker's journal as metadata (scope
+//! [`METADATA_SCOPE`], key the queue name, value the JSON of [`QueueMeta`]), so a restart
+//! brings back every SQS queue with its attributes and tags, as the core brings back the queue
+//! and its messages. A `std::sync::Mutex` guards the table; it is never held across an
+//! `.await`. Each change is journaled while the table is locked, so the journal sees changes
+//! of one queue in the order they were made.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use mqbridge_broker_api::VirtualHost;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, SqsError};
+
+/// The scope of SQS's queue metadata in the broker's journal.
+pub const METADATA_SCOPE: &str = "sqs-queue";
 
 /// One settable queue attribute: its name, default and valid range (SQS API reference,
 /// SetQueueAttributes). `None` bounds mean a free-form value.
@@ -74,7 +83,7 @@ pub const COMPUTED: &[&str] = &[
 ];
 
 /// SQS's view of one queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueMeta {
     /// Every settable attribute with a value, defaults included.
     pub attributes: BTreeMap<String, String>,
@@ -209,12 +218,33 @@ pub fn valid_queue_name(name: &str, fifo: bool) -> bool {
 }
 
 /// Every queue SQS has named, by name (so ListQueues is sorted).
-#[derive(Debug, Default)]
 pub struct Registry {
     queues: Mutex<BTreeMap<String, QueueMeta>>,
+    /// Where changes are journaled.
+    vhost: Arc<dyn VirtualHost>,
 }
 
 impl Registry {
+    /// The registry of `vhost`, with the metadata kept from before a restart of every queue
+    /// the core still has.
+    pub fn restore(vhost: Arc<dyn VirtualHost>, exists: impl Fn(&str) -> bool) -> Self {
+        let mut queues = BTreeMap::new();
+        for (name, value) in vhost.take_metadata(METADATA_SCOPE) {
+            match serde_json::from_slice::<QueueMeta>(&value) {
+                Ok(meta) if exists(&name) => {
+                    queues.insert(name, meta);
+                }
+                // Deleted by another protocol while SQS looked away, or unreadable.
+                Ok(_) | Err(_) => vhost.set_metadata(METADATA_SCOPE, &name, None),
+            }
+        }
+        Registry {
+            queues: Mutex::new(queues),
+            vhost,
+        }
+    }
+
+    /// The table, for reading; changes go through the methods below, which journal them.
     pub fn lock(&self) -> MutexGuard<'_, BTreeMap<String, QueueMeta>> {
         // Every update is a single insert or field write; a panic cannot leave one half done.
         self.queues.lock().unwrap_or_else(PoisonError::into_inner)
@@ -222,6 +252,68 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<QueueMeta> {
         self.lock().get(name).cloned()
+    }
+
+    /// The queue's metadata, made (with defaults) and kept if SQS had none.
+    pub fn adopt(&self, name: &str, make: impl FnOnce() -> QueueMeta) -> QueueMeta {
+        let mut queues = self.lock();
+        if let Some(meta) = queues.get(name) {
+            return meta.clone();
+        }
+        let meta = make();
+        self.save(name, &meta);
+        queues.insert(name.to_owned(), meta.clone());
+        meta
+    }
+
+    /// Adds a queue, unless SQS has one of that name; returns the existing one if so.
+    pub fn insert(&self, name: &str, meta: QueueMeta) -> Option<QueueMeta> {
+        let mut queues = self.lock();
+        if let Some(existing) = queues.get(name) {
+            return Some(existing.clone());
+        }
+        self.save(name, &meta);
+        queues.insert(name.to_owned(), meta);
+        None
+    }
+
+    /// Changes a queue's metadata; the change is kept only if `change` succeeds.
+    pub fn update(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut QueueMeta) -> Result<(), SqsError>,
+    ) -> Result<(), SqsError> {
+        let mut queues = self.lock();
+        let meta = queues.get_mut(name).ok_or_else(SqsError::no_queue)?;
+        let mut changed = meta.clone();
+        change(&mut changed)?;
+        self.save(name, &changed);
+        *meta = changed;
+        Ok(())
+    }
+
+    /// Forgets a queue (deleted, by SQS or another protocol).
+    pub fn remove(&self, name: &str) {
+        if self.lock().remove(name).is_some() {
+            self.vhost.set_metadata(METADATA_SCOPE, name, None);
+        }
+    }
+
+    fn save(&self, name: &str, meta: &QueueMeta) {
+        match serde_json::to_vec(meta) {
+            Ok(json) => self
+                .vhost
+                .set_metadata(METADATA_SCOPE, name, Some(Bytes::from(json))),
+            Err(error) => tracing::error!(queue = name, %error, "queue metadata not kept"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("queues", &self.lock().len())
+            .finish_non_exhaustive()
     }
 }
 

@@ -89,10 +89,14 @@ impl SqsService {
         let vhost = broker.vhost(&settings.vhost, &user)?;
         let leases = Arc::new(Leases::default());
         tokio::spawn(Arc::clone(&leases).run_expiry(shutdown.clone()));
-        Ok(Arc::new(SqsService {
+        let connection = ConnectionId::next();
+        let registry = Registry::restore(Arc::clone(&vhost), |name| {
+            vhost.queue(name, connection).is_ok()
+        });
+        let service = Arc::new(SqsService {
             vhost,
-            connection: ConnectionId::next(),
-            registry: Registry::default(),
+            connection,
+            registry,
             leases,
             delays: Arc::new(Delays::default()),
             deduplication: Deduplication::default(),
@@ -100,7 +104,13 @@ impl SqsService {
             authenticator: Authenticator::new(&settings.access_keys, &settings.user),
             settings,
             shutdown,
-        }))
+        });
+        // Delayed messages of the queues kept from before a restart move again at once.
+        let names: Vec<String> = service.registry.lock().keys().cloned().collect();
+        for name in names {
+            service.delays.resume(&service.mover_context(), &name);
+        }
+        Ok(service)
     }
 
     /// Runs one action. The result is in the JSON protocol's shape.
@@ -139,18 +149,15 @@ impl SqsService {
         let handle = match self.vhost.queue(name, self.connection) {
             Ok(handle) => handle,
             Err(BrokerError::NotFound(_)) => {
-                self.registry.lock().remove(name);
+                self.registry.remove(name);
                 return Err(SqsError::no_queue());
             }
             Err(other) => return Err(other.into()),
         };
-        let meta = self
-            .registry
-            .lock()
-            .entry(name.to_owned())
-            // A queue adopted after a restart is FIFO by its name (standard names have no `.`).
-            .or_insert_with(|| QueueMeta::new(now_ms() / 1000, name.ends_with(".fifo")))
-            .clone();
+        // A queue another protocol declared is FIFO by its name (standard names have no `.`).
+        let meta = self.registry.adopt(name, || {
+            QueueMeta::new(now_ms() / 1000, name.ends_with(".fifo"))
+        });
         self.delays.resume(&self.mover_context(), name);
         Ok(ResolvedQueue {
             name: name.to_owned(),

@@ -87,6 +87,14 @@ impl Definitions {
 }
 
 impl VHost {
+    /// Keeps the adapters' recovered metadata until each adapter takes its scope.
+    pub fn restore_metadata(&self, metadata: Vec<(String, String, bytes::Bytes)>) {
+        *self
+            .recovered_metadata
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = metadata;
+    }
+
     /// Rebuilds the durable definitions and messages the store recovered, without writing
     /// them again.
     pub fn restore(

@@ -47,6 +47,8 @@ pub struct VHost {
     recovered_retained: std::sync::Mutex<Vec<(String, Arc<Message>)>>,
     /// MQTT session states recovered from the store, until the MQTT listener takes them.
     recovered_sessions: std::sync::Mutex<Vec<(String, bytes::Bytes)>>,
+    /// Adapters' metadata from before a restart (scope, key, value), until taken.
+    recovered_metadata: std::sync::Mutex<Vec<(String, String, bytes::Bytes)>>,
 }
 
 #[derive(Debug)]
@@ -100,6 +102,7 @@ impl VHost {
             me: me.clone(),
             recovered_retained: std::sync::Mutex::default(),
             recovered_sessions: std::sync::Mutex::default(),
+            recovered_metadata: std::sync::Mutex::default(),
         })
     }
 
@@ -727,6 +730,32 @@ impl VirtualHost for VHost {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         std::mem::take(&mut *recovered)
+    }
+
+    fn set_metadata(&self, scope: &str, key: &str, value: Option<bytes::Bytes>) {
+        let record = crate::store::Record::Metadata {
+            vhost: self.name.clone(),
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+            value,
+        };
+        let store = Arc::clone(&self.read().journal.store);
+        store.append(record, None);
+    }
+
+    fn take_metadata(&self, scope: &str) -> Vec<(String, bytes::Bytes)> {
+        let mut recovered = self
+            .recovered_metadata
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (taken, kept) = std::mem::take(&mut *recovered)
+            .into_iter()
+            .partition(|(s, _, _)| s == scope);
+        *recovered = kept;
+        taken
+            .into_iter()
+            .map(|(_, key, value)| (key, value))
+            .collect()
     }
 
     fn connection_closed(&self, connection: ConnectionId) {

@@ -78,12 +78,13 @@ pub fn set(service: &SqsService, params: &Params) -> Result<Value, SqsError> {
         .into_iter()
         .partition(|(name, value)| value.is_empty() && REMOVABLE.contains(&name.as_str()));
     let attributes = registry::validate(&kept, queue.meta.is_fifo())?;
-    let mut queues = service.registry.lock();
-    let meta = queues.get_mut(&queue.name).ok_or_else(SqsError::no_queue)?;
-    for (name, _) in removed {
-        meta.attributes.remove(&name);
-    }
-    meta.attributes.extend(attributes);
-    meta.modified_secs = now_ms() / 1000;
+    service.registry.update(&queue.name, |meta| {
+        for (name, _) in removed {
+            meta.attributes.remove(&name);
+        }
+        meta.attributes.extend(attributes);
+        meta.modified_secs = now_ms() / 1000;
+        Ok(())
+    })?;
     Ok(json!({}))
 }

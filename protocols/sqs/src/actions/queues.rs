@@ -54,8 +54,10 @@ pub async fn create_queue(
     }
     declare(service, name, fifo)?;
     let url = service.queue_url(context, name);
-    let mut queues = service.registry.lock();
-    if let Some(existing) = queues.get(name) {
+    let mut meta = QueueMeta::new(now_ms() / 1000, fifo);
+    meta.attributes.extend(attributes.iter().cloned());
+    meta.tags.extend(tags);
+    if let Some(existing) = service.registry.insert(name, meta) {
         let differs = attributes
             .iter()
             .find(|(k, v)| existing.attributes.get(k) != Some(v));
@@ -67,12 +69,7 @@ pub async fn create_queue(
                 ),
             ));
         }
-        return Ok(json!({"QueueUrl": url}));
     }
-    let mut meta = QueueMeta::new(now_ms() / 1000, fifo);
-    meta.attributes.extend(attributes);
-    meta.tags.extend(tags);
-    queues.insert(name.to_owned(), meta);
     Ok(json!({"QueueUrl": url}))
 }
 
@@ -193,7 +190,7 @@ pub async fn delete_queue(service: &SqsService, params: &Params) -> Result<Value
         .delays
         .drop_queue(&service.mover_context(), &queue.name)
         .await;
-    service.registry.lock().remove(&queue.name);
+    service.registry.remove(&queue.name);
     service.leases.forget_queue(&queue.name);
     service.deduplication.forget_queue(&queue.name);
     Ok(json!({}))

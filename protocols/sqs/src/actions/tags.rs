@@ -10,27 +10,27 @@ use crate::service::SqsService;
 pub fn tag_queue(service: &SqsService, params: &Params) -> Result<Value, SqsError> {
     let queue = service.resolve(params)?;
     let tags = params.string_map("Tags")?;
-    let mut queues = service.registry.lock();
-    let meta = queues.get_mut(&queue.name).ok_or_else(SqsError::no_queue)?;
-    let mut updated = meta.tags.clone();
-    updated.extend(tags);
-    if updated.len() > TAGS_MAX {
-        return Err(SqsError::invalid(format!(
-            "Too many tags; at most {TAGS_MAX}."
-        )));
-    }
-    meta.tags = updated;
+    service.registry.update(&queue.name, |meta| {
+        meta.tags.extend(tags);
+        if meta.tags.len() > TAGS_MAX {
+            return Err(SqsError::invalid(format!(
+                "Too many tags; at most {TAGS_MAX}."
+            )));
+        }
+        Ok(())
+    })?;
     Ok(json!({}))
 }
 
 pub fn untag_queue(service: &SqsService, params: &Params) -> Result<Value, SqsError> {
     let queue = service.resolve(params)?;
     let keys = params.strings("TagKeys")?;
-    let mut queues = service.registry.lock();
-    let meta = queues.get_mut(&queue.name).ok_or_else(SqsError::no_queue)?;
-    for key in keys {
-        meta.tags.remove(&key);
-    }
+    service.registry.update(&queue.name, |meta| {
+        for key in keys {
+            meta.tags.remove(&key);
+        }
+        Ok(())
+    })?;
     Ok(json!({}))
 }
 
