@@ -27,8 +27,9 @@ use super::{Limit, Queue, SqsArgs, SqsMeter, measure};
 use crate::scenario::{ClientTask, StopSignal, join_all};
 
 /// Longest the consumers may take to receive what is left once the producers stop: the
-/// default visibility timeout (30 s) plus room for a slow endpoint to hand out a backlog.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// default visibility timeout (30 s) plus room for a slow endpoint (moto: a few dozen
+/// messages a second) to hand out a backlog of `--backlog-max` messages.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How often the drain and a producer waiting on the backlog look at the counters again.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
@@ -48,7 +49,8 @@ pub struct BatchArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=20))]
     pub wait_seconds: u64,
     /// Producers wait while more than this many messages are sent and not yet deleted.
-    #[arg(long, default_value_t = 10_000)]
+    /// A few batches per consumer keep receives full; far more would only make the drain long.
+    #[arg(long, default_value_t = 1000)]
     pub backlog_max: u64,
     /// Send this many messages (rounded up to whole batches) and measure until all are
     /// deleted, instead of measuring for `--duration` after `--warmup`.
