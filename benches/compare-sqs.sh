@@ -5,7 +5,7 @@
 # Installs moto[server] from PyPI into a venv, starts `moto_server` and mqbridge (release
 # build, SQS listener on a free port, every other listener on a free port, a temporary data
 # directory) on loopback, and runs two `mqbridge-bench` scenarios against each, alternating
-# peer by peer, for BENCH_ROUNDS rounds:
+# peer by peer, for BENCH_ROUNDS rounds, each with many clients and with one (see `cells`):
 #   - sqs-batch: producers send SendMessageBatch (10 x 1 KiB); consumers ReceiveMessage
 #     (MaxNumberOfMessages 10, WaitTimeSeconds 1) + DeleteMessageBatch; producers pause while
 #     more than BENCH_SQS_BACKLOG messages are sent and not deleted; then the queue is drained
@@ -20,7 +20,7 @@
 #   BENCH_ROUNDS=1              rounds; with more, each cell is the median of the rounds
 #   BENCH_PEERS="mqbridge moto" which servers to run
 #   BENCH_SQS_PRODUCERS=16, BENCH_SQS_CONSUMERS=16   sqs-batch client tasks
-#   BENCH_SQS_BACKLOG=1000      sqs-batch: most messages sent and not yet deleted
+#   BENCH_SQS_BACKLOG=100       sqs-batch: most messages sent and not yet deleted
 #   BENCH_SQS_CLIENTS=16        sqs-send client tasks
 #   BENCH_VENV=DIR              venv to use (created, and moto[server] installed, if missing);
 #                               default: a new one in the run's temporary directory
@@ -37,7 +37,7 @@ readonly rounds="${BENCH_ROUNDS:-1}"
 readonly peers="${BENCH_PEERS:-mqbridge moto}"
 readonly producers="${BENCH_SQS_PRODUCERS:-16}"
 readonly consumers="${BENCH_SQS_CONSUMERS:-16}"
-readonly backlog="${BENCH_SQS_BACKLOG:-1000}"
+readonly backlog="${BENCH_SQS_BACKLOG:-100}"
 readonly clients="${BENCH_SQS_CLIENTS:-16}"
 readonly quiet_wait_seconds="${BENCH_QUIET_WAIT_SECONDS:-60}"
 readonly target_dir="${CARGO_TARGET_DIR:-$repo_root/target}"
@@ -45,8 +45,8 @@ readonly message_size=1024
 readonly wait_seconds=1
 # Idle servers use a few percent of the machine; above this, something else is running.
 readonly quiet_busy_percent_max=10
-# Warm-up, the drain after a batch cell (the tool gives up after 120 s) and the stop.
-readonly cell_slack_seconds=150
+# Warm-up, the drain after a batch cell (the tool gives up after 60 s) and the stop.
+readonly cell_slack_seconds=90
 readonly start_timeout_seconds=60
 # The kernel keeps 15 bytes of a thread's name: the journal writer is "mqbridge-journal".
 readonly journal_thread_name="mqbridge-journa"
@@ -151,16 +151,28 @@ count_fsyncs() {
         | awk '$NF == "fdatasync" { print $4 }' || true
 }
 
-# Runs scenario $2 (batch or send) against peer $1; appends its RESULT line to
-# $work_dir/$1.$2 (plus fsyncs= for mqbridge's batch cells).
-run_cell() {
-    local peer=$1 scenario=$2 pid="${peer_pid[$1]}" thread="" fsyncs="" arguments
-    case "$scenario" in
-        batch) arguments=(sqs-batch --producers "$producers" --consumers "$consumers"
-                          --wait-seconds "$wait_seconds" --backlog-max "$backlog") ;;
-        send) arguments=(sqs-send --clients "$clients") ;;
+# The cells of a round, each run against every peer with the same settings: the issue's
+# concurrent load, and one client at a time, where moto does best (one interpreter lock, and
+# work per message that grows with the messages in the queue, in-flight ones included).
+readonly cells=(batch-n batch-1 send-n send-1)
+cell_arguments() {
+    case "$1" in
+        batch-n) echo sqs-batch --producers "$producers" --consumers "$consumers" ;;
+        batch-1) echo sqs-batch --producers 1 --consumers 1 ;;
+        send-n) echo sqs-send --clients "$clients" ;;
+        send-1) echo sqs-send --clients 1 ;;
     esac
-    [ "$peer $scenario" != "mqbridge batch" ] || thread="$(journal_thread "$pid")"
+    case "$1" in
+        batch-*) echo --wait-seconds "$wait_seconds" --backlog-max "$backlog" ;;
+    esac
+}
+
+# Runs cell $2 against peer $1; appends its RESULT line to $work_dir/$1.$2 (plus fsyncs= for
+# mqbridge's batch cells).
+run_cell() {
+    local peer=$1 cell=$2 pid="${peer_pid[$1]}" thread="" fsyncs="" arguments
+    read -r -a arguments <<<"$(cell_arguments "$cell" | tr '\n' ' ')"
+    [[ "$peer $cell" != "mqbridge batch-"* ]] || thread="$(journal_thread "$pid")"
     RUST_BACKTRACE=0 timeout "$((seconds_per_cell + cell_slack_seconds))" \
         "$target_dir/release/mqbridge-bench" "${arguments[@]}" \
         --endpoint "http://127.0.0.1:${peer_port[$peer]}" --size "$message_size" \
@@ -174,14 +186,14 @@ run_cell() {
     local status=0
     wait "$bench" || status=$?
     if ! grep -q '^RESULT ' "$work_dir/cell.out"; then
-        log "$peer, $scenario: failed"; tail -n 5 "$work_dir/cell.err" >&2
+        log "$peer, $cell: failed"; tail -n 5 "$work_dir/cell.err" >&2
         return 0
     fi
-    [ "$status" -eq 0 ] || { log "$peer, $scenario: exit $status"; tail -n 3 "$work_dir/cell.err" >&2; }
+    [ "$status" -eq 0 ] || { log "$peer, $cell: exit $status"; tail -n 3 "$work_dir/cell.err" >&2; }
     local line
     line="$(grep '^RESULT ' "$work_dir/cell.out")${fsyncs:+ fsyncs=$fsyncs}"
     echo "$line" >&2
-    echo "$line" >>"$work_dir/$peer.$scenario"
+    echo "$line" >>"$work_dir/$peer.$cell"
 }
 
 result_field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
@@ -190,22 +202,21 @@ median() {
         if (NR == 0) { print "error"; exit }
         if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-# Median of field $3 over peer $1's RESULT lines of scenario $2.
-cell() {
+# Median of field $3 over peer $1's RESULT lines of cell $2.
+figure() {
     local file="$work_dir/$1.$2" line
     if [ -n "${peer_status[$1]:-}" ]; then echo "${peer_status[$1]}"; return; fi
     [ -s "$file" ] || { echo error; return; }
     while read -r line; do result_field "$line" "$3"; done <"$file" | median
 }
-# Sum of field $3 over peer $1's RESULT lines of scenario $2 (the loss check's counts).
+# Sum of field $2 over peer $1's RESULT lines of every batch cell (the loss check's counts).
 total() {
-    local file="$work_dir/$1.$2" line
-    [ -s "$file" ] || { echo n/a; return; }
-    while read -r line; do result_field "$line" "$3"; done <"$file" | awk '{ s += $1 } END { print s + 0 }'
+    cat "$work_dir/$1".batch-* 2>/dev/null | while read -r line; do result_field "$line" "$2"; done \
+        | awk '{ s += $1 } END { print s + 0 }'
 }
-# Median messages per fsync of mqbridge's batch cells: sent over the strace window / fsyncs.
+# Median messages per fsync of mqbridge's cell $1: sent over the strace window / fsyncs.
 per_fsync() {
-    local file="$work_dir/mqbridge.batch" line
+    local file="$work_dir/mqbridge.$1" line
     [ -s "$file" ] || { echo n/a; return; }
     while read -r line; do
         local rate fsyncs
@@ -219,31 +230,51 @@ ratio() {
         awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'
     else echo "n/a"; fi
 }
-cpu() { echo "$(cell "$1" "$2" broker_cpu) ($(cell "$1" "$2" client_cpu); other $(cell "$1" "$2" other_cpu))"; }
+larger() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 >= b + 0 ? a : b) }'; }
+cpu() {
+    echo "$(figure "$1" "$2" broker_cpu) ($(figure "$1" "$2" client_cpu); other $(figure "$1" "$2" other_cpu))"
+}
+# One table row: label, cell, field.
+row() {
+    local m o
+    m="$(figure mqbridge "$2" "$3")"; o="$(figure moto "$2" "$3")"
+    echo "| $1 | $m | $o | $(ratio "$m" "$o") | $(cpu mqbridge "$2") | $(cpu moto "$2") |"
+}
 
 print_tables() {
-    local load=$1 b_m b_o s_m s_o
-    b_m="$(cell mqbridge batch deleted_per_s)"; b_o="$(cell moto batch deleted_per_s)"
-    s_m="$(cell mqbridge send sent_per_s)"; s_o="$(cell moto send sent_per_s)"
+    local load=$1 best_m best_o
     echo "- Machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
     echo "- mqbridge $(git describe --always --dirty 2>/dev/null) (release); moto $(moto_version || echo unknown)" \
         "(moto_server from PyPI, Python $("$venv/bin/python" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo unknown))"
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average before the run: $load;" \
         "${seconds_per_cell} s per cell after 1 s warm-up, $rounds round(s), median"
-    echo "- sqs-batch: $producers producers, $consumers consumers, WaitTimeSeconds $wait_seconds," \
-        "at most $backlog messages sent and not deleted;" \
-        "sqs-send: $clients clients; 1 KiB bodies"
+    echo "- 1 KiB bodies; batch cells: WaitTimeSeconds $wait_seconds, producers pause while more" \
+        "than $backlog messages are sent and not deleted"
     echo
-    echo "| scenario | mqbridge | moto | mqbridge/moto |"
-    echo "|---|---:|---:|---:|"
-    echo "| SendMessageBatch 10 x 1 KiB + ReceiveMessage + DeleteMessageBatch, msg/s end to end (deleted) | $b_m | $b_o | $(ratio "$b_m" "$b_o") |"
-    echo "| same cells, msg/s sent | $(cell mqbridge batch sent_per_s) | $(cell moto batch sent_per_s) | |"
-    echo "| single SendMessage, requests/s | $s_m | $s_o | $(ratio "$s_m" "$s_o") |"
-    echo "| CPU cores, batch: server (load tool; other processes) | $(cpu mqbridge batch) | $(cpu moto batch) | |"
-    echo "| CPU cores, send: server (load tool; other processes) | $(cpu mqbridge send) | $(cpu moto send) | |"
-    echo "| TCP connects/s, batch / send | $(cell mqbridge batch connects_per_s) / $(cell mqbridge send connects_per_s) | $(cell moto batch connects_per_s) / $(cell moto send connects_per_s) | |"
-    echo "| loss check over all batch cells: messages sent / lost / duplicates | $(total mqbridge batch sent_total) / $(total mqbridge batch lost) / $(total mqbridge batch duplicates) | $(total moto batch sent_total) / $(total moto batch lost) / $(total moto batch duplicates) | |"
-    echo "| mqbridge messages per fdatasync, batch | $(per_fsync) | | |"
+    echo "| scenario | mqbridge | moto | mqbridge/moto | CPU mqbridge (tool; other) | CPU moto (tool; other) |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    row "batch, $producers producers + $consumers consumers: msg/s end to end (deleted)" batch-n deleted_per_s
+    row "batch, 1 producer + 1 consumer: msg/s end to end (deleted)" batch-1 deleted_per_s
+    row "single SendMessage, $clients clients: requests/s" send-n sent_per_s
+    row "single SendMessage, 1 client: requests/s" send-1 sent_per_s
+    echo
+    for kind in batch send; do
+        local field=deleted_per_s
+        [ "$kind" = batch ] || field=sent_per_s
+        best_m="$(larger "$(figure mqbridge "$kind-n" $field)" "$(figure mqbridge "$kind-1" $field)")"
+        best_o="$(larger "$(figure moto "$kind-n" $field)" "$(figure moto "$kind-1" $field)")"
+        echo "- $kind, best cell of each: mqbridge $best_m, moto $best_o, ratio $(ratio "$best_m" "$best_o")"
+    done
+    echo "- msg/s sent in the batch cells: mqbridge $(figure mqbridge batch-n sent_per_s) /" \
+        "$(figure mqbridge batch-1 sent_per_s), moto $(figure moto batch-n sent_per_s) /" \
+        "$(figure moto batch-1 sent_per_s)"
+    echo "- TCP connects/s (batch-n, send-n): mqbridge $(figure mqbridge batch-n connects_per_s)," \
+        "$(figure mqbridge send-n connects_per_s); moto $(figure moto batch-n connects_per_s)," \
+        "$(figure moto send-n connects_per_s)"
+    echo "- Loss check over all batch cells (messages sent / lost / duplicates): mqbridge" \
+        "$(total mqbridge sent_total) / $(total mqbridge lost) / $(total mqbridge duplicates);" \
+        "moto $(total moto sent_total) / $(total moto lost) / $(total moto duplicates)"
+    echo "- mqbridge messages per fdatasync: batch-n $(per_fsync batch-n), batch-1 $(per_fsync batch-1)"
 }
 
 main() {
@@ -257,11 +288,11 @@ main() {
             peer_status[$peer]="did not start"; log "$peer did not start"; fi
     done
     for round in $(seq 1 "$rounds"); do
-        for scenario in batch send; do
+        for cell in "${cells[@]}"; do
             for peer in $active; do
                 wait_for_quiet
-                log "round $round: $peer, $scenario"
-                run_cell "$peer" "$scenario"
+                log "round $round: $peer, $cell"
+                run_cell "$peer" "$cell"
             done
         done
     done

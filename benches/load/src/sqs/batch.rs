@@ -27,9 +27,8 @@ use super::{Limit, Queue, SqsArgs, SqsMeter, measure};
 use crate::scenario::{ClientTask, StopSignal, join_all};
 
 /// Longest the consumers may take to receive what is left once the producers stop: the
-/// default visibility timeout (30 s) plus room for a slow endpoint (moto: a few dozen
-/// messages a second) to hand out a backlog of `--backlog-max` messages.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// default visibility timeout (30 s) plus room for a slow endpoint to hand out the backlog.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How often the drain and a producer waiting on the backlog look at the counters again.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
@@ -49,8 +48,9 @@ pub struct BatchArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=20))]
     pub wait_seconds: u64,
     /// Producers wait while more than this many messages are sent and not yet deleted.
-    /// A few batches per consumer keep receives full; far more would only make the drain long.
-    #[arg(long, default_value_t = 1000)]
+    /// A shallow queue keeps the figure about the server, not the depth: moto's work per
+    /// message grows with the number of messages in the queue.
+    #[arg(long, default_value_t = 100)]
     pub backlog_max: u64,
     /// Send this many messages (rounded up to whole batches) and measure until all are
     /// deleted, instead of measuring for `--duration` after `--warmup`.
