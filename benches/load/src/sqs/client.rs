@@ -117,11 +117,11 @@ impl SqsConnection {
         wait: Duration,
         meter: &SqsMeter,
     ) -> anyhow::Result<Bytes> {
-        let answer =
-            tokio::time::timeout(wait + RESPONSE_TIMEOUT, self.exchange(action, body, meter));
+        let limit = wait + RESPONSE_TIMEOUT;
+        let answer = tokio::time::timeout(limit, self.exchange(action, body, meter));
         let (status, body) = answer
             .await
-            .with_context(|| format!("{action:?}: no answer within {RESPONSE_TIMEOUT:?}"))??;
+            .with_context(|| format!("{action:?}: no answer within {limit:?}"))??;
         if status != StatusCode::OK {
             let quoted = &body[..body.len().min(ERROR_BODY_QUOTED_MAX)];
             bail!(

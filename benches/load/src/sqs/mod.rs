@@ -228,13 +228,16 @@ impl Window {
     /// The CPU fields, in cores: the tool, the endpoint's server, everything else.
     fn cpu_fields(&self) -> String {
         let cores = |value: Option<f64>| value.map_or("n/a".to_owned(), |v| format!("{v:.2}"));
-        let other =
-            (|| Some((self.machine_cores? - self.client_cores? - self.broker_cores?).max(0.0)))();
         format!(
             "client_cpu={} broker_cpu={} other_cpu={}",
             cores(self.client_cores),
             cores(self.broker_cores),
-            cores(other),
+            cores(self.other_cores()),
         )
+    }
+
+    /// CPU used by everything but the tool and the server.
+    fn other_cores(&self) -> Option<f64> {
+        Some((self.machine_cores? - self.client_cores? - self.broker_cores?).max(0.0))
     }
 }
