@@ -20,6 +20,8 @@
 //!   `benches/compare-mqtt.sh` and `benches/compare-ws-tls.sh`.
 //! - `stomp`: 1 producer -> 1 consumer on a raw STOMP 1.2 client with `client-individual`
 //!   acks; see `benches/compare-stomp.sh`.
+//! - `sqs`: the Amazon SQS API over AWS JSON 1.0 on keep-alive HTTP/1.1 (SendMessageBatch +
+//!   ReceiveMessage + DeleteMessageBatch, and single SendMessage); see `benches/compare-sqs.sh`.
 //!
 //! Invariant: the client must be faster than the broker under test, or the tool measures itself.
 //! The report prints the client's CPU use so a reader can check this.
@@ -30,6 +32,7 @@ mod meter;
 mod mqtt;
 mod raw;
 mod scenario;
+mod sqs;
 mod stomp;
 
 use std::time::Duration;
@@ -69,6 +72,11 @@ enum Command {
     MqttIdle(mqtt::IdleArgs),
     /// STOMP 1.2: one producer to a fresh queue, one consumer with client-individual acks.
     Stomp(stomp::StompArgs),
+    /// Amazon SQS: SendMessageBatch producers, ReceiveMessage + DeleteMessageBatch consumers,
+    /// and a check that no message is lost.
+    SqsBatch(sqs::batch::BatchArgs),
+    /// Amazon SQS: single SendMessage requests from concurrent clients.
+    SqsSend(sqs::send::SendArgs),
 }
 
 /// Which AMQP client library drives the broker.
@@ -159,6 +167,8 @@ fn main() -> anyhow::Result<()> {
         Command::Mqtt(args) => runtime.block_on(mqtt::run(args)),
         Command::MqttIdle(args) => runtime.block_on(mqtt::run_idle(args)),
         Command::Stomp(args) => runtime.block_on(stomp::run(args)),
+        Command::SqsBatch(args) => runtime.block_on(sqs::run_batch(args)),
+        Command::SqsSend(args) => runtime.block_on(sqs::run_send(args)),
     }
 }
 
