@@ -174,7 +174,7 @@ fn check_name(name: &str) -> Result<(), SqsError> {
 
 /// `MD5OfMessageBody`: the hex MD5 of the body's UTF-8 bytes.
 pub fn md5_of_body(body: &str) -> String {
-    hex(&Md5::digest(body.as_bytes()))
+    crate::hex::encode(&Md5::digest(body.as_bytes()))
 }
 
 /// `MD5OfMessageAttributes`, or `None` when there are no attributes (AWS then omits it).
@@ -199,7 +199,7 @@ pub fn md5_of_attributes(attributes: &[MessageAttribute]) -> Option<String> {
             }
         }
     }
-    Some(hex(&hasher.finalize()))
+    Some(crate::hex::encode(&hasher.finalize()))
 }
 
 /// The transport type bytes of the attribute digest (String and Number share one).
@@ -210,10 +210,6 @@ fn length_prefixed(hasher: &mut Md5, bytes: &[u8]) {
     let length = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
     hasher.update(length.to_be_bytes());
     hasher.update(bytes);
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The JSON `MessageAttributes` map of a list of attributes.
@@ -257,7 +253,7 @@ mod tests {
             bytes.extend_from_slice(&(value.len() as u32).to_be_bytes());
             bytes.extend_from_slice(value);
         }
-        let expected = hex(&Md5::digest(&bytes));
+        let expected = crate::hex::encode(&Md5::digest(&bytes));
         let binary = MessageAttribute {
             name: "b".into(),
             data_type: "Binary".into(),

@@ -54,10 +54,7 @@ pub fn check_id(parameter: &str, value: &str) -> Result<(), SqsError> {
 
 /// ContentBasedDeduplication's id: the SHA-256 of the body, in hex.
 pub fn content_id(body: &str) -> String {
-    Sha256::digest(body.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::encode(&Sha256::digest(body.as_bytes()))
 }
 
 /// The next sequence number: larger than every one handed out before, here or before a

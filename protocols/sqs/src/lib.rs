@@ -26,6 +26,7 @@ mod connection;
 pub mod delay;
 pub mod error;
 pub mod fifo;
+pub mod hex;
 pub mod leases;
 pub mod params;
 pub mod protocol;

@@ -222,15 +222,7 @@ fn message_id(queue: &str, delivery: &Delivery) -> String {
         .chain_update(queue.as_bytes())
         .chain_update(address.to_be_bytes())
         .finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    crate::hex::uuid(&digest.into())
 }
 
 /// Moves a message received too often to the dead-letter queue. Returns `false` (deliver it

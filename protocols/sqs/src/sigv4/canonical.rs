@@ -141,13 +141,7 @@ fn hex_value(digit: u8) -> Option<u8> {
         .and_then(|d| u8::try_from(d).ok())
 }
 
-pub(super) fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
-    }
-    out
-}
+pub(super) use crate::hex::encode as hex;
 
 /// A signature in hex, if it is 32 bytes of it.
 pub(super) fn decode_hex(text: &str) -> Option<[u8; 32]> {
