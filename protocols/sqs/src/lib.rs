@@ -11,6 +11,7 @@
 //! - [`delay`]: DelaySeconds, through a durable holding queue per queue.
 //! - [`fifo`]: FIFO queues: message groups (the core's), deduplication, sequence numbers.
 //! - [`leases`]: visibility timeouts as leases on unsettled deliveries; receipt handles.
+//! - [`move_tasks`]: dead-letter queue redrive (message move tasks).
 //! - `actions`: one module per group of actions: parse, call the core, map errors.
 //! - [`sigv4`]: AWS Signature Version 4, verified and signed (sans-IO); [`auth`]: who a
 //!   request acts as (dev mode, or configured access keys).
@@ -27,6 +28,7 @@ pub mod delay;
 pub mod error;
 pub mod fifo;
 pub mod leases;
+pub mod move_tasks;
 pub mod params;
 pub mod protocol;
 pub mod registry;
