@@ -1,5 +1,6 @@
 //! Dead-letter queue redrive (StartMessageMoveTask, ListMessageMoveTasks,
-//! CancelMessageMoveTask), through the AWS SDK against the real broker.
+//! CancelMessageMoveTask) and queue permissions (AddPermission, RemovePermission), through
+//! the AWS SDK against the real broker.
 
 mod common;
 
@@ -288,4 +289,117 @@ async fn a_rate_limited_task_is_cancelled_while_it_runs() {
         count(&sqs, &dlq).await == 5 - moved && count(&sqs, &source).await == moved
     })
     .await;
+}
+
+async fn policy(sqs: &Client, url: &str) -> Option<String> {
+    within(
+        sqs.get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::Policy)
+            .send(),
+    )
+    .await
+    .expect("GetQueueAttributes")
+    .attributes()
+    .and_then(|a| a.get(&QueueAttributeName::Policy).cloned())
+}
+
+async fn add_partner(sqs: &Client, url: &str) {
+    within(
+        sqs.add_permission()
+            .queue_url(url)
+            .label("partner")
+            .aws_account_ids("111122223333")
+            .actions("SendMessage")
+            .actions("ReceiveMessage")
+            .send(),
+    )
+    .await
+    .expect("AddPermission");
+}
+
+#[tokio::test]
+async fn add_permission_writes_a_statement_in_the_queue_policy() {
+    let broker = Broker::start().await;
+    let sqs = client(&broker);
+    let url = create_queue(&sqs, "shared").await;
+    assert_eq!(policy(&sqs, &url).await, None);
+    add_partner(&sqs, &url).await;
+    let document = policy(&sqs, &url).await.expect("a policy");
+    for part in [
+        r#""Version":"2012-10-17""#,
+        &format!(r#""Id":"{}/SQSDefaultPolicy""#, arn("shared")),
+        r#""Sid":"partner""#,
+        r#""Effect":"Allow""#,
+        r#""AWS":"arn:aws:iam::111122223333:root""#,
+        r#""Action":["SQS:SendMessage","SQS:ReceiveMessage"]"#,
+        &format!(r#""Resource":"{}""#, arn("shared")),
+    ] {
+        assert!(document.contains(part), "{part} not in {document}");
+    }
+
+    let duplicate = sqs
+        .add_permission()
+        .queue_url(&url)
+        .label("partner")
+        .aws_account_ids("111122223333")
+        .actions("SendMessage")
+        .send();
+    assert_eq!(error_code(within(duplicate).await), "InvalidParameterValue");
+    let eight = (0..8).fold(
+        sqs.add_permission().queue_url(&url).label("many"),
+        |r, _| r.actions("SendMessage"),
+    );
+    let too_many = eight.aws_account_ids("111122223333").send();
+    assert_eq!(error_code(within(too_many).await), "OverLimit");
+}
+
+#[tokio::test]
+async fn remove_permission_takes_statements_out_by_label() {
+    let broker = Broker::start().await;
+    let sqs = client(&broker);
+    let url = create_queue(&sqs, "shared").await;
+    add_partner(&sqs, &url).await;
+    // The Query protocol spells the lists AWSAccountId.N and ActionName.N.
+    let form = format!(
+        "Action=AddPermission&QueueUrl={url}&Label=other&AWSAccountId.1=444455556666\
+         &ActionName.1=DeleteMessage"
+    );
+    let added = query(&broker, "/", &form).await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    let document = policy(&sqs, &url).await.expect("a policy");
+    assert!(
+        document.contains(r#""Action":"SQS:DeleteMessage""#),
+        "{document}"
+    );
+
+    within(
+        sqs.remove_permission()
+            .queue_url(&url)
+            .label("partner")
+            .send(),
+    )
+    .await
+    .expect("RemovePermission");
+    let document = policy(&sqs, &url).await.expect("a policy");
+    assert!(!document.contains("partner"), "{document}");
+    let unknown = sqs
+        .remove_permission()
+        .queue_url(&url)
+        .label("partner")
+        .send();
+    assert_eq!(error_code(within(unknown).await), "InvalidParameterValue");
+    within(
+        sqs.remove_permission()
+            .queue_url(&url)
+            .label("other")
+            .send(),
+    )
+    .await
+    .expect("RemovePermission");
+    assert_eq!(
+        policy(&sqs, &url).await,
+        None,
+        "no statement left, no policy"
+    );
 }

@@ -3,6 +3,7 @@
 
 mod batch;
 mod move_tasks;
+mod permissions;
 mod queue_attributes;
 mod queues;
 mod receive;
@@ -41,10 +42,8 @@ pub async fn dispatch(
         "DeleteMessageBatch" => settle::delete_message_batch(service, params).await,
         "ChangeMessageVisibility" => settle::change_visibility(service, params).await,
         "ChangeMessageVisibilityBatch" => settle::change_visibility_batch(service, params).await,
-        "AddPermission" | "RemovePermission" => Err(SqsError::new(
-            ErrorKind::UnsupportedOperation,
-            format!("{action} is not supported yet."),
-        )),
+        "AddPermission" => permissions::add_permission(service, params),
+        "RemovePermission" => permissions::remove_permission(service, params),
         "StartMessageMoveTask" => move_tasks::start(service, params),
         "CancelMessageMoveTask" => move_tasks::cancel(service, params),
         "ListMessageMoveTasks" => move_tasks::list(service, params),
