@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::delay::MoverContext;
 use crate::error::{ErrorKind, SqsError};
+use crate::fifo::{SEQUENCE_HEADER, next_sequence_number};
 use crate::service::{new_uuid, now_ms, publish_confirmed};
 
 /// The header naming, by ARN, the queue a dead-lettered message was moved from.
@@ -448,6 +449,11 @@ fn redriven(message: &Message, destination: &str) -> Message {
     message.properties.headers.remove(DEAD_LETTER_SOURCE_HEADER);
     message.properties.message_id = Some(new_uuid());
     message.properties.timestamp = Some(now_ms() / 1000);
+    let headers = &mut message.properties.headers;
+    if headers.get(SEQUENCE_HEADER).is_some() {
+        // A FIFO message gets its place in the destination's order anew.
+        headers.insert(SEQUENCE_HEADER, HeaderValue::String(next_sequence_number()));
+    }
     message
 }
 
