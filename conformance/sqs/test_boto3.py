@@ -263,3 +263,50 @@ def test_fifo_queue_orders_groups_and_deduplicates(sqs):
     with pytest.raises(ClientError) as excinfo:
         sqs.send_message(QueueUrl=url, MessageBody="no group")
     assert error_code(excinfo) == "MissingParameter"
+
+
+def wait_until(what, check, seconds=10):
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"never became true: {what}"
+        time.sleep(0.05)
+
+
+def test_dead_letter_redrive_round_trip(sqs):
+    dlq_name, source_name = unique("dlq"), unique("src")
+    dlq = sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    policy = f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"1"}}'
+    source = sqs.create_queue(QueueName=source_name, Attributes={"RedrivePolicy": policy})[
+        "QueueUrl"
+    ]
+    sqs.send_message(QueueUrl=source, MessageBody="poison")
+
+    def dead_lettered():
+        # Received once with visibility 0, the next receive moves it to the dead-letter queue.
+        sqs.receive_message(QueueUrl=source, VisibilityTimeout=0)
+        counts = sqs.get_queue_attributes(
+            QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        return counts["Attributes"]["ApproximateNumberOfMessages"] == "1"
+
+    wait_until("the message is dead-lettered", dead_lettered)
+    with pytest.raises(ClientError) as excinfo:
+        sqs.start_message_move_task(SourceArn=dlq_arn.replace(dlq_name, source_name))
+    assert error_code(excinfo) == "InvalidParameterValue"
+
+    handle = sqs.start_message_move_task(SourceArn=dlq_arn)["TaskHandle"]
+    assert handle
+
+    def completed():
+        [task] = sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"]
+        return task["Status"] == "COMPLETED" and task["ApproximateNumberOfMessagesMoved"] == 1
+
+    wait_until("the move task completes", completed)
+    with pytest.raises(ClientError) as excinfo:
+        sqs.cancel_message_move_task(TaskHandle=handle)
+    assert error_code(excinfo) == "ResourceNotFoundException"
+    back = sqs.receive_message(QueueUrl=source, WaitTimeSeconds=5)["Messages"]
+    assert [m["Body"] for m in back] == ["poison"]

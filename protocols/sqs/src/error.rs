@@ -28,6 +28,8 @@ pub enum ErrorKind {
     MessageNotInflight,
     OverLimit,
     UnsupportedOperation,
+    /// A message move task, or the queue a move task names, does not exist.
+    ResourceNotFound,
     InvalidAction,
     /// The body is not valid JSON or form data.
     MalformedRequest,
@@ -66,6 +68,7 @@ impl ErrorKind {
             ErrorKind::MessageNotInflight => "MessageNotInflight",
             ErrorKind::OverLimit => "OverLimit",
             ErrorKind::UnsupportedOperation => "UnsupportedOperation",
+            ErrorKind::ResourceNotFound => "ResourceNotFoundException",
             ErrorKind::InvalidAction => "InvalidAction",
             ErrorKind::MalformedRequest => "MalformedQueryString",
             ErrorKind::RequestTooLarge => "RequestEntityTooLarge",
@@ -106,6 +109,8 @@ impl ErrorKind {
             | ErrorKind::MissingAuthenticationToken
             | ErrorKind::InvalidClientTokenId
             | ErrorKind::SignatureDoesNotMatch => 403,
+            // The model's `httpError` and `awsQueryError` both say 404 for this one.
+            ErrorKind::ResourceNotFound => 404,
             ErrorKind::RequestTooLarge => 413,
             ErrorKind::InternalError => 500,
             ErrorKind::ServiceUnavailable => 503,

@@ -11,6 +11,8 @@
 //! - [`delay`]: DelaySeconds, through a durable holding queue per queue.
 //! - [`fifo`]: FIFO queues: message groups (the core's), deduplication, sequence numbers.
 //! - [`leases`]: visibility timeouts as leases on unsettled deliveries; receipt handles.
+//! - [`move_tasks`]: dead-letter queue redrive (message move tasks); [`policy`]: the queue
+//!   Policy documents AddPermission and RemovePermission write.
 //! - `actions`: one module per group of actions: parse, call the core, map errors.
 //! - [`sigv4`]: AWS Signature Version 4, verified and signed (sans-IO); [`auth`]: who a
 //!   request acts as (dev mode, or configured access keys).
@@ -28,7 +30,9 @@ pub mod error;
 pub mod fifo;
 pub mod hex;
 pub mod leases;
+pub mod move_tasks;
 pub mod params;
+pub mod policy;
 pub mod protocol;
 pub mod registry;
 pub mod render;

@@ -98,6 +98,13 @@ pub fn parse_query(path: &str, query: &[u8], body: &[u8]) -> Result<Request, Sqs
             params.insert("tags".to_owned(), tags);
         }
     }
+    if action == "AddPermission" {
+        // The model's Query member for `Actions` is `ActionName.N` (`AWSAccountId.N` already
+        // becomes `AWSAccountIds`).
+        if let Some(actions) = params.remove("ActionNames") {
+            params.insert("Actions".to_owned(), actions);
+        }
+    }
     if !params.contains_key("QueueUrl") && path.trim_matches('/').contains('/') {
         params.insert("QueueUrl".to_owned(), Value::String(path.to_owned()));
     }
@@ -239,6 +246,16 @@ mod tests {
                 "MessageAttributes": {"n": {"DataType": "String", "StringValue": "v"}},
             }])
         );
+    }
+
+    #[test]
+    fn add_permission_lists_take_the_json_member_names() {
+        let request = query(
+            "Action=AddPermission&QueueUrl=u&Label=l&AWSAccountId.1=1&AWSAccountId.2=2\
+             &ActionName.1=SendMessage",
+        );
+        assert_eq!(request.params.0["AWSAccountIds"], json!(["1", "2"]));
+        assert_eq!(request.params.0["Actions"], json!(["SendMessage"]));
     }
 
     #[test]

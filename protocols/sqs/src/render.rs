@@ -12,8 +12,9 @@
 //! ```
 //! Lists and maps take their Query spelling: `QueueUrls` -> repeated `QueueUrl`, `Attributes` ->
 //! `Attribute` Name/Value pairs, `Tags` -> `Tag` Key/Value, `Messages` -> `Message`,
-//! `MessageAttributes` -> `MessageAttribute` Name/Value, batch `Successful` ->
-//! `{Action}ResultEntry` and `Failed` -> `BatchResultErrorEntry`.
+//! `MessageAttributes` -> `MessageAttribute` Name/Value, batch `Successful` and
+//! ListMessageMoveTasks `Results` -> `{Action}ResultEntry`, and `Failed` ->
+//! `BatchResultErrorEntry`.
 
 use std::fmt::Write;
 
@@ -110,7 +111,9 @@ fn fields_xml(action: &str, fields: &Map<String, Value>, out: &mut String) {
                     out.push_str("</Value></MessageAttribute>");
                 }
             }
-            ("Successful", Value::Array(entries)) => {
+            // Batch `Successful`, and ListMessageMoveTasks `Results`, are flattened as
+            // `{Action}ResultEntry` elements.
+            ("Successful" | "Results", Value::Array(entries)) => {
                 entries_xml(&format!("{action}ResultEntry"), action, entries, out);
             }
             ("Failed", Value::Array(entries)) => {
@@ -207,6 +210,14 @@ mod tests {
         ));
         let out = xml("ListQueues", json!({"QueueUrls": ["a", "b"]}));
         assert!(out.contains("<QueueUrl>a</QueueUrl><QueueUrl>b</QueueUrl>"));
+        let out = xml(
+            "ListMessageMoveTasks",
+            json!({"Results": [{"Status": "RUNNING"}]}),
+        );
+        assert!(out.contains(
+            "<ListMessageMoveTasksResultEntry><Status>RUNNING</Status>\
+             </ListMessageMoveTasksResultEntry>"
+        ));
         let out = xml("DeleteMessageBatch", json!({"Successful": [{"Id": "1"}]}));
         assert!(out.contains("<DeleteMessageBatchResultEntry><Id>1</Id>"));
     }

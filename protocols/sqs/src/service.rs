@@ -65,6 +65,7 @@ pub struct SqsService {
     pub(crate) leases: Arc<Leases>,
     pub(crate) delays: Arc<Delays>,
     pub(crate) deduplication: Deduplication,
+    pub(crate) move_tasks: Arc<crate::move_tasks::MoveTasks>,
     /// `ApproximateFirstReceiveTimestamp` by message id, for messages not yet deleted.
     first_receive: Mutex<HashMap<String, u64>>,
     pub(crate) authenticator: Authenticator,
@@ -100,6 +101,7 @@ impl SqsService {
             leases,
             delays: Arc::new(Delays::default()),
             deduplication: Deduplication::default(),
+            move_tasks: Arc::default(),
             first_receive: Mutex::new(HashMap::new()),
             authenticator: Authenticator::new(&settings.access_keys, &settings.user),
             settings,

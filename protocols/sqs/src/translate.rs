@@ -14,7 +14,9 @@
 //!   consumers; each is logged at debug level.
 //! - The message group, deduplication id and sequence number of FIFO messages are headers
 //!   (`crate::fifo`); SQS consumers get them as the system attributes MessageGroupId,
-//!   MessageDeduplicationId and SequenceNumber, not as message attributes.
+//!   MessageDeduplicationId and SequenceNumber, not as message attributes. The queue a message
+//!   was dead-lettered from (`crate::move_tasks`) is the system attribute
+//!   DeadLetterQueueSourceArn.
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ use mqbridge_broker_api::{HeaderValue, Headers, Message, Properties};
 
 use crate::attributes::{ATTRIBUTES_MAX, AttributeValue, MessageAttribute};
 use crate::fifo::{DEDUPLICATION_HEADER, MESSAGE_GROUP_HEADER, SEQUENCE_HEADER};
+use crate::move_tasks::DEAD_LETTER_SOURCE_HEADER;
 
 /// Header holding the SQS data types that the header values alone do not say.
 pub const DATA_TYPES_HEADER: &str = "x-sqs-data-types";
@@ -154,6 +157,7 @@ pub fn incoming(message: &Arc<Message>) -> SqsView {
             MESSAGE_GROUP_HEADER => Some("MessageGroupId"),
             DEDUPLICATION_HEADER => Some("MessageDeduplicationId"),
             SEQUENCE_HEADER => Some("SequenceNumber"),
+            DEAD_LETTER_SOURCE_HEADER => Some("DeadLetterQueueSourceArn"),
             _ => None,
         };
         if let Some(system_name) = system_name {

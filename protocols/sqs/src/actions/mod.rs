@@ -2,6 +2,8 @@
 //! Every action returns its result in the JSON protocol's shape (see `crate::render`).
 
 mod batch;
+mod move_tasks;
+mod permissions;
 mod queue_attributes;
 mod queues;
 mod receive;
@@ -40,14 +42,11 @@ pub async fn dispatch(
         "DeleteMessageBatch" => settle::delete_message_batch(service, params).await,
         "ChangeMessageVisibility" => settle::change_visibility(service, params).await,
         "ChangeMessageVisibilityBatch" => settle::change_visibility_batch(service, params).await,
-        "AddPermission"
-        | "RemovePermission"
-        | "StartMessageMoveTask"
-        | "CancelMessageMoveTask"
-        | "ListMessageMoveTasks" => Err(SqsError::new(
-            ErrorKind::UnsupportedOperation,
-            format!("{action} is not supported yet."),
-        )),
+        "AddPermission" => permissions::add_permission(service, params),
+        "RemovePermission" => permissions::remove_permission(service, params),
+        "StartMessageMoveTask" => move_tasks::start(service, params),
+        "CancelMessageMoveTask" => move_tasks::cancel(service, params),
+        "ListMessageMoveTasks" => move_tasks::list(service, params),
         _ => Err(SqsError::new(
             ErrorKind::InvalidAction,
             format!("The action {action} is not valid for this endpoint."),

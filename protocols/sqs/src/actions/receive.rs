@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use md5::{Digest, Md5};
 use mqbridge_broker_api::{
-    ConsumeSpec, ConsumerEvent, ConsumerId, Delivery, QueueHandle, Settlement,
+    ConsumeSpec, ConsumerEvent, ConsumerId, Delivery, HeaderValue, QueueHandle, Settlement,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::attributes::{self, MessageAttribute};
 use crate::error::SqsError;
 use crate::leases::{Lease, Receipt};
+use crate::move_tasks;
 use crate::params::Params;
 use crate::registry;
 use crate::service::{ACCOUNT_ID, ResolvedQueue, SqsService, now_ms};
@@ -245,6 +246,12 @@ async fn dead_letter(
     let mut message = (*leased.delivery.message).clone();
     message.exchange.clear();
     message.routing_key.clone_from(&target.name);
+    // Where it came from, for a redrive back to it (`crate::move_tasks`).
+    let source_arn = HeaderValue::String(SqsService::queue_arn(&source.name));
+    message
+        .properties
+        .headers
+        .insert(move_tasks::DEAD_LETTER_SOURCE_HEADER, source_arn);
     let stored = service
         .publish_confirmed(&target.handle, vec![Arc::new(message)])
         .await
