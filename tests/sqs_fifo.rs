@@ -445,3 +445,52 @@ async fn amqp_clients_of_a_fifo_queue_follow_the_groups() {
     }
     assert_eq!(freed.expect("b3 once b is free").delivery.data, b"b3");
 }
+
+/// A receive retried with the same ReceiveRequestAttemptId (its answer lost on the way) gets
+/// the same messages and receipt handles, although they are in flight; once one of them is
+/// deleted, the attempt id no longer brings them back.
+#[tokio::test]
+async fn a_retried_receive_attempt_gets_the_same_messages() {
+    let broker = Broker::start().await;
+    let sqs = client(&broker);
+    let url = create_fifo(&sqs, "retry.fifo", &[]).await;
+    for body in ["m1", "m2"] {
+        send(&sqs, &url, body, "g", body).await;
+    }
+    let attempt = |id: &'static str| {
+        let (sqs, url) = (sqs.clone(), url.clone());
+        async move {
+            within(
+                sqs.receive_message()
+                    .queue_url(url)
+                    .max_number_of_messages(10)
+                    .receive_request_attempt_id(id)
+                    .send(),
+            )
+            .await
+            .expect("ReceiveMessage")
+            .messages
+            .unwrap_or_default()
+        }
+    };
+    let first = attempt("attempt-1").await;
+    assert_eq!(bodies(&first), ["m1", "m2"]);
+    let retry = attempt("attempt-1").await;
+    assert_eq!(bodies(&retry), ["m1", "m2"]);
+    let handles = |m: &[aws_sdk_sqs::types::Message]| {
+        m.iter()
+            .filter_map(|m| m.receipt_handle().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(handles(&retry), handles(&first));
+    assert!(
+        attempt("attempt-2").await.is_empty(),
+        "another attempt waits"
+    );
+
+    delete(&sqs, &url, &first[..1]).await;
+    assert!(
+        attempt("attempt-1").await.is_empty(),
+        "a changed answer is not replayed"
+    );
+}

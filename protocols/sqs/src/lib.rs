@@ -22,6 +22,7 @@
 //! An SQS queue `q` is the core's durable queue `q` in the configured vhost.
 
 mod actions;
+pub mod attempts;
 pub mod attributes;
 pub mod auth;
 mod connection;

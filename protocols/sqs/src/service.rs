@@ -66,6 +66,8 @@ pub struct SqsService {
     pub(crate) delays: Arc<Delays>,
     pub(crate) deduplication: Deduplication,
     pub(crate) move_tasks: Arc<crate::move_tasks::MoveTasks>,
+    /// FIFO receives by ReceiveRequestAttemptId.
+    pub(crate) attempts: crate::attempts::Attempts,
     /// `ApproximateFirstReceiveTimestamp` by message id, for messages not yet deleted.
     first_receive: Mutex<HashMap<String, u64>>,
     pub(crate) authenticator: Authenticator,
@@ -102,6 +104,7 @@ impl SqsService {
             delays: Arc::new(Delays::default()),
             deduplication: Deduplication::default(),
             move_tasks: Arc::default(),
+            attempts: crate::attempts::Attempts::default(),
             first_receive: Mutex::new(HashMap::new()),
             authenticator: Authenticator::new(&settings.access_keys, &settings.user),
             settings,

@@ -18,8 +18,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::attempts::{Answered, Attempts};
 use crate::attributes::{self, MessageAttribute};
 use crate::error::SqsError;
+use crate::fifo;
 use crate::leases::{Lease, Receipt};
 use crate::move_tasks;
 use crate::params::Params;
@@ -67,6 +69,13 @@ pub async fn receive_message(service: &SqsService, params: &Params) -> Result<Va
     let visibility = Duration::from_secs(u64::try_from(visibility).unwrap_or(0));
     let wait = Duration::from_secs(u64::try_from(wait).unwrap_or(0));
     let max = usize::try_from(max).unwrap_or(1);
+    let attempt = attempt_key(&queue, params)?;
+    if let Some(answer) = attempt
+        .as_deref()
+        .and_then(|key| retried(service, key, visibility))
+    {
+        return Ok(answer);
+    }
     let taken = take(service, &queue, max, wait, visibility).await?;
     let redrive = queue
         .meta
@@ -74,6 +83,7 @@ pub async fn receive_message(service: &SqsService, params: &Params) -> Result<Va
         .get("RedrivePolicy")
         .and_then(|p| registry::redrive_policy(p));
     let mut messages = Vec::new();
+    let mut receipts = Vec::new();
     for leased in taken {
         if let Some((dlq, count)) = &redrive
             && leased.delivery.delivery_count >= *count
@@ -82,11 +92,41 @@ pub async fn receive_message(service: &SqsService, params: &Params) -> Result<Va
             continue;
         }
         messages.push(render(service, &leased, &wanted));
+        receipts.push(leased.receipt);
     }
-    if messages.is_empty() {
-        return Ok(json!({}));
+    let answer = match messages.is_empty() {
+        true => json!({}),
+        false => json!({"Messages": messages}),
+    };
+    if let Some(key) = attempt {
+        let answer = answer.clone();
+        service
+            .attempts
+            .remember(key, Answered { answer, receipts });
     }
-    Ok(json!({"Messages": messages}))
+    Ok(answer)
+}
+
+/// The key of a FIFO receive's ReceiveRequestAttemptId; standard queues ignore it, as on AWS.
+fn attempt_key(queue: &ResolvedQueue, params: &Params) -> Result<Option<String>, SqsError> {
+    let Some(attempt) = params.string("ReceiveRequestAttemptId")? else {
+        return Ok(None);
+    };
+    if !queue.meta.is_fifo() {
+        return Ok(None);
+    }
+    fifo::check_id("ReceiveRequestAttemptId", attempt)?;
+    Ok(Some(Attempts::key(&queue.name, attempt)))
+}
+
+/// The answer of an earlier receive with the same attempt, if every message in it is still
+/// leased to it (none deleted or made visible since); their visibility timeout starts over.
+fn retried(service: &SqsService, key: &str, visibility: Duration) -> Option<Value> {
+    let answered = service.attempts.find(key)?;
+    let unchanged = answered.receipts.iter().all(|handle| {
+        Receipt::decode(handle).is_some_and(|r| service.leases.extend(&r, visibility).is_ok())
+    });
+    unchanged.then_some(answered.answer)
 }
 
 /// Takes up to `max` messages, waiting up to `wait` for the first one.
