@@ -4,11 +4,12 @@
 //! over. That lets a client whose answer was lost on the network retry without waiting for the
 //! messages (and their groups) to become visible again. Kept in memory.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::recent::Recent;
 
 /// AWS: "You can use ReceiveRequestAttemptId only for 5 minutes after a ReceiveMessage action."
 const WINDOW: Duration = Duration::from_secs(300);
@@ -22,15 +23,17 @@ pub struct Answered {
     pub receipts: Vec<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Attempts {
-    table: Mutex<Table>,
+    answered: Mutex<Recent<Answered>>,
 }
 
-#[derive(Debug, Default)]
-struct Table {
-    answered: HashMap<String, (Instant, Answered)>,
-    order: VecDeque<(Instant, String)>,
+impl Default for Attempts {
+    fn default() -> Self {
+        Attempts {
+            answered: Mutex::new(Recent::new(WINDOW, REMEMBERED_MAX)),
+        }
+    }
 }
 
 impl Attempts {
@@ -40,44 +43,15 @@ impl Attempts {
 
     /// The answer given to `key` in the last five minutes, if any.
     pub fn find(&self, key: &str) -> Option<Answered> {
-        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        table.forget_expired(Instant::now());
-        table
-            .answered
-            .get(key)
-            .map(|(_, answered)| answered.clone())
+        self.lock().get(key, Instant::now()).cloned()
     }
 
     pub fn remember(&self, key: String, answered: Answered) {
-        let now = Instant::now();
-        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        table.forget_expired(now);
-        while table.answered.len() >= REMEMBERED_MAX && table.forget_oldest() {}
-        table.order.push_back((now, key.clone()));
-        table.answered.insert(key, (now, answered));
-    }
-}
-
-impl Table {
-    fn forget_expired(&mut self, now: Instant) {
-        while self
-            .order
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) >= WINDOW)
-        {
-            self.forget_oldest();
-        }
+        self.lock().insert(key, answered, Instant::now());
     }
 
-    fn forget_oldest(&mut self) -> bool {
-        let Some((at, key)) = self.order.pop_front() else {
-            return false;
-        };
-        // A key answered again later keeps its newer answer.
-        if self.answered.get(&key).is_some_and(|(seen, _)| *seen == at) {
-            self.answered.remove(&key);
-        }
-        true
+    fn lock(&self) -> MutexGuard<'_, Recent<Answered>> {
+        self.answered.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

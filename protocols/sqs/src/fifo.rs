@@ -12,14 +12,14 @@
 //! - Sequence numbers are 20 decimal digits, increasing across the whole broker and across
 //!   restarts (they start from the clock in microseconds).
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{ErrorKind, SqsError};
+use crate::recent::Recent;
 use crate::service::now_ms;
 
 pub use mqbridge_broker_api::MESSAGE_GROUP_HEADER;
@@ -78,16 +78,17 @@ pub struct FirstSend {
 }
 
 /// The deduplication ids seen in the last five minutes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Deduplication {
-    table: Mutex<Window>,
+    seen: Mutex<Recent<FirstSend>>,
 }
 
-#[derive(Debug, Default)]
-struct Window {
-    seen: HashMap<String, (Instant, FirstSend)>,
-    /// Keys by the time they were seen, oldest first, for forgetting.
-    order: VecDeque<(Instant, String)>,
+impl Default for Deduplication {
+    fn default() -> Self {
+        Deduplication {
+            seen: Mutex::new(Recent::new(WINDOW, REMEMBERED_MAX)),
+        }
+    }
 }
 
 impl Deduplication {
@@ -100,51 +101,27 @@ impl Deduplication {
     /// remembered one if so.
     pub fn claim(&self, key: &str, send: &FirstSend) -> Option<FirstSend> {
         let now = Instant::now();
-        let mut window = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        window.forget_before(now.checked_sub(WINDOW));
-        if let Some((_, first)) = window.seen.get(key) {
+        let mut seen = self.lock();
+        if let Some(first) = seen.get(key, now) {
             return Some(first.clone());
         }
-        if window.seen.len() >= REMEMBERED_MAX {
-            window.forget_oldest();
-        }
-        window.seen.insert(key.to_owned(), (now, send.clone()));
-        window.order.push_back((now, key.to_owned()));
+        seen.insert(key.to_owned(), send.clone(), now);
         None
     }
 
     /// Forgets a claim whose message was not stored, so that a retry is not a duplicate.
     pub fn release(&self, key: &str, send: &FirstSend) {
-        let mut window = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        if window.seen.get(key).is_some_and(|(_, first)| first == send) {
-            window.seen.remove(key);
-        }
+        self.lock().remove_if(key, |first| first == send);
     }
 
-    /// Forgets every id of `queue` (the queue was deleted or purged).
+    /// Forgets every id of `queue` (the queue was deleted).
     pub fn forget_queue(&self, queue: &str) {
         let prefix = format!("{queue}\n");
-        let mut window = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        window.seen.retain(|key, _| !key.starts_with(&prefix));
-    }
-}
-
-impl Window {
-    fn forget_before(&mut self, limit: Option<Instant>) {
-        let Some(limit) = limit else { return };
-        while self.order.front().is_some_and(|(at, _)| *at < limit) {
-            self.forget_oldest();
-        }
+        self.lock().retain_keys(|key| !key.starts_with(&prefix));
     }
 
-    fn forget_oldest(&mut self) {
-        let Some((at, key)) = self.order.pop_front() else {
-            return;
-        };
-        // The key may have been released and claimed again later; keep the newer claim.
-        if self.seen.get(&key).is_some_and(|(seen, _)| *seen == at) {
-            self.seen.remove(&key);
-        }
+    fn lock(&self) -> MutexGuard<'_, Recent<FirstSend>> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

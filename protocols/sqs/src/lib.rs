@@ -10,6 +10,8 @@
 //! - [`registry`]: SQS queue metadata (attributes, tags, timestamps), journaled as metadata.
 //! - [`delay`]: DelaySeconds, through a durable holding queue per queue.
 //! - [`fifo`]: FIFO queues: message groups (the core's), deduplication, sequence numbers.
+//! - [`attempts`]: FIFO receives replayed by ReceiveRequestAttemptId; [`recent`]: the
+//!   five-minute table both FIFO tables use.
 //! - [`leases`]: visibility timeouts as leases on unsettled deliveries; receipt handles.
 //! - [`move_tasks`]: dead-letter queue redrive (message move tasks); [`policy`]: the queue
 //!   Policy documents AddPermission and RemovePermission write.
@@ -35,6 +37,7 @@ pub mod move_tasks;
 pub mod params;
 pub mod policy;
 pub mod protocol;
+pub mod recent;
 pub mod registry;
 pub mod render;
 pub mod service;
