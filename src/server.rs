@@ -301,7 +301,7 @@ impl Listeners<'_> {
             Arc::clone(self.connections),
             self.shutdown.subscribe(),
             move |stream, peer, shutdown| {
-                mqbridge_sqs::serve(stream, peer, Arc::clone(&service), shutdown)
+                mqbridge_sqs::serve(stream, peer, Arc::clone(&service), None, shutdown)
             },
         );
         let access_keys = self.sqs.access_keys.len();

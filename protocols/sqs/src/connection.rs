@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use crate::error::{ErrorKind, SqsError};
+use crate::neighbor::{Claim, Neighbor, NeighborRequest, signed_service};
 use crate::protocol::{self, Protocol, Request};
 use crate::render;
 use crate::service::{Context, SqsService, new_uuid, now_ms};
@@ -35,17 +36,22 @@ const HOST_DEFAULT: &str = "localhost:9324";
 
 /// Serves one connection until the peer closes it or the broker shuts down (then in-flight
 /// requests finish, long polls return early, and the connection closes).
+/// Requests that `neighbor` claims are its to answer.
 pub async fn serve<S>(
     stream: S,
     peer: SocketAddr,
     service: Arc<SqsService>,
+    neighbor: Option<Arc<dyn Neighbor>>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let handler = service_fn(move |request| {
         let service = Arc::clone(&service);
-        async move { Ok::<_, Infallible>(respond(&service, peer, request).await) }
+        let neighbor = neighbor.clone();
+        async move {
+            Ok::<_, Infallible>(respond(&service, neighbor.as_deref(), peer, request).await)
+        }
     });
     let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), handler);
     tokio::pin!(connection);
@@ -62,8 +68,15 @@ pub async fn serve<S>(
     }
 }
 
+/// What a request came to: an SQS result, or the neighbor's whole answer.
+enum Answer {
+    Sqs(Request, serde_json::Value),
+    Neighbor(Response<Full<Bytes>>),
+}
+
 async fn respond(
     service: &SqsService,
+    neighbor: Option<&dyn Neighbor>,
     peer: SocketAddr,
     request: hyper::Request<Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -85,6 +98,12 @@ async fn respond(
         .and_then(|v| v.to_str().ok())
         .unwrap_or(HOST_DEFAULT)
         .to_owned();
+    if let Some(answer) = neighbor.and_then(|n| {
+        let query = parts.uri.query().unwrap_or("");
+        n.public(parts.method.as_str(), parts.uri.path(), query, &host, &request_id)
+    }) {
+        return answer.await;
+    }
     let outcome = async {
         // A header value that is not visible ASCII cannot be signed the way SDKs sign; leaving
         // it out makes a signature that covers it fail, as it would on AWS.
@@ -104,6 +123,30 @@ async fn respond(
             .admit(peer.ip(), &signed, now_ms() / 1000)?;
         let body = read_body(service, &parts, body).await?;
         let user = admission.verify(&signed, &body)?;
+        if let Some(neighbor) = neighbor {
+            let authorization = parts
+                .headers
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            let claim = Claim {
+                target: target.as_deref(),
+                signed_for: signed_service(authorization, signed.query),
+                query: signed.query.as_bytes(),
+                body: &body,
+            };
+            if neighbor.claims(claim) {
+                let request = NeighborRequest {
+                    target: target.as_deref(),
+                    path: signed.path,
+                    query: signed.query,
+                    body: &body,
+                    host: &host,
+                    user: &user,
+                    request_id: &request_id,
+                };
+                return Ok(Answer::Neighbor(neighbor.handle(request).await));
+            }
+        }
         let request = match &target {
             Some(target) => protocol::parse_json(target, &body)?,
             None => protocol::parse_query(signed.path, signed.query.as_bytes(), &body)?,
@@ -112,11 +155,12 @@ async fn respond(
         let result = service
             .handle(&request.action, &request.params, &context)
             .await?;
-        Ok((request, result))
+        Ok(Answer::Sqs(request, result))
     }
     .await;
     match outcome {
-        Ok((request, result)) => success(&request, &result, &request_id),
+        Ok(Answer::Sqs(request, result)) => success(&request, &result, &request_id),
+        Ok(Answer::Neighbor(response)) => response,
         Err(error) => failure(protocol, &error, &request_id),
     }
 }
@@ -196,7 +240,8 @@ fn failure(protocol: Protocol, error: &SqsError, request_id: &str) -> Response<F
     response
 }
 
-fn response(
+/// A response with AWS's headers: the content type and `x-amzn-RequestId`.
+pub fn response(
     status: StatusCode,
     body: Vec<u8>,
     content_type: &'static str,

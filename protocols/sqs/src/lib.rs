@@ -18,7 +18,8 @@
 //! - `actions`: one module per group of actions: parse, call the core, map errors.
 //! - [`sigv4`]: AWS Signature Version 4, verified and signed (sans-IO); [`auth`]: who a
 //!   request acts as (dev mode, or configured access keys).
-//! - [`service`]: the shared state and dispatch; `connection`: the HTTP connection task.
+//! - [`service`]: the shared state and dispatch; `connection`: the HTTP connection task;
+//!   [`neighbor`]: the hook through which SNS answers its requests on the same endpoint.
 //!
 //! The entry points are [`SqsService::start`] (once per broker) and [`serve`] (per socket).
 //! An SQS queue `q` is the core's durable queue `q` in the configured vhost.
@@ -34,6 +35,7 @@ pub mod fifo;
 pub mod hex;
 pub mod leases;
 pub mod move_tasks;
+pub mod neighbor;
 pub mod params;
 pub mod policy;
 pub mod protocol;
@@ -45,6 +47,7 @@ pub mod sigv4;
 pub mod translate;
 
 pub use auth::AccessKey;
-pub use connection::serve;
+pub use connection::{response, serve};
+pub use neighbor::{Claim, Neighbor, NeighborRequest};
 pub use error::{ErrorKind, SqsError};
 pub use service::{REQUEST_SIZE_MAX_DEFAULT, SqsService, SqsSettings};
