@@ -2,3 +2,5 @@
 //! subscription delivers what reaches that exchange to an SQS queue or an HTTP endpoint.
 //!
 //! Served on the SQS listener's port; the SQS crate's HTTP front hands SNS requests here.
+
+pub mod signing;
