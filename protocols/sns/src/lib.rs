@@ -3,4 +3,5 @@
 //!
 //! Served on the SQS listener's port; the SQS crate's HTTP front hands SNS requests here.
 
+pub mod http_client;
 pub mod signing;
