@@ -4,3 +4,5 @@
 //! Served on the SQS listener's port; the SQS crate's HTTP front hands SNS requests here.
 
 pub mod filter;
+pub mod http_client;
+pub mod signing;
