@@ -23,6 +23,7 @@ use anyhow::Context;
 use mqbridge_amqp::AmqpSettings;
 use mqbridge_broker_api::{Broker, User};
 use mqbridge_mqtt::{MqttSettings, MqttShared};
+use mqbridge_sns::{SnsNeighbor, SnsService};
 use mqbridge_sqs::{AccessKey, SqsService, SqsSettings};
 use mqbridge_stomp::StompSettings;
 use tokio::net::TcpListener;
@@ -295,17 +296,30 @@ impl Listeners<'_> {
         let listener = bind(config, "SQS", config.sqs_port).await?;
         let address = listener.local_addr()?;
         let settings = self.sqs.clone();
+        let sns_settings = mqbridge_sns::SnsSettings {
+            vhost: settings.vhost.clone(),
+            user: settings.user.clone(),
+        };
         let service = SqsService::start(self.core, settings, self.shutdown.subscribe())?;
+        // SNS shares the endpoint: the SQS front hands it the requests it claims.
+        let sns = SnsService::start(self.core, &sns_settings, self.shutdown.subscribe())?;
+        let neighbor: Arc<dyn mqbridge_sqs::Neighbor> = Arc::new(SnsNeighbor(sns));
         let accept = spawn_acceptor(
             listener,
             Arc::clone(self.connections),
             self.shutdown.subscribe(),
             move |stream, peer, shutdown| {
-                mqbridge_sqs::serve(stream, peer, Arc::clone(&service), None, shutdown)
+                mqbridge_sqs::serve(
+                    stream,
+                    peer,
+                    Arc::clone(&service),
+                    Some(Arc::clone(&neighbor)),
+                    shutdown,
+                )
             },
         );
         let access_keys = self.sqs.access_keys.len();
-        tracing::info!(protocol = "sqs", %address, access_keys, "listening");
+        tracing::info!(protocol = "sqs+sns", %address, access_keys, "listening");
         Ok((address, accept))
     }
 }

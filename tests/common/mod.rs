@@ -7,6 +7,8 @@ pub mod mqtt;
 
 pub mod raw;
 
+pub mod sns;
+
 pub mod sqs;
 
 pub mod stomp;

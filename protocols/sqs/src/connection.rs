@@ -49,9 +49,7 @@ pub async fn serve<S>(
     let handler = service_fn(move |request| {
         let service = Arc::clone(&service);
         let neighbor = neighbor.clone();
-        async move {
-            Ok::<_, Infallible>(respond(&service, neighbor.as_deref(), peer, request).await)
-        }
+        async move { Ok::<_, Infallible>(respond(&service, neighbor.as_deref(), peer, request).await) }
     });
     let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), handler);
     tokio::pin!(connection);
@@ -82,25 +80,24 @@ async fn respond(
 ) -> Response<Full<Bytes>> {
     let request_id = new_uuid();
     let (parts, body) = request.into_parts();
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let target = header(&parts, "x-amz-target").map(str::to_owned);
     let protocol = if target.is_some() {
         Protocol::Json
     } else {
         Protocol::Query
     };
-    let host = parts
-        .headers
-        .get(HOST)
-        .and_then(|v| v.to_str().ok())
+    let host = header(&parts, HOST.as_str())
         .unwrap_or(HOST_DEFAULT)
         .to_owned();
     if let Some(answer) = neighbor.and_then(|n| {
         let query = parts.uri.query().unwrap_or("");
-        n.public(parts.method.as_str(), parts.uri.path(), query, &host, &request_id)
+        n.public(
+            parts.method.as_str(),
+            parts.uri.path(),
+            query,
+            &host,
+            &request_id,
+        )
     }) {
         return answer.await;
     }
@@ -123,29 +120,17 @@ async fn respond(
             .admit(peer.ip(), &signed, now_ms() / 1000)?;
         let body = read_body(service, &parts, body).await?;
         let user = admission.verify(&signed, &body)?;
-        if let Some(neighbor) = neighbor {
-            let authorization = parts
-                .headers
-                .get(hyper::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok());
-            let claim = Claim {
-                target: target.as_deref(),
-                signed_for: signed_service(authorization, signed.query),
-                query: signed.query.as_bytes(),
-                body: &body,
-            };
-            if neighbor.claims(claim) {
-                let request = NeighborRequest {
-                    target: target.as_deref(),
-                    path: signed.path,
-                    query: signed.query,
-                    body: &body,
-                    host: &host,
-                    user: &user,
-                    request_id: &request_id,
-                };
-                return Ok(Answer::Neighbor(neighbor.handle(request).await));
-            }
+        let request = NeighborRequest {
+            target: target.as_deref(),
+            path: signed.path,
+            query: signed.query,
+            body: &body,
+            host: &host,
+            user: &user,
+            request_id: &request_id,
+        };
+        if let Some(neighbor) = neighbor.filter(|n| claimed(*n, &parts, &request)) {
+            return Ok(Answer::Neighbor(neighbor.handle(request).await));
         }
         let request = match &target {
             Some(target) => protocol::parse_json(target, &body)?,
@@ -163,6 +148,25 @@ async fn respond(
         Ok(Answer::Neighbor(response)) => response,
         Err(error) => failure(protocol, &error, &request_id),
     }
+}
+
+fn header<'a>(parts: &'a hyper::http::request::Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether the neighbor claims an authenticated request.
+fn claimed(
+    neighbor: &dyn Neighbor,
+    parts: &hyper::http::request::Parts,
+    request: &NeighborRequest<'_>,
+) -> bool {
+    let authorization = header(parts, hyper::header::AUTHORIZATION.as_str());
+    neighbor.claims(Claim {
+        target: request.target,
+        signed_for: signed_service(authorization, request.query),
+        query: request.query.as_bytes(),
+        body: request.body,
+    })
 }
 
 /// Reads the body, refusing more than the configured bound before buffering it.

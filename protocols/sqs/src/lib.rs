@@ -48,6 +48,6 @@ pub mod translate;
 
 pub use auth::AccessKey;
 pub use connection::{response, serve};
-pub use neighbor::{Claim, Neighbor, NeighborRequest};
 pub use error::{ErrorKind, SqsError};
+pub use neighbor::{Claim, Neighbor, NeighborRequest};
 pub use service::{REQUEST_SIZE_MAX_DEFAULT, SqsService, SqsSettings};

@@ -27,6 +27,8 @@ use crate::registry::{QueueMeta, Registry};
 pub const ACCOUNT_ID: &str = "000000000000";
 /// The region in ARNs.
 pub const REGION: &str = "us-east-1";
+/// The SNS adapter's queues (one per subscription) are named so; never SQS queues.
+pub const SNS_QUEUE_PREFIX: &str = "sns-subscription.";
 
 /// The largest request body we buffer: a 1 MiB message (AWS's limit) after the worst escaping
 /// either protocol applies (form `%XX` and JSON `\uXXXX` both triple a byte), plus room for
@@ -147,8 +149,8 @@ impl SqsService {
     /// The queue named `name`, adopting queues the core has but SQS has not seen (declared by
     /// another protocol, or before a restart).
     pub fn resolve_name(&self, name: &str) -> Result<ResolvedQueue, SqsError> {
-        // Holding queues are the adapter's own, not SQS queues.
-        if name.starts_with(crate::delay::HOLDING_PREFIX) {
+        // Holding queues and SNS subscriptions' queues are the broker's own, not SQS queues.
+        if name.starts_with(crate::delay::HOLDING_PREFIX) || name.starts_with(SNS_QUEUE_PREFIX) {
             return Err(SqsError::no_queue());
         }
         let handle = match self.vhost.queue(name, self.connection) {

@@ -1,0 +1,149 @@
+//! SNS topics and SQS delivery through the real broker with `aws-sdk-sns` and `aws-sdk-sqs`:
+//! topic lifecycle, attributes, tags, listing, the envelope and raw delivery.
+
+mod common;
+
+use common::sns::{client, create_topic, receive_body, subscribe_queue};
+use common::sqs::error_code;
+use common::{Broker, within};
+use serde_json::Value;
+
+#[tokio::test]
+async fn a_topic_is_created_listed_described_and_deleted() {
+    let broker = Broker::start().await;
+    let sns = client(&broker);
+    let arn = create_topic(&sns, "orders").await;
+    assert_eq!(arn, "arn:aws:sns:us-east-1:000000000000:orders");
+    // CreateTopic is idempotent.
+    assert_eq!(create_topic(&sns, "orders").await, arn);
+    let listed = within(sns.list_topics().send()).await.unwrap();
+    let arns: Vec<_> = listed
+        .topics()
+        .iter()
+        .filter_map(|t| t.topic_arn())
+        .collect();
+    assert_eq!(arns, [arn.as_str()]);
+    within(
+        sns.set_topic_attributes()
+            .topic_arn(&arn)
+            .attribute_name("DisplayName")
+            .attribute_value("Orders")
+            .send(),
+    )
+    .await
+    .unwrap();
+    let attributes = within(sns.get_topic_attributes().topic_arn(&arn).send())
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert_eq!(attributes["DisplayName"], "Orders");
+    assert_eq!(attributes["TopicArn"], arn);
+    assert_eq!(attributes["SubscriptionsConfirmed"], "0");
+    within(sns.delete_topic().topic_arn(&arn).send())
+        .await
+        .unwrap();
+    let missing = within(sns.get_topic_attributes().topic_arn(&arn).send()).await;
+    assert_eq!(error_code(missing), "NotFound");
+}
+
+#[tokio::test]
+async fn a_publish_reaches_a_subscribed_queue_in_the_envelope() {
+    let broker = Broker::start().await;
+    let sns = client(&broker);
+    let topic = create_topic(&sns, "news").await;
+    let (url, subscription) = subscribe_queue(&broker, &topic, "news-reader", &[]).await;
+    let published = within(
+        sns.publish()
+            .topic_arn(&topic)
+            .subject("Greeting")
+            .message("hello")
+            .message_attributes(
+                "color",
+                aws_sdk_sns::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value("red")
+                    .build()
+                    .unwrap(),
+            )
+            .send(),
+    )
+    .await
+    .unwrap();
+    let body = receive_body(&broker, &url).await.expect("a delivery");
+    let envelope: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(envelope["Type"], "Notification");
+    assert_eq!(
+        envelope["MessageId"],
+        published.message_id.unwrap().as_str()
+    );
+    assert_eq!(envelope["TopicArn"], topic.as_str());
+    assert_eq!(envelope["Subject"], "Greeting");
+    assert_eq!(envelope["Message"], "hello");
+    assert_eq!(envelope["SignatureVersion"], "1");
+    assert!(
+        envelope["Signature"]
+            .as_str()
+            .is_some_and(|s| s.len() > 100)
+    );
+    assert!(
+        envelope["SigningCertURL"]
+            .as_str()
+            .unwrap()
+            .ends_with(".pem")
+    );
+    assert!(
+        envelope["UnsubscribeURL"]
+            .as_str()
+            .unwrap()
+            .contains(&subscription.replace(':', "%3A"))
+    );
+    assert_eq!(envelope["MessageAttributes"]["color"]["Type"], "String");
+    assert_eq!(envelope["MessageAttributes"]["color"]["Value"], "red");
+    assert!(envelope["Timestamp"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test]
+async fn raw_delivery_hands_over_the_message_and_its_attributes() {
+    let broker = Broker::start().await;
+    let sns = client(&broker);
+    let topic = create_topic(&sns, "raw").await;
+    let (url, _) = subscribe_queue(
+        &broker,
+        &topic,
+        "raw-reader",
+        &[("RawMessageDelivery", "true")],
+    )
+    .await;
+    within(
+        sns.publish()
+            .topic_arn(&topic)
+            .message("just this")
+            .message_attributes(
+                "n",
+                aws_sdk_sns::types::MessageAttributeValue::builder()
+                    .data_type("Number")
+                    .string_value("7")
+                    .build()
+                    .unwrap(),
+            )
+            .send(),
+    )
+    .await
+    .unwrap();
+    let sqs = common::sqs::client(&broker);
+    let received = within(
+        sqs.receive_message()
+            .queue_url(&url)
+            .wait_time_seconds(5)
+            .message_attribute_names("All")
+            .send(),
+    )
+    .await
+    .unwrap();
+    let message = &received.messages()[0];
+    assert_eq!(message.body(), Some("just this"));
+    let attribute = &message.message_attributes().unwrap()["n"];
+    assert_eq!(attribute.data_type(), "Number");
+    assert_eq!(attribute.string_value(), Some("7"));
+}
