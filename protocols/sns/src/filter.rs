@@ -116,7 +116,7 @@ impl std::error::Error for PolicyError {}
 
 impl FilterPolicy {
     /// Parses and validates; errors carry AWS's wording (the caller wraps them as
-    /// InvalidParameter "Invalid parameter: FilterPolicy: <message>", or
+    /// InvalidParameter `Invalid parameter: FilterPolicy: <message>`, or
     /// FilterPolicyLimitExceeded when `limit_exceeded`).
     pub fn parse(json: &str, scope: Scope) -> Result<FilterPolicy, PolicyError> {
         let alternatives = parse::compile(json, scope)?;
