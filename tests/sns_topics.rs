@@ -147,3 +147,113 @@ async fn raw_delivery_hands_over_the_message_and_its_attributes() {
     assert_eq!(attribute.data_type(), "Number");
     assert_eq!(attribute.string_value(), Some("7"));
 }
+
+#[tokio::test]
+async fn list_topics_pages_with_next_token() {
+    let broker = Broker::start().await;
+    let sns = client(&broker);
+    for i in 0..105 {
+        create_topic(&sns, &format!("t{i:03}")).await;
+    }
+    let first = within(sns.list_topics().send()).await.unwrap();
+    assert_eq!(first.topics().len(), 100);
+    let token = first.next_token().expect("a next page").to_owned();
+    let second = within(sns.list_topics().next_token(token).send())
+        .await
+        .unwrap();
+    assert_eq!(second.topics().len(), 5);
+    assert!(second.next_token().is_none());
+    let last = second.topics()[4].topic_arn().unwrap();
+    assert_eq!(last, "arn:aws:sns:us-east-1:000000000000:t104");
+}
+
+#[tokio::test]
+async fn subscriptions_are_listed_changed_and_removed() {
+    let broker = Broker::start().await;
+    let sns = client(&broker);
+    let topic = create_topic(&sns, "jobs").await;
+    let (url, subscription) = subscribe_queue(&broker, &topic, "jobs-q", &[]).await;
+    let all = within(sns.list_subscriptions().send()).await.unwrap();
+    let listed = &all.subscriptions()[0];
+    assert_eq!(listed.subscription_arn(), Some(subscription.as_str()));
+    assert_eq!(listed.protocol(), Some("sqs"));
+    assert_eq!(
+        listed.endpoint(),
+        Some("arn:aws:sqs:us-east-1:000000000000:jobs-q")
+    );
+    assert_eq!(listed.topic_arn(), Some(topic.as_str()));
+    within(
+        sns.set_subscription_attributes()
+            .subscription_arn(&subscription)
+            .attribute_name("RawMessageDelivery")
+            .attribute_value("true")
+            .send(),
+    )
+    .await
+    .unwrap();
+    let attributes = within(
+        sns.get_subscription_attributes()
+            .subscription_arn(&subscription)
+            .send(),
+    )
+    .await
+    .unwrap()
+    .attributes
+    .unwrap();
+    assert_eq!(attributes["RawMessageDelivery"], "true");
+    assert_eq!(attributes["PendingConfirmation"], "false");
+    within(sns.publish().topic_arn(&topic).message("raw now").send())
+        .await
+        .unwrap();
+    assert_eq!(
+        receive_body(&broker, &url).await.as_deref(),
+        Some("raw now")
+    );
+    within(sns.unsubscribe().subscription_arn(&subscription).send())
+        .await
+        .unwrap();
+    let left = within(sns.list_subscriptions_by_topic().topic_arn(&topic).send())
+        .await
+        .unwrap();
+    assert!(left.subscriptions().is_empty());
+    within(sns.publish().topic_arn(&topic).message("nobody").send())
+        .await
+        .unwrap();
+    assert_eq!(receive_body(&broker, &url).await, None);
+}
+
+#[tokio::test]
+async fn tags_are_added_listed_and_removed() {
+    let broker = Broker::start().await;
+    let sns = client(&broker);
+    let topic = create_topic(&sns, "tagged").await;
+    let tag = |k: &str, v: &str| {
+        aws_sdk_sns::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+            .unwrap()
+    };
+    within(
+        sns.tag_resource()
+            .resource_arn(&topic)
+            .tags(tag("a", "1"))
+            .tags(tag("b", "2"))
+            .send(),
+    )
+    .await
+    .unwrap();
+    within(
+        sns.untag_resource()
+            .resource_arn(&topic)
+            .tag_keys("a")
+            .send(),
+    )
+    .await
+    .unwrap();
+    let tags = within(sns.list_tags_for_resource().resource_arn(&topic).send())
+        .await
+        .unwrap();
+    let pairs: Vec<_> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
+    assert_eq!(pairs, [("b", "2")]);
+}
