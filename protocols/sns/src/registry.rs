@@ -35,7 +35,9 @@ impl Topic {
     }
 
     pub fn flag(&self, name: &str) -> bool {
-        self.attributes.get(name).is_some_and(|v| v == "true")
+        self.attributes
+            .get(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 }
 
@@ -49,19 +51,23 @@ pub struct Subscription {
     pub endpoint: String,
     /// RawMessageDelivery, FilterPolicy, FilterPolicyScope, RedrivePolicy, DeliveryPolicy.
     pub attributes: BTreeMap<String, String>,
-    /// The token an HTTP endpoint confirms with; `None` once confirmed.
+    /// The token an HTTP endpoint confirms with (`None` for `sqs`). Kept after confirmation,
+    /// so that confirming again answers as the first time did.
     pub token: Option<String>,
+    pub confirmed: bool,
     /// The `Host` the subscription was made through: the base of the URLs subscribers get.
     pub host: String,
 }
 
 impl Subscription {
     pub fn confirmed(&self) -> bool {
-        self.token.is_none()
+        self.confirmed
     }
 
     pub fn flag(&self, name: &str) -> bool {
-        self.attributes.get(name).is_some_and(|v| v == "true")
+        self.attributes
+            .get(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
     /// The core queue that holds this subscription's deliveries until they are made.

@@ -82,16 +82,18 @@ pub(super) async fn subscribe(
         endpoint: endpoint.to_owned(),
         attributes,
         token: (!sqs).then(new_token),
+        confirmed: sqs,
         host: context.host.clone(),
     };
-    if sqs {
-        activate(service, &subscription).await?;
-    }
+    // Recorded first: the delivery task that activation starts reads it.
     service
         .subscriptions
         .insert_new(&subscription.arn, subscription.clone());
     if !sqs {
         tokio::spawn(send_confirmation(Arc::clone(service), subscription.clone()));
+    } else if let Err(error) = activate(service, &subscription).await {
+        service.subscriptions.remove(&subscription.arn);
+        return Err(error);
     }
     Ok(json!({"SubscriptionArn": shown_arn(&subscription, show_arn)}))
 }
@@ -153,6 +155,14 @@ fn check_attribute(
             "FilterPolicyScope: Invalid value [{value}]. Please use either MessageBody or \
              MessageAttributes"
         ))),
+        // A new scope must suit the policy already set.
+        "FilterPolicyScope" => match (
+            Scope::parse(value),
+            current.and_then(|c| c.attributes.get("FilterPolicy")),
+        ) {
+            (Some(scope), Some(policy)) => check_filter(service, topic, current, policy, scope),
+            _ => Ok(()),
+        },
         "FilterPolicy" => {
             let scope = siblings
                 .get("FilterPolicyScope")
@@ -268,7 +278,11 @@ pub(super) async fn remove(service: &SnsService, arn: &str) -> bool {
 /// POSTs the SubscriptionConfirmation, trying a few times.
 async fn send_confirmation(service: Arc<SnsService>, subscription: Subscription) {
     const ATTEMPTS: u32 = 3;
-    let Some(token) = &subscription.token else {
+    let Some(token) = subscription
+        .token
+        .as_ref()
+        .filter(|_| !subscription.confirmed)
+    else {
         return;
     };
     let topic_arn = SnsService::topic_arn(&subscription.topic);
@@ -322,19 +336,28 @@ async fn send_confirmation(service: Arc<SnsService>, subscription: Subscription)
 pub(super) async fn confirm(service: &Arc<SnsService>, params: &Params) -> Result<Value, SnsError> {
     let topic = service.topic(params.required("TopicArn")?)?;
     let token = params.required("Token")?;
-    let pending = service
+    let found = service
         .subscriptions
         .values()
         .into_iter()
         .find(|s| s.topic == topic.name && s.token.as_deref() == Some(token));
-    let Some(mut subscription) = pending else {
+    let Some(subscription) = found else {
         return Err(SnsError::invalid("Token"));
     };
-    subscription.token = None;
-    activate(service, &subscription).await?;
-    service
-        .subscriptions
-        .update(&subscription.arn, |s| s.token = None);
+    // Whoever flips the flag activates; a second visit of the link gets the same answer.
+    let first = service.subscriptions.update(&subscription.arn, |s| {
+        let first = !s.confirmed;
+        s.confirmed = true;
+        first
+    });
+    if first == Some(true)
+        && let Err(error) = activate(service, &subscription).await
+    {
+        service
+            .subscriptions
+            .update(&subscription.arn, |s| s.confirmed = false);
+        return Err(error);
+    }
     Ok(json!({"SubscriptionArn": subscription.arn}))
 }
 
