@@ -53,11 +53,13 @@ pub(super) async fn subscribe(
             )));
         }
     }
-    let mut attributes = std::collections::BTreeMap::new();
-    for (name, value) in params.string_map("Attributes")? {
-        check_attribute(service, &topic.name, None, &name, &value, &attributes)
+    // Each attribute is checked against all the others of the request: the map arrives
+    // sorted by name, so FilterPolicy comes before the FilterPolicyScope it is parsed in.
+    let attributes: std::collections::BTreeMap<String, String> =
+        params.string_map("Attributes")?.into_iter().collect();
+    for (name, value) in &attributes {
+        check_attribute(service, &topic.name, None, name, value, &attributes)
             .map_err(|e| with_reason(e, "Attributes Reason: "))?;
-        attributes.insert(name, value);
     }
     let show_arn = params.boolean("ReturnSubscriptionArn")?.unwrap_or(false);
     let existing = service
@@ -128,7 +130,7 @@ fn with_reason(mut error: SnsError, reason: &str) -> SnsError {
 }
 
 /// Checks one subscription attribute. `current` is the subscription being changed (None while
-/// subscribing); `siblings` the attributes set so far in the same request.
+/// subscribing); `siblings` the attributes set in the same request.
 fn check_attribute(
     service: &SnsService,
     topic: &str,
