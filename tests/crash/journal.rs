@@ -10,7 +10,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const HEADER_LEN: usize = 8;
-const KIND_MAX: u8 = 12;
+/// The highest record kind (Metadata, src/store/codec.rs): a broker writes it at its first
+/// start (the SNS signing key), so every segment has one.
+const KIND_MAX: u8 = 14;
 const KIND_BATCH: u8 = 12;
 const BATCH_RECORD_LEN: usize = HEADER_LEN + 1 + 8;
 

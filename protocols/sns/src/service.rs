@@ -175,11 +175,11 @@ pub fn topic_name(arn: &str) -> Result<&str, SnsError> {
 
 fn restore_signer(vhost: &dyn VirtualHost) -> Result<Signer, BrokerError> {
     let stored = vhost.take_metadata(SIGNER_SCOPE);
+    // The store keeps metadata through its snapshots; it is written once, when made.
     if let Some(signer) = stored
         .iter()
         .find_map(|(_, bytes)| Signer::from_bytes(bytes).ok())
     {
-        vhost.set_metadata(SIGNER_SCOPE, "key", Some(Bytes::from(signer.to_bytes())));
         return Ok(signer);
     }
     let signer = Signer::generate()
