@@ -95,21 +95,8 @@ pub fn query_error_header(error: &SnsError) -> String {
     format!("{};{fault}", error.kind.code())
 }
 
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\r' => out.push_str("&#xD;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// XML escaping as SQS does it (carriage returns included).
+pub use mqbridge_sqs::render::escape;
 
 #[cfg(test)]
 mod tests {

@@ -157,7 +157,7 @@ fn text(value: &Value) -> String {
 
 /// XML text escaping. A carriage return is escaped as well, because an XML parser would
 /// otherwise normalise it away and the body's MD5 would no longer match (AWS does the same).
-fn escape(value: &str) -> String {
+pub fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
