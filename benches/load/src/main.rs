@@ -22,6 +22,8 @@
 //!   acks; see `benches/compare-stomp.sh`.
 //! - `sqs`: the Amazon SQS API over AWS JSON 1.0 on keep-alive HTTP/1.1 (SendMessageBatch +
 //!   ReceiveMessage + DeleteMessageBatch, and single SendMessage); see `benches/compare-sqs.sh`.
+//!   Also Amazon SNS, served on the same endpoint: Publish fanned out to SQS queues (Query
+//!   protocol); see `benches/compare-sns.sh`.
 //!
 //! Invariant: the client must be faster than the broker under test, or the tool measures itself.
 //! The report prints the client's CPU use so a reader can check this.
@@ -77,6 +79,9 @@ enum Command {
     SqsBatch(sqs::batch::BatchArgs),
     /// Amazon SQS: single SendMessage requests from concurrent clients.
     SqsSend(sqs::send::SendArgs),
+    /// Amazon SNS: Publish to a topic with SQS queues subscribed, a consumer per queue, and
+    /// a check that every publish reached every queue.
+    SnsFanout(sqs::sns::FanoutArgs),
 }
 
 /// Which AMQP client library drives the broker.
@@ -169,6 +174,7 @@ fn main() -> anyhow::Result<()> {
         Command::Stomp(args) => runtime.block_on(stomp::run(args)),
         Command::SqsBatch(args) => runtime.block_on(sqs::run_batch(args)),
         Command::SqsSend(args) => runtime.block_on(sqs::run_send(args)),
+        Command::SnsFanout(args) => runtime.block_on(sqs::run_sns_fanout(args)),
     }
 }
 

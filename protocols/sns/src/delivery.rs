@@ -5,17 +5,24 @@
 //! (`sns-subscription.<id>`), so a message SNS accepted is stored before Publish answers, a
 //! slow endpoint holds back only its own subscription, and whatever an AMQP, STOMP or MQTT
 //! client publishes to the exchange reaches SNS subscribers too. The task consumes that queue
-//! one message at a time (which keeps FIFO topics in order), applies the filter policy, shapes
-//! the message (the signed envelope, or raw), hands it over (an SQS queue: published and
-//! confirmed; HTTP: POSTed with retries), and only then acknowledges it. A message that cannot
+//! in order (which keeps FIFO topics in order), applies the filter policy, shapes the message
+//! (the signed envelope, or raw), hands it over (an SQS queue: published and confirmed; HTTP:
+//! POSTed with retries, one at a time), and only then acknowledges it. A message that cannot
 //! be handed over goes to the subscription's dead-letter queue, if it has one.
+//!
+//! Deliveries to SQS queues are pipelined: the task publishes the next messages to the target
+//! queue while earlier ones wait for their confirm (for a durable queue, the journal's sync),
+//! up to [`IN_FLIGHT_MAX`]. Publishes are made in arrival order, so the target queue gets them
+//! in order, and each message is acknowledged only once its own confirm is in.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use mqbridge_broker_api::{
-    ConsumeSpec, ConsumerEvent, ConsumerId, Delivery, HeaderValue, Message, Settlement,
+    ConfirmSink, ConsumeSpec, ConsumerEvent, ConsumerId, Delivery, HeaderValue, Message,
+    QueueHandle, Settlement,
 };
 use mqbridge_sqs::fifo::{DEDUPLICATION_HEADER, MESSAGE_GROUP_HEADER, SEQUENCE_HEADER};
 use mqbridge_sqs::service::now_ms;
@@ -32,6 +39,9 @@ use crate::signing::SignatureVersion;
 
 /// How many deliveries the core may hand one task ahead of its work.
 const PREFETCH: u32 = 16;
+/// Deliveries to SQS queues one task may have published and not yet confirmed: all it holds.
+/// One at a time, a subscription moves one message per journal sync.
+const IN_FLIGHT_MAX: usize = PREFETCH as usize;
 /// How long one POST to an HTTP endpoint may take (AWS: 15 s).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -66,17 +76,163 @@ pub(crate) async fn run(service: Arc<SnsService>, arn: String) {
     }
     let mut filter = FilterCache::default();
     let mut shutdown = service.shutdown.clone();
+    let mut pipeline = Pipeline::new();
     loop {
+        pipeline.collect(&service).await;
+        pipeline.settle_ready(&queue, owner).await;
+        let room = pipeline.in_hand.len() < IN_FLIGHT_MAX;
         let event = tokio::select! {
-            event = events.recv() => event,
+            event = events.recv(), if room => event,
+            () = pipeline.sink.ready(), if pipeline.waiting > 0 => continue,
             _ = shutdown.changed() => return,
         };
         let Some(ConsumerEvent::Deliver(delivery)) = event else {
             return;
         };
-        let settlement = deliver(&service, &arn, &delivery, &mut filter).await;
-        queue.settle(owner, vec![delivery.tag], settlement).await;
+        let state = start(&service, &arn, &delivery, &mut filter, &mut pipeline).await;
+        pipeline.in_hand.push_back((delivery.tag, state));
     }
+}
+
+/// The deliveries a task holds, in arrival order, and the confirms of its publishes.
+struct Pipeline {
+    in_hand: VecDeque<(u64, State)>,
+    sink: Arc<ConfirmSink>,
+    /// Confirm id of the next publish.
+    next_id: u64,
+    /// How many of `in_hand` wait for a confirm.
+    waiting: usize,
+    confirmed: Vec<(u64, bool)>,
+}
+
+enum State {
+    /// Decided: settle it when its turn comes.
+    Done(Settlement),
+    /// Published to an SQS queue under confirm id `.0`; `.1` is what a refusal needs.
+    Confirming(u64, Box<Refusal>),
+}
+
+/// What sending a refused message to the dead-letter queue needs.
+struct Refusal {
+    subscription: Subscription,
+    notification: Notification,
+    message: Arc<Message>,
+    queue_name: String,
+}
+
+impl Pipeline {
+    fn new() -> Pipeline {
+        Pipeline {
+            in_hand: VecDeque::new(),
+            sink: ConfirmSink::new(),
+            next_id: 0,
+            waiting: 0,
+            confirmed: Vec::new(),
+        }
+    }
+
+    /// Takes in the confirms that came back; a refused message goes to the dead-letter queue.
+    async fn collect(&mut self, service: &SnsService) {
+        self.sink.drain(&mut self.confirmed);
+        for (id, accepted) in std::mem::take(&mut self.confirmed) {
+            let Some(state) = self.in_hand.iter_mut().find_map(|(_, state)| match state {
+                State::Confirming(waiting, _) if *waiting == id => Some(state),
+                _ => None,
+            }) else {
+                continue;
+            };
+            let State::Confirming(_, refusal) =
+                std::mem::replace(state, State::Done(Settlement::Ack))
+            else {
+                continue;
+            };
+            self.waiting -= 1;
+            if !accepted {
+                let reason = format!("queue {} refused the message", refusal.queue_name);
+                let settlement = dead_letter(
+                    service,
+                    &refusal.subscription,
+                    &refusal.notification,
+                    &refusal.message,
+                    &reason,
+                )
+                .await;
+                *state = State::Done(settlement);
+            }
+        }
+    }
+
+    /// Settles the decided deliveries at the front, in order; runs of the same settlement
+    /// go to the core in one call.
+    async fn settle_ready(&mut self, queue: &Arc<dyn QueueHandle>, owner: ConsumerId) {
+        while let Some((_, State::Done(first))) = self.in_hand.front() {
+            let settlement = *first;
+            let mut tags = Vec::new();
+            while let Some((tag, State::Done(next))) = self.in_hand.front() {
+                if *next != settlement {
+                    break;
+                }
+                tags.push(*tag);
+                self.in_hand.pop_front();
+            }
+            queue.settle(owner, tags, settlement).await;
+        }
+    }
+}
+
+/// Starts one delivery: an SQS subscription's message is published to its queue and waits in
+/// the pipeline for the confirm; anything else is delivered here and now.
+async fn start(
+    service: &SnsService,
+    arn: &str,
+    delivery: &Delivery,
+    filter: &mut FilterCache,
+    pipeline: &mut Pipeline,
+) -> State {
+    let Some(subscription) = service.subscriptions.get(arn) else {
+        return State::Done(Settlement::Ack);
+    };
+    if subscription.protocol != "sqs" {
+        return State::Done(deliver(service, arn, delivery, filter).await);
+    }
+    let notification = notification(&subscription, &delivery.message);
+    if !filter.matches(&subscription, &notification) {
+        return State::Done(Settlement::Ack);
+    }
+    let target = subscription.endpoint.clone();
+    let Some((queue, message)) = prepare(
+        service,
+        &subscription,
+        &target,
+        &notification,
+        &delivery.message,
+    ) else {
+        let reason = format!("queue {} does not exist", queue_name(&target));
+        let settlement = dead_letter(
+            service,
+            &subscription,
+            &notification,
+            &delivery.message,
+            &reason,
+        )
+        .await;
+        return State::Done(settlement);
+    };
+    let id = pipeline.next_id;
+    pipeline.next_id += 1;
+    queue
+        .publish(Arc::new(message), pipeline.sink.tickets(id, 1))
+        .await;
+    pipeline.waiting += 1;
+    State::Confirming(
+        id,
+        Box::new(Refusal {
+            queue_name: queue_name(&target).to_owned(),
+            subscription,
+            notification,
+            message: Arc::clone(&delivery.message),
+        }),
+    )
 }
 
 async fn deliver(
@@ -256,18 +412,22 @@ fn envelope(
     )
 }
 
-/// Publishes to the SQS queue an ARN names, and waits for the core's confirm.
-async fn to_queue(
+/// The queue name in an SQS queue ARN.
+fn queue_name(queue_arn: &str) -> &str {
+    queue_arn.rsplit(':').next().unwrap_or(queue_arn)
+}
+
+/// The queue an ARN names and the message the subscription puts there; `None` if the queue
+/// does not exist.
+fn prepare(
     service: &SnsService,
     subscription: &Subscription,
     queue_arn: &str,
     notification: &Notification,
     original: &Message,
-) -> Outcome {
-    let name = queue_arn.rsplit(':').next().unwrap_or(queue_arn);
-    let Ok(queue) = service.vhost.queue(name, service.connection) else {
-        return Outcome::Failed(format!("queue {name} does not exist"));
-    };
+) -> Option<(Arc<dyn QueueHandle>, Message)> {
+    let name = queue_name(queue_arn);
+    let queue = service.vhost.queue(name, service.connection).ok()?;
     let raw = subscription.flag("RawMessageDelivery");
     let (body, attributes) = if raw {
         (
@@ -285,6 +445,22 @@ async fn to_queue(
             message.properties.headers.insert(header, value.clone());
         }
     }
+    Some((queue, message))
+}
+
+/// Publishes to the SQS queue an ARN names, and waits for the core's confirm.
+async fn to_queue(
+    service: &SnsService,
+    subscription: &Subscription,
+    queue_arn: &str,
+    notification: &Notification,
+    original: &Message,
+) -> Outcome {
+    let name = queue_name(queue_arn);
+    let Some((queue, message)) = prepare(service, subscription, queue_arn, notification, original)
+    else {
+        return Outcome::Failed(format!("queue {name} does not exist"));
+    };
     match mqbridge_sqs::service::publish_confirmed(
         &queue,
         vec![Arc::new(message)],

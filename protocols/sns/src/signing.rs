@@ -6,8 +6,16 @@
 //! [`Signed::canonical`]). The broker keeps one RSA-2048 key and a self-signed certificate for
 //! it; both are journalled through [`Signer::to_bytes`] so that signatures made before a
 //! restart still verify against the certificate served after it.
+//!
+//! An RSA-2048 signature costs milliseconds of CPU (SHA1withRSA, the default, comes from the
+//! RustCrypto `rsa` crate), and a message published to a topic is delivered to each of its
+//! subscriptions with the same signed fields: only the unsigned `UnsubscribeURL` and
+//! `SigningCertURL` differ. So [`Signer::sign`] remembers the signatures of the most recent
+//! canonical strings and signs each one once, however many subscriptions deliver it.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -19,6 +27,7 @@ use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::DecodePrivateKey as _;
 use rsa::signature::{SignatureEncoding as _, Signer as _};
 use sha1::Sha1;
+use sha2::{Digest as _, Sha256};
 
 /// Subject of the self-signed certificate; subscribers only take its public key.
 const CERTIFICATE_COMMON_NAME: &str = "mqbridge SNS signing";
@@ -27,6 +36,9 @@ const CERTIFICATE_COMMON_NAME: &str = "mqbridge SNS signing";
 const CERTIFICATE_VALIDITY_DAYS: i64 = 20 * 365;
 /// First byte of [`Signer::to_bytes`], so that a later layout can be told apart from this one.
 const FORMAT_VERSION: u8 = 1;
+/// Signatures remembered: far more than the messages the delivery tasks have in hand at once
+/// (16 per subscription), at about 400 bytes each.
+const SIGNATURES_REMEMBERED: usize = 1024;
 
 /// Why a signer could not be made or restored.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +50,7 @@ pub enum SigningError {
 }
 
 /// The topic attribute `SignatureVersion`: which hash the RSA signature is made over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SignatureVersion {
     /// SHA1withRSA, the default for a topic without the attribute.
     #[default]
@@ -153,6 +165,33 @@ pub struct Signer {
     /// The key as PKCS#8 DER, kept for [`Signer::to_bytes`].
     pkcs8: Vec<u8>,
     certificate_pem: String,
+    /// The most recent signatures, by version and SHA-256 of the canonical string.
+    recent: Mutex<Recent>,
+}
+
+/// A signature slot per canonical string; the oldest go first.
+#[derive(Default)]
+struct Recent {
+    slots: HashMap<RecentKey, Arc<OnceLock<String>>>,
+    order: VecDeque<RecentKey>,
+}
+
+type RecentKey = (SignatureVersion, [u8; 32]);
+
+impl Recent {
+    /// The slot of `key`, new and empty if it is not remembered.
+    fn slot(&mut self, key: RecentKey) -> Arc<OnceLock<String>> {
+        if let Some(slot) = self.slots.get(&key) {
+            return Arc::clone(slot);
+        }
+        if self.order.len() >= SIGNATURES_REMEMBERED
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.slots.remove(&oldest);
+        }
+        self.order.push_back(key);
+        Arc::clone(self.slots.entry(key).or_default())
+    }
 }
 
 impl fmt::Debug for Signer {
@@ -221,7 +260,8 @@ impl Signer {
     }
 
     /// Base64 PKCS#1 v1.5 signature over `message`'s canonical string: SHA1withRSA for
-    /// version 1, SHA256withRSA for version 2.
+    /// version 1, SHA256withRSA for version 2. PKCS#1 v1.5 signatures are deterministic, so a
+    /// remembered one is the very signature signing again would make.
     ///
     /// # Panics
     ///
@@ -229,6 +269,19 @@ impl Signer {
     /// key was checked when the signer was made, and any message can be hashed.
     pub fn sign(&self, version: SignatureVersion, message: &Signed<'_>) -> String {
         let canonical = message.canonical();
+        let key = (version, Sha256::digest(canonical.as_bytes()).into());
+        let slot = self
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .slot(key);
+        // The lock is not held while signing; a task delivering the same message to another
+        // subscription meanwhile waits for this signature instead of making its own.
+        slot.get_or_init(|| self.sign_uncached(version, &canonical))
+            .clone()
+    }
+
+    fn sign_uncached(&self, version: SignatureVersion, canonical: &str) -> String {
         let signature = match version {
             SignatureVersion::V1 => self.sha1_key.sign(canonical.as_bytes()).to_vec(),
             SignatureVersion::V2 => {
@@ -265,6 +318,7 @@ impl Signer {
             sha1_key: SigningKey::new(rsa_key),
             pkcs8: pkcs8.to_vec(),
             certificate_pem,
+            recent: Mutex::default(),
         })
     }
 }
@@ -303,7 +357,6 @@ mod tests {
         RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, RSA_PKCS1_2048_8192_SHA256,
         UnparsedPublicKey, VerificationAlgorithm,
     };
-    use std::sync::OnceLock;
 
     /// Key generation takes a noticeable moment, so the tests share one signer.
     fn signer() -> &'static Signer {
@@ -582,5 +635,35 @@ mod tests {
         assert_eq!(SignatureVersion::parse(""), None);
         assert_eq!(SignatureVersion::V2.as_str(), "2");
         assert_eq!(SignatureVersion::default(), SignatureVersion::V1);
+    }
+
+    #[test]
+    fn signatures_are_remembered_and_the_oldest_forgotten() {
+        // A signer of its own: the shared one's memory is filled by the other tests.
+        let signer = Signer::generate().expect("generate");
+        let first = signer.sign(SignatureVersion::V2, &NOTIFICATION);
+        assert_eq!(signer.sign(SignatureVersion::V2, &NOTIFICATION), first);
+        let v1 = signer.sign(SignatureVersion::V1, &NOTIFICATION);
+        assert_ne!(v1, first, "each version has its own slot");
+        let recent = || signer.recent.lock().expect("lock");
+        assert_eq!(recent().slots.len(), 2);
+        for n in 0..SIGNATURES_REMEMBERED {
+            let mut digest = [0; 32];
+            digest[..8].copy_from_slice(&(n as u64).to_be_bytes());
+            recent().slot((SignatureVersion::V1, digest));
+        }
+        assert_eq!(recent().slots.len(), SIGNATURES_REMEMBERED);
+        assert_eq!(recent().order.len(), SIGNATURES_REMEMBERED);
+        let key = (
+            SignatureVersion::V2,
+            Sha256::digest(NOTIFICATION.canonical().as_bytes()).into(),
+        );
+        assert!(!recent().slots.contains_key(&key), "the oldest went first");
+        assert!(verifies(
+            signer.certificate_pem(),
+            SignatureVersion::V2,
+            &NOTIFICATION,
+            &signer.sign(SignatureVersion::V2, &NOTIFICATION)
+        ));
     }
 }

@@ -323,16 +323,16 @@ impl Consumer {
 }
 
 /// The loss check: the ids received against the ids the producers had stored.
-#[derive(Debug, PartialEq, Eq)]
-struct Check {
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Check {
     /// Messages stored (answered as successful) over the whole run.
-    expected: u64,
+    pub(super) expected: u64,
     /// Ids received more than once (extra copies).
-    duplicates: u64,
+    pub(super) duplicates: u64,
     /// Ids stored and never received.
-    lost: u64,
+    pub(super) lost: u64,
     /// Ids received that no producer had stored.
-    unknown: u64,
+    pub(super) unknown: u64,
 }
 
 impl Check {
@@ -350,7 +350,8 @@ impl Check {
         Check::compare(&produced, &mut ids)
     }
 
-    fn compare(produced: &[u64], ids: &mut Vec<u64>) -> Check {
+    /// Compares the ids one consumer side received with the counts each producer had stored.
+    pub(super) fn compare(produced: &[u64], ids: &mut Vec<u64>) -> Check {
         ids.sort_unstable();
         let received = ids.len() as u64;
         ids.dedup();
@@ -373,7 +374,15 @@ impl Check {
         }
     }
 
-    fn verdict(&self) -> anyhow::Result<()> {
+    /// Adds another queue's check to this one.
+    pub(super) fn add(&mut self, other: &Check) {
+        self.expected += other.expected;
+        self.duplicates += other.duplicates;
+        self.lost += other.lost;
+        self.unknown += other.unknown;
+    }
+
+    pub(super) fn verdict(&self) -> anyhow::Result<()> {
         if self.lost > 0 || self.unknown > 0 {
             bail!(
                 "{} of {} messages sent were never received; {} unknown ids received",

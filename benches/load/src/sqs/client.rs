@@ -1,4 +1,5 @@
-//! One keep-alive HTTP/1.1 connection to an SQS endpoint, speaking AWS JSON 1.0.
+//! One keep-alive HTTP/1.1 connection to an SQS endpoint, speaking AWS JSON 1.0 to SQS and
+//! the Query protocol (form-encoded requests, XML answers) to SNS on the same endpoint.
 //!
 //! Each client task owns one [`SqsConnection`] and sends one request at a time on it, as an
 //! SDK client does. The connection is opened on first use and opened again when the server
@@ -9,7 +10,8 @@
 //! Requests carry a fixed `Authorization` header shaped like SigV4. Neither endpoint checks
 //! it: mqbridge's SQS listener accepts any credentials from loopback (dev mode), and moto
 //! accepts anything but reads the credential scope (`.../us-east-1/sqs/aws4_request`) to
-//! route the request to its SQS backend.
+//! route the request to its SQS backend. SNS requests name `sns` in the scope, which is also
+//! how mqbridge's shared endpoint hands them to its SNS adapter.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,11 +33,20 @@ const AUTHORIZATION_VALUE: &str = "AWS4-HMAC-SHA256 \
     SignedHeaders=content-type;host;x-amz-date;x-amz-target, \
     Signature=0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The same for SNS's Query protocol: the scope names `sns`.
+const AUTHORIZATION_VALUE_SNS: &str = "AWS4-HMAC-SHA256 \
+    Credential=AKIAMQBRIDGEBENCH000/20260101/us-east-1/sns/aws4_request, \
+    SignedHeaders=content-type;host;x-amz-date, \
+    Signature=0000000000000000000000000000000000000000000000000000000000000000";
+
 /// The date the fake signature claims; SigV4 clients always send one.
 const AMZ_DATE_VALUE: &str = "20260101T000000Z";
 
 /// The AWS JSON 1.0 content type, as the SDKs send it.
 const CONTENT_TYPE_JSON: &str = "application/x-amz-json-1.0";
+
+/// The Query protocol's content type, as the SDKs send it.
+const CONTENT_TYPE_FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
 /// Longest a request may take beyond its own long poll before the run is declared hung.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,6 +62,7 @@ const ERROR_BODY_QUOTED_MAX: usize = 300;
 pub enum Action {
     CreateQueue,
     DeleteQueue,
+    GetQueueAttributes,
     SendMessage,
     SendMessageBatch,
     ReceiveMessage,
@@ -58,11 +70,18 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action's name, for errors.
+    fn name(self) -> &'static str {
+        let target = self.target();
+        target.strip_prefix("AmazonSQS.").unwrap_or(target)
+    }
+
     /// The `X-Amz-Target` header value of the action.
     fn target(self) -> &'static str {
         match self {
             Action::CreateQueue => "AmazonSQS.CreateQueue",
             Action::DeleteQueue => "AmazonSQS.DeleteQueue",
+            Action::GetQueueAttributes => "AmazonSQS.GetQueueAttributes",
             Action::SendMessage => "AmazonSQS.SendMessage",
             Action::SendMessageBatch => "AmazonSQS.SendMessageBatch",
             Action::ReceiveMessage => "AmazonSQS.ReceiveMessage",
@@ -108,8 +127,8 @@ impl SqsConnection {
         }
     }
 
-    /// Sends one request and returns the body of its 200 answer; any other status is an
-    /// error quoting the body. `wait` is the request's own long poll, if any.
+    /// Sends one SQS request (AWS JSON 1.0) and returns the body of its 200 answer; any other
+    /// status is an error quoting the body. `wait` is the request's own long poll, if any.
     pub async fn call(
         &mut self,
         action: Action,
@@ -117,15 +136,49 @@ impl SqsConnection {
         wait: Duration,
         meter: &SqsMeter,
     ) -> anyhow::Result<Bytes> {
+        let request = Request::post("/")
+            .header(HOST, self.endpoint.host.clone())
+            .header(CONTENT_TYPE, CONTENT_TYPE_JSON)
+            .header("x-amz-target", action.target())
+            .header("x-amz-date", AMZ_DATE_VALUE)
+            .header(AUTHORIZATION, AUTHORIZATION_VALUE)
+            .body(Full::new(body))?;
+        self.send(action.name(), request, wait, meter).await
+    }
+
+    /// Sends one SNS request in the Query protocol (`body` is the form, `Action=...` included)
+    /// and returns the body of its 200 answer (XML); `action` names it in errors.
+    pub async fn call_sns(
+        &mut self,
+        action: &str,
+        body: Bytes,
+        meter: &SqsMeter,
+    ) -> anyhow::Result<Bytes> {
+        let request = Request::post("/")
+            .header(HOST, self.endpoint.host.clone())
+            .header(CONTENT_TYPE, CONTENT_TYPE_FORM)
+            .header("x-amz-date", AMZ_DATE_VALUE)
+            .header(AUTHORIZATION, AUTHORIZATION_VALUE_SNS)
+            .body(Full::new(body))?;
+        self.send(action, request, Duration::ZERO, meter).await
+    }
+
+    async fn send(
+        &mut self,
+        label: &str,
+        request: Request<Full<Bytes>>,
+        wait: Duration,
+        meter: &SqsMeter,
+    ) -> anyhow::Result<Bytes> {
         let limit = wait + RESPONSE_TIMEOUT;
-        let answer = tokio::time::timeout(limit, self.exchange(action, body, meter));
+        let answer = tokio::time::timeout(limit, self.exchange(label, request, meter));
         let (status, body) = answer
             .await
-            .with_context(|| format!("{action:?}: no answer within {limit:?}"))??;
+            .with_context(|| format!("{label}: no answer within {limit:?}"))??;
         if status != StatusCode::OK {
             let quoted = &body[..body.len().min(ERROR_BODY_QUOTED_MAX)];
             bail!(
-                "{action:?}: HTTP {status}: {}",
+                "{label}: HTTP {status}: {}",
                 String::from_utf8_lossy(quoted)
             );
         }
@@ -134,22 +187,15 @@ impl SqsConnection {
 
     async fn exchange(
         &mut self,
-        action: Action,
-        body: Bytes,
+        label: &str,
+        request: Request<Full<Bytes>>,
         meter: &SqsMeter,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
-        let request = Request::post("/")
-            .header(HOST, self.endpoint.host.clone())
-            .header(CONTENT_TYPE, CONTENT_TYPE_JSON)
-            .header("x-amz-target", action.target())
-            .header("x-amz-date", AMZ_DATE_VALUE)
-            .header(AUTHORIZATION, AUTHORIZATION_VALUE)
-            .body(Full::new(body))?;
         let sender = self.ready(meter).await?;
         let response = sender
             .send_request(request)
             .await
-            .with_context(|| format!("{action:?}: request failed"))?;
+            .with_context(|| format!("{label}: request failed"))?;
         meter.requests.add(1);
         let closing = response
             .headers()

@@ -5,18 +5,24 @@
 //!   consumers ReceiveMessage (10 at most, long polling) and DeleteMessageBatch what they got.
 //!   Afterwards the queue is drained and every message id is checked: nothing may be lost.
 //! - `sqs-send` ([`send`]): clients send single SendMessage requests, one at a time each.
+//! - `sns-fanout` ([`sns`]): publishers Publish to an SNS topic (Query protocol) with 10 SQS
+//!   queues subscribed; one consumer per queue receives and deletes; every publish must reach
+//!   every queue.
 //!
 //! Each run creates a fresh queue `mqbridge-bench-<pid>-<nanos>` with CreateQueue, uses the
 //! QueueUrl the endpoint answers, and deletes the queue at the end. Every client task owns one
 //! HTTP connection ([`client`]) and has one request outstanding at a time, as an SDK client
 //! does; concurrency comes from the number of tasks.
 //!
-//! Layout: [`client`] the HTTP connection; [`wire`] the JSON bodies; this file the arguments,
-//! the counters, the measured window and the report.
+//! Layout: [`client`] the HTTP connection; [`wire`] the JSON bodies; [`sns_wire`] SNS's Query
+//! forms and XML answers; this file the arguments, the counters, the measured window and the
+//! report.
 
 pub mod batch;
 mod client;
 pub mod send;
+pub mod sns;
+mod sns_wire;
 mod wire;
 
 use std::time::{Duration, Instant};
@@ -30,6 +36,7 @@ use client::{Action, Endpoint, SqsConnection};
 
 pub use batch::run as run_batch;
 pub use send::run as run_send;
+pub use sns::run as run_sns_fanout;
 
 /// How often progress is printed during the measured window.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -108,14 +115,32 @@ struct Queue {
 impl Queue {
     async fn create(endpoint: &Endpoint, meter: &SqsMeter) -> anyhow::Result<Queue> {
         let name = format!("mqbridge-bench-{}", unique_suffix());
+        Queue::create_named(endpoint, meter, &name).await
+    }
+
+    async fn create_named(
+        endpoint: &Endpoint,
+        meter: &SqsMeter,
+        name: &str,
+    ) -> anyhow::Result<Queue> {
         let mut connection = SqsConnection::new(endpoint.clone());
-        let body = wire::create_queue(&name);
+        let body = wire::create_queue(name);
         let answer = connection
             .call(Action::CreateQueue, body, Duration::ZERO, meter)
             .await?;
         Ok(Queue {
             url: wire::queue_url(&answer)?,
         })
+    }
+
+    /// The queue's ARN as the endpoint reports it (its account id is the endpoint's own).
+    async fn arn(&self, endpoint: &Endpoint, meter: &SqsMeter) -> anyhow::Result<String> {
+        let mut connection = SqsConnection::new(endpoint.clone());
+        let body = wire::queue_arn_request(&self.url);
+        let answer = connection
+            .call(Action::GetQueueAttributes, body, Duration::ZERO, meter)
+            .await?;
+        wire::queue_arn(&answer)
     }
 
     async fn delete(&self, endpoint: &Endpoint, meter: &SqsMeter) -> anyhow::Result<()> {

@@ -68,6 +68,18 @@ impl Template {
         template
     }
 
+    /// A template of any bytes with one message body of `size` bytes between `before` and
+    /// `after` (the caller makes sure the body needs no escaping there).
+    pub fn around(before: &[u8], size: usize, after: &[u8]) -> Template {
+        let mut template = Template {
+            bytes: before.to_vec(),
+            id_offsets: Vec::new(),
+        };
+        template.push_body(size);
+        template.push(after);
+        template
+    }
+
     /// The request with consecutive ids from `first_id`, one per message.
     pub fn render(&self, first_id: u64) -> Bytes {
         let mut bytes = self.bytes.clone();
@@ -126,6 +138,28 @@ pub fn receive(queue_url: &str, wait_seconds: u64) -> Bytes {
         "WaitTimeSeconds": wait_seconds,
     });
     Bytes::from(request.to_string())
+}
+
+/// GetQueueAttributes for the queue's ARN.
+pub fn queue_arn_request(queue_url: &str) -> Bytes {
+    let request = serde_json::json!({ "QueueUrl": queue_url, "AttributeNames": ["QueueArn"] });
+    Bytes::from(request.to_string())
+}
+
+/// The `QueueArn` attribute in a GetQueueAttributes answer.
+pub fn queue_arn(answer: &[u8]) -> anyhow::Result<String> {
+    #[derive(Deserialize)]
+    struct Attributes {
+        #[serde(rename = "QueueArn")]
+        queue_arn: String,
+    }
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(rename = "Attributes")]
+        attributes: Attributes,
+    }
+    let answer: Answer = serde_json::from_slice(answer).context("GetQueueAttributes answer")?;
+    Ok(answer.attributes.queue_arn)
 }
 
 /// The queue URL in a CreateQueue answer.
