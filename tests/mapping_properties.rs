@@ -201,14 +201,19 @@ fn check_mqtt(sent: &Message, v5: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// The user properties a header becomes: an array of strings is a repeated name.
+/// The user properties a header becomes: an array of strings is a repeated name, and U+0000,
+/// which MQTT strings cannot hold, is U+FFFD.
 fn mqtt_texts(value: &HeaderValue) -> Vec<String> {
-    match value {
+    let texts = match value {
         HeaderValue::Array(items) if items.iter().all(|i| i.as_str().is_some()) => {
             items.iter().map(HeaderValue::to_text).collect()
         }
         other => vec![other.to_text()],
-    }
+    };
+    texts
+        .into_iter()
+        .map(|t| t.replace('\0', "\u{FFFD}"))
+        .collect()
 }
 
 fn check_stomp(sent: &Message) -> Result<(), String> {

@@ -192,6 +192,10 @@ fn properties_out(props: &Properties) -> PublishProperties {
             _ => user_properties.push((name.to_owned(), value.to_text())),
         }
     }
+    for (name, value) in &mut user_properties {
+        without_nul(name);
+        without_nul(value);
+    }
     PublishProperties {
         payload_format_indicator: headers
             .get(PAYLOAD_FORMAT_HEADER)
@@ -201,14 +205,26 @@ fn properties_out(props: &Properties) -> PublishProperties {
             .expiration_ms
             .map(|ms| u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)),
         topic_alias: None,
-        response_topic: props
-            .reply_to
-            .as_deref()
-            .map(topic::reply_to_to_response_topic),
+        response_topic: props.reply_to.as_deref().map(|reply_to| {
+            let mut topic = topic::reply_to_to_response_topic(reply_to);
+            without_nul(&mut topic);
+            topic
+        }),
         correlation_data,
         user_properties,
         subscription_identifiers: Vec::new(),
-        content_type: props.content_type.clone(),
+        content_type: props.content_type.clone().map(|mut text| {
+            without_nul(&mut text);
+            text
+        }),
+    }
+}
+
+/// MQTT strings must not hold U+0000 [MQTT-1.5.4-2], but other protocols' strings may: such a
+/// character goes out as U+FFFD, visibly replaced rather than dropped.
+fn without_nul(text: &mut String) {
+    if text.contains('\0') {
+        *text = text.replace('\0', "\u{FFFD}");
     }
 }
 

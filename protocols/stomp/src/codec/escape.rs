@@ -9,6 +9,9 @@
 //!
 //! "Undefined escape sequences such as \t MUST be treated as a fatal protocol error." `None`
 //! for the version means the frame is not escaped (CONNECT, STOMP, CONNECTED).
+//!
+//! No version can carry a NUL in a header: it ends the frame. We write U+FFFD instead (a header
+//! from another protocol may hold one), so the frame stays whole and the loss stays visible.
 
 use bytes::{BufMut, BytesMut};
 
@@ -44,7 +47,7 @@ pub(super) fn decode(text: &str, version: Option<Version>) -> Result<String, Dec
 pub(super) fn encode_name(name: &str, version: Option<Version>, out: &mut BytesMut) {
     match version {
         Some(Version::V1_1 | Version::V1_2) => encode_value(name, version, out),
-        _ => sanitize(name, &[':', '\n', '\r'], out),
+        _ => sanitize(name, &[':', '\n', '\r', '\0'], out),
     }
 }
 
@@ -52,9 +55,9 @@ pub(super) fn encode_name(name: &str, version: Option<Version>, out: &mut BytesM
 pub(super) fn encode_value(value: &str, version: Option<Version>, out: &mut BytesMut) {
     let version = match version {
         Some(v @ (Version::V1_1 | Version::V1_2)) => v,
-        _ => return sanitize(value, &['\n', '\r'], out),
+        _ => return sanitize(value, &['\n', '\r', '\0'], out),
     };
-    if !value.contains(['\\', '\n', ':', '\r']) {
+    if !value.contains(['\\', '\n', ':', '\r', '\0']) {
         return out.put_slice(value.as_bytes());
     }
     for c in value.chars() {
@@ -65,6 +68,7 @@ pub(super) fn encode_value(value: &str, version: Option<Version>, out: &mut Byte
             '\r' if version == Version::V1_2 => out.put_slice(b"\\r"),
             // 1.1 cannot carry a CR in a value; a space keeps the frame well formed.
             '\r' => out.put_u8(b' '),
+            '\0' => out.put_slice(REPLACEMENT),
             c => {
                 let mut utf8 = [0; 4];
                 out.put_slice(c.encode_utf8(&mut utf8).as_bytes());
@@ -73,7 +77,11 @@ pub(super) fn encode_value(value: &str, version: Option<Version>, out: &mut Byte
     }
 }
 
-/// Copies `text`, with each of `forbidden` replaced: `:` by `_`, line ends by a space.
+/// U+FFFD, for a NUL that no version can carry.
+const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+
+/// Copies `text`, with each of `forbidden` replaced: `:` by `_`, line ends by a space, NUL by
+/// U+FFFD.
 fn sanitize(text: &str, forbidden: &[char], out: &mut BytesMut) {
     if !text.contains(forbidden) {
         return out.put_slice(text.as_bytes());
@@ -82,6 +90,7 @@ fn sanitize(text: &str, forbidden: &[char], out: &mut BytesMut) {
         let c = match c {
             ':' if forbidden.contains(&':') => '_',
             '\n' | '\r' => ' ',
+            '\0' => '\u{FFFD}',
             c => c,
         };
         let mut utf8 = [0; 4];

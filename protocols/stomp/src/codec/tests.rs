@@ -202,6 +202,21 @@ fn encoding_for_1_0_keeps_the_frame_well_formed() {
 }
 
 #[test]
+fn a_nul_in_a_header_never_ends_the_frame() {
+    for version in [Version::V1_0, Version::V1_1, Version::V1_2] {
+        let frame = Frame::new(Command::Message).with("k\0", "a\0b");
+        let mut out = BytesMut::new();
+        encode(&frame, version, &mut out);
+        let decoded = decode_one(version, &out).expect("one whole frame");
+        assert_eq!(
+            decoded.header("k\u{FFFD}"),
+            Some("a\u{FFFD}b"),
+            "{version:?}"
+        );
+    }
+}
+
+#[test]
 fn connected_is_not_escaped_and_has_no_content_length() {
     let frame = Frame::new(Command::Connected).with("version", "1.2");
     let mut out = BytesMut::new();
