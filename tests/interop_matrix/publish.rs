@@ -27,7 +27,7 @@ pub struct Publication {
 }
 
 impl Publication {
-    pub fn done(count: usize) -> Publication {
+    fn done(count: usize) -> Publication {
         Publication {
             assigned_ids: vec![None; count],
             _running: None,
@@ -35,6 +35,7 @@ impl Publication {
     }
 }
 
+/// Publishes `samples`, in order, with `dest.publisher`'s client.
 pub async fn publish(
     broker: &Broker,
     channel: &Channel,
@@ -110,11 +111,7 @@ fn amqp_properties(sample: &Sample) -> BasicProperties {
     props.with_headers(table(&sample.headers))
 }
 
-async fn publish_mqtt311(
-    broker: &Broker,
-    dest: &Destination,
-    samples: &[Sample],
-) -> Publication {
+async fn publish_mqtt311(broker: &Broker, dest: &Destination, samples: &[Sample]) -> Publication {
     let mut options = broker.mqtt_options(&dest.client_id());
     options.set_credentials("guest", "guest");
     let common::mqtt::Client { client, mut events } = broker.mqtt(options).await;
