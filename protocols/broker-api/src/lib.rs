@@ -7,6 +7,8 @@
 //! - [`queue`]: [`QueueHandle`], the hot path: publish, consume, settle.
 //! - [`confirm`]: [`ConfirmSink`], how queues tell a publisher its message was accepted.
 //! - [`error`]: [`BrokerError`], which knows no wire protocol; adapters map it to theirs.
+//! - [`text`] and [`reply`]: the parts of the cross-protocol mapping every adapter shares: the
+//!   text form of typed values and properties, and reply addresses.
 //!
 //! This crate does no I/O. The core in the `mqbridge` crate implements the traits; adapters in
 //! `protocols/*` depend on this crate only, never on the core or on each other.
@@ -22,6 +24,8 @@ pub mod confirm;
 pub mod error;
 pub mod message;
 pub mod queue;
+pub mod reply;
+pub mod text;
 pub mod vhost;
 
 pub use broker::{Broker, ConnectionId, User};
@@ -31,6 +35,7 @@ pub use message::{HeaderValue, Headers, MESSAGE_GROUP_HEADER, Message, Propertie
 pub use queue::{
     ConsumeSpec, ConsumerEvent, ConsumerId, Delivery, DeliverySink, GetOk, QueueHandle, Settlement,
 };
+pub use reply::ReplyAddress;
 pub use vhost::{
     BindingSpec, Destination, ExchangeKind, ExchangeSpec, QueueDeclared, QueueSpec, VirtualHost,
 };

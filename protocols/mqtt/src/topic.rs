@@ -37,9 +37,13 @@
 //!   client, which must never receive a wildcard in a PUBLISH [MQTT-3.3.2-2].
 //!
 //! Shared subscriptions `$share/{group}/{filter}` bind the filter part: split it off with
-//! [`split_shared`] first.
+//! [`split_shared`] first. The names `$queue/q` and `$exchange/x/rk` are addresses, not topics:
+//! see [`publish_route`].
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
+
+use mqbridge_broker_api::ReplyAddress;
+use mqbridge_broker_api::reply::TOPIC_EXCHANGE;
 
 /// The prefix of a shared subscription's filter (4.8.2).
 const SHARED_PREFIX: &str = "$share/";
@@ -165,6 +169,72 @@ pub fn filter_matches(filter: &str, name: &str) -> bool {
 /// against `$` topics. Deliveries through such a binding need [`filter_matches`].
 pub fn binding_key_is_broader(filter: &str) -> bool {
     filter.starts_with(['+', '#']) || filter.split('/').any(|level| level == "*")
+}
+
+/// Topic names under which a client publishes straight to a queue or to any exchange, and
+/// which Response Topics take for replies that must reach one (ARCHITECTURE.md, "Reply
+/// addresses"). Names under `$` are the server's to define, and no subscription matches them:
+/// filters that start with a wildcard skip them [MQTT-4.7.2-1], and the routes below never
+/// touch `amq.topic`.
+const QUEUE_PREFIX: &str = "$queue/";
+const EXCHANGE_PREFIX: &str = "$exchange/";
+
+/// The exchange and routing key a PUBLISH to `topic` is routed with: `$queue/q` is queue `q`
+/// (the default exchange), `$exchange/x/rk` is exchange `x` with the key `rk` as written, and
+/// every other name is its routing key on `amq.topic`.
+pub fn publish_route(topic: &str) -> (String, String) {
+    match address(topic) {
+        Some(address) => {
+            let (exchange, key) = address.route();
+            (exchange.to_owned(), key.to_owned())
+        }
+        None => (TOPIC_EXCHANGE.to_owned(), name_to_routing_key(topic)),
+    }
+}
+
+/// Whether a PUBLISH to `topic` goes to a queue or exchange rather than to MQTT's topic tree
+/// (and so is never retained).
+pub fn is_address(topic: &str) -> bool {
+    address(topic).is_some()
+}
+
+fn address(topic: &str) -> Option<ReplyAddress<'_>> {
+    if let Some(queue) = topic.strip_prefix(QUEUE_PREFIX) {
+        return Some(ReplyAddress::Queue(queue));
+    }
+    let rest = topic.strip_prefix(EXCHANGE_PREFIX)?;
+    let (exchange, routing_key) = rest.split_once('/').unwrap_or((rest, ""));
+    Some(ReplyAddress::Exchange {
+        exchange,
+        routing_key,
+    })
+}
+
+/// The core's `reply_to` for a Response Topic: `a/b` is `/topic/a.b`, `$queue/q` is `q`.
+pub fn response_topic_to_reply_to(topic: &str) -> String {
+    match address(topic) {
+        Some(address) => address.render(),
+        None => ReplyAddress::Exchange {
+            exchange: TOPIC_EXCHANGE,
+            routing_key: &name_to_routing_key(topic),
+        }
+        .render(),
+    }
+}
+
+/// The Response Topic an MQTT responder publishes its reply to, for any `reply_to`.
+pub fn reply_to_to_response_topic(reply_to: &str) -> String {
+    match ReplyAddress::parse(reply_to) {
+        ReplyAddress::Queue(queue) => format!("{QUEUE_PREFIX}{queue}"),
+        ReplyAddress::Exchange {
+            exchange: TOPIC_EXCHANGE,
+            routing_key,
+        } => routing_key_to_name(routing_key),
+        ReplyAddress::Exchange {
+            exchange,
+            routing_key,
+        } => format!("{EXCHANGE_PREFIX}{exchange}/{routing_key}"),
+    }
 }
 
 /// The routing key on `amq.topic` of a topic name: `/` and `.` swapped.
@@ -390,5 +460,21 @@ mod tests {
                 prop_assert_eq!(mqtt, amqp, "{} vs {}", filter, name);
             }
         }
+    }
+    #[test]
+    fn addresses_route_past_the_topic_tree_and_back() {
+        assert_eq!(publish_route("$queue/q.1"), ("".into(), "q.1".into()));
+        assert_eq!(publish_route("$exchange/x/r.k"), ("x".into(), "r.k".into()));
+        assert_eq!(publish_route("a/b.c"), ("amq.topic".into(), "a.b/c".into()));
+        assert!(is_address("$queue/q") && !is_address("$SYS/x"));
+        for (topic, reply_to) in [
+            ("replies/me", "/topic/replies.me"),
+            ("$queue/amq.gen-1", "amq.gen-1"),
+            ("$exchange/x/rk", "/exchange/x/rk"),
+        ] {
+            assert_eq!(response_topic_to_reply_to(topic), reply_to);
+            assert_eq!(reply_to_to_response_topic(reply_to), topic);
+        }
+        assert_eq!(reply_to_to_response_topic("/reply-queue/q"), "$queue/q");
     }
 }

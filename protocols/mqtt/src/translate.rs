@@ -1,36 +1,37 @@
-//! MQTT PUBLISH <-> the core's `Message`, at the adapter's edge.
+//! MQTT PUBLISH <-> the core's `Message`, at the adapter's edge, by the table in
+//! ARCHITECTURE.md ("One message, every protocol"). In short:
 //!
 //! | MQTT | core (AMQP 0-9-1 names) |
 //! |---|---|
-//! | topic `a/b` | exchange `amq.topic`, routing key `a.b` (see `topic.rs`) |
+//! | topic `a/b` | exchange `amq.topic`, routing key `a.b`; `$queue/q` and `$exchange/x/rk` are addresses (see `topic.rs`) |
 //! | QoS 0 / QoS 1, 2 | `delivery_mode` 1 / 2, and header `x-mqtt-publish-qos` |
 //! | Message Expiry Interval (s) | `expiration` (ms) |
 //! | Content Type | `content_type` |
 //! | Correlation Data | `correlation_id` when it is UTF-8, else header `x-correlation-id` (bytes) |
-//! | Response Topic | header `x-reply-to-topic` |
+//! | Response Topic | `reply_to`, a reply address (`a/b` is `/topic/a.b`, `$queue/q` is `q`) |
 //! | Payload Format Indicator | header `x-mqtt-payload-format` |
 //! | RETAIN set by the publisher | header `x-mqtt-retain` (for Retain As Published) |
-//! | User Properties | headers, as strings |
-//! | publishing client id, username | headers `x-mqtt-client-id`, `x-mqtt-username` |
+//! | user properties named `content-encoding`, `priority`, `amqp-message-id`, `timestamp`, `type`, `app-id` | those properties (when the value is valid for them) |
+//! | other user properties | headers, as strings |
+//! | publishing client id, username | headers `x-mqtt-client-id`, `x-mqtt-username`; `user_id` is the username |
 //!
-//! Headers that MQTT cannot carry as a user property (tables, arrays) are delivered to MQTT 5
-//! clients in a documented string form (their debug rendering) rather than dropped.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! MQTT subscribers are not told who published (`user_id` and the two headers stay behind), as
+//! with Mosquitto. Headers that are not strings reach MQTT 5 clients in the text form of
+//! `broker-api` (JSON for tables and arrays), never dropped.
 
 use bytes::Bytes;
+use mqbridge_broker_api::text::{self, names};
 use mqbridge_broker_api::{HeaderValue, Headers, Message, Properties};
 
 use crate::codec::{PacketId, Publish, PublishProperties, QoS};
 use crate::topic;
 
 /// The exchange every MQTT topic lives on.
-pub const TOPIC_EXCHANGE: &str = "amq.topic";
+pub const TOPIC_EXCHANGE: &str = mqbridge_broker_api::reply::TOPIC_EXCHANGE;
 /// The QoS the message was published with (RabbitMQ's header name).
 pub const PUBLISH_QOS_HEADER: &str = "x-mqtt-publish-qos";
 pub const CLIENT_ID_HEADER: &str = "x-mqtt-client-id";
 pub const USERNAME_HEADER: &str = "x-mqtt-username";
-const RESPONSE_TOPIC_HEADER: &str = "x-reply-to-topic";
 const CORRELATION_HEADER: &str = "x-correlation-id";
 const PAYLOAD_FORMAT_HEADER: &str = "x-mqtt-payload-format";
 /// Set on messages published with RETAIN, so that a Retain As Published subscription can
@@ -44,7 +45,6 @@ const OWN_HEADERS: &[&str] = &[
     PUBLISH_QOS_HEADER,
     CLIENT_ID_HEADER,
     USERNAME_HEADER,
-    RESPONSE_TOPIC_HEADER,
     CORRELATION_HEADER,
     PAYLOAD_FORMAT_HEADER,
     RETAIN_HEADER,
@@ -60,10 +60,29 @@ pub struct Publisher<'a> {
 /// Converts a client's PUBLISH into the core's message.
 pub fn message_in(publish: &Publish, publisher: Publisher<'_>) -> Message {
     let props = &publish.properties;
-    let mut headers = Headers::new();
+    let mut properties = Properties {
+        content_type: props.content_type.clone(),
+        delivery_mode: Some(if publish.qos == QoS::AtMostOnce { 1 } else { 2 }),
+        reply_to: props
+            .response_topic
+            .as_deref()
+            .map(topic::response_topic_to_reply_to),
+        expiration_ms: props.message_expiry_interval.map(|s| u64::from(s) * 1000),
+        user_id: publisher.username.map(str::to_owned),
+        ..Properties::default()
+    };
     for (name, value) in &props.user_properties {
-        add_user_property(&mut headers, name, value);
+        // `user-id` says who published, which the login decides. A name repeated after it set
+        // its property stays a header, so no value is lost.
+        let free = name != names::USER_ID
+            && !text::named_properties(&properties)
+                .iter()
+                .any(|(set, _)| set == name);
+        if !(free && text::set_named_property(&mut properties, name, value)) {
+            add_user_property(&mut properties.headers, name, value);
+        }
     }
+    let headers = &mut properties.headers;
     headers.insert(PUBLISH_QOS_HEADER, HeaderValue::U8(publish.qos as u8));
     headers.insert(
         CLIENT_ID_HEADER,
@@ -72,16 +91,13 @@ pub fn message_in(publish: &Publish, publisher: Publisher<'_>) -> Message {
     if let Some(username) = publisher.username {
         headers.insert(USERNAME_HEADER, HeaderValue::String(username.to_owned()));
     }
-    if let Some(topic) = &props.response_topic {
-        headers.insert(RESPONSE_TOPIC_HEADER, HeaderValue::String(topic.clone()));
-    }
     if publish.retain {
         headers.insert(RETAIN_HEADER, HeaderValue::Bool(true));
     }
     if let Some(format) = props.payload_format_indicator {
         headers.insert(PAYLOAD_FORMAT_HEADER, HeaderValue::U8(format));
     }
-    let correlation_id =
+    properties.correlation_id =
         props
             .correlation_data
             .as_ref()
@@ -92,18 +108,11 @@ pub fn message_in(publish: &Publish, publisher: Publisher<'_>) -> Message {
                     None
                 }
             });
+    let (exchange, routing_key) = topic::publish_route(&publish.topic);
     Message {
-        exchange: TOPIC_EXCHANGE.to_owned(),
-        routing_key: topic::name_to_routing_key(&publish.topic),
-        properties: Properties {
-            content_type: props.content_type.clone(),
-            headers,
-            delivery_mode: Some(if publish.qos == QoS::AtMostOnce { 1 } else { 2 }),
-            correlation_id,
-            expiration_ms: props.message_expiry_interval.map(|s| u64::from(s) * 1000),
-            timestamp: Some(now_seconds()),
-            ..Properties::default()
-        },
+        exchange,
+        routing_key,
+        properties,
         body: publish.payload.clone(),
     }
 }
@@ -158,18 +167,18 @@ pub fn publish_out(
 
 fn properties_out(props: &Properties) -> PublishProperties {
     let headers = &props.headers;
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(HeaderValue::as_str)
-            .map(str::to_owned)
-    };
     let correlation_data = match (&props.correlation_id, headers.get(CORRELATION_HEADER)) {
         (_, Some(HeaderValue::Bytes(data))) => Some(data.clone()),
         (Some(id), _) => Some(Bytes::from(id.clone().into_bytes())),
         (None, _) => None,
     };
-    let mut user_properties = Vec::new();
+    // Properties without an MQTT field go first, under their text names; not the publisher's
+    // identity, and not the expiry (which has a field).
+    let mut user_properties: Vec<(String, String)> = text::named_properties(props)
+        .into_iter()
+        .filter(|(name, _)| ![names::USER_ID, names::EXPIRATION].contains(name))
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
     for (name, value) in headers
         .iter()
         .filter(|(name, _)| !OWN_HEADERS.contains(name))
@@ -178,9 +187,9 @@ fn properties_out(props: &Properties) -> PublishProperties {
             // A repeated user property comes back as the same name repeated (see
             // `add_user_property`).
             HeaderValue::Array(items) if items.iter().all(|i| i.as_str().is_some()) => {
-                user_properties.extend(items.iter().map(|i| (name.to_owned(), header_text(i))));
+                user_properties.extend(items.iter().map(|i| (name.to_owned(), i.to_text())));
             }
-            _ => user_properties.push((name.to_owned(), header_text(value))),
+            _ => user_properties.push((name.to_owned(), value.to_text())),
         }
     }
     PublishProperties {
@@ -192,7 +201,10 @@ fn properties_out(props: &Properties) -> PublishProperties {
             .expiration_ms
             .map(|ms| u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)),
         topic_alias: None,
-        response_topic: text(RESPONSE_TOPIC_HEADER).or_else(|| props.reply_to.clone()),
+        response_topic: props
+            .reply_to
+            .as_deref()
+            .map(topic::reply_to_to_response_topic),
         correlation_data,
         user_properties,
         subscription_identifiers: Vec::new(),
@@ -213,29 +225,6 @@ fn add_user_property(headers: &mut Headers, name: &str, value: &str) {
         }
         Some(first) => headers.insert(name, HeaderValue::Array(vec![first, value])),
     }
-}
-
-/// A header value as an MQTT user property (a string).
-fn header_text(value: &HeaderValue) -> String {
-    if let Some(text) = value.as_str() {
-        return text.to_owned();
-    }
-    match value {
-        HeaderValue::Bool(b) => b.to_string(),
-        HeaderValue::F32(f) => f.to_string(),
-        HeaderValue::F64(f) => f.to_string(),
-        other => match other.as_i64() {
-            Some(n) => n.to_string(),
-            None => format!("{other:?}"),
-        },
-    }
-}
-
-fn now_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -346,5 +335,52 @@ mod tests {
         assert_eq!(published_qos(&message), QoS::AtMostOnce);
         message.properties.delivery_mode = Some(2);
         assert_eq!(published_qos(&message), QoS::AtLeastOnce);
+    }
+    #[test]
+    fn amqp_properties_without_an_mqtt_field_travel_as_named_user_properties() {
+        let mut death = Headers::new();
+        death.insert("queue", HeaderValue::String("q".into()));
+        let mut message = Message::default();
+        let props = &mut message.properties;
+        props.priority = Some(7);
+        props.kind = Some("order".into());
+        props.user_id = Some("guest".into());
+        props.reply_to = Some("amq.gen-1".into());
+        props.headers.insert(
+            "x-death",
+            HeaderValue::Array(vec![HeaderValue::Table(death)]),
+        );
+        let out = publish_out(&message, QoS::AtMostOnce, None, false, true).properties;
+        let pairs: Vec<(&str, &str)> = out
+            .user_properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("priority", "7"),
+                ("type", "order"),
+                ("x-death", r#"[{"queue":"q"}]"#)
+            ]
+        );
+        assert_eq!(out.response_topic.as_deref(), Some("$queue/amq.gen-1"));
+
+        let mut back = publish(QoS::AtMostOnce);
+        back.properties.user_properties = out.user_properties;
+        back.properties.response_topic = out.response_topic;
+        let publisher = Publisher {
+            client_id: "dev-1",
+            username: Some("dev"),
+        };
+        let again = message_in(&back, publisher).properties;
+        assert_eq!(again.priority, Some(7));
+        assert_eq!(again.kind.as_deref(), Some("order"));
+        assert_eq!(again.reply_to.as_deref(), Some("amq.gen-1"));
+        assert_eq!(
+            again.user_id.as_deref(),
+            Some("dev"),
+            "the login, not a claim"
+        );
     }
 }

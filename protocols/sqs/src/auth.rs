@@ -107,15 +107,31 @@ impl Authenticator {
 
 impl Admission<'_> {
     /// Verifies the signature over the whole request; returns the user the request acts as.
-    pub(crate) fn verify(self, request: &Request, body: &[u8]) -> Result<String, SqsError> {
+    pub(crate) fn verify(self, request: &Request, body: &[u8]) -> Result<Caller, SqsError> {
         match self {
-            Admission::Anyone(user) => Ok(user.to_owned()),
+            Admission::Anyone(user) => Ok(Caller {
+                user: user.to_owned(),
+                sender: None,
+            }),
             Admission::Signed { key, authorization } => {
                 authorization.verify(request, body, &key.secret_access_key)?;
-                Ok(key.user.clone())
+                Ok(Caller {
+                    user: key.user.clone(),
+                    sender: Some(key.user.clone()),
+                })
             }
         }
     }
+}
+
+/// Who a request acts as, once verified.
+#[derive(Debug)]
+pub(crate) struct Caller {
+    /// The broker user whose rights the request uses.
+    pub user: String,
+    /// Who its messages say sent them (`user_id`, SenderId): the key's user; none in dev mode,
+    /// where any key will do.
+    pub sender: Option<String>,
 }
 
 impl From<SignatureError> for SqsError {
@@ -179,6 +195,7 @@ mod tests {
         authenticator
             .admit(peer, &request, NOW)?
             .verify(&request, b"{}")
+            .map(|caller| caller.user)
     }
 
     #[test]

@@ -24,6 +24,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+use crate::auth::Caller;
 use crate::error::{ErrorKind, SqsError};
 use crate::neighbor::{Claim, Neighbor, NeighborRequest, signed_service};
 use crate::protocol::{self, Protocol, Request};
@@ -119,7 +120,7 @@ async fn respond(
             .authenticator
             .admit(peer.ip(), &signed, now_ms() / 1000)?;
         let body = read_body(service, &parts, body).await?;
-        let user = admission.verify(&signed, &body)?;
+        let Caller { user, sender } = admission.verify(&signed, &body)?;
         let request = NeighborRequest {
             target: target.as_deref(),
             path: signed.path,
@@ -136,7 +137,7 @@ async fn respond(
             Some(target) => protocol::parse_json(target, &body)?,
             None => protocol::parse_query(signed.path, signed.query.as_bytes(), &body)?,
         };
-        let context = Context { host, user };
+        let context = Context { host, user, sender };
         let result = service
             .handle(&request.action, &request.params, &context)
             .await?;

@@ -56,6 +56,9 @@ pub struct Context {
     /// The broker user the request acts as: its access key's, or the default user's in dev
     /// mode.
     pub user: String,
+    /// Who sent the messages of this request, as consumers see it (`user_id`, SQS SenderId):
+    /// the access key's user; none in dev mode, where any key will do.
+    pub sender: Option<String>,
 }
 
 /// The state of the SQS API, shared by every HTTP connection.

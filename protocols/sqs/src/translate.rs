@@ -1,4 +1,5 @@
-//! SQS messages <-> the core's [`Message`], by the mapping table in ARCHITECTURE.md.
+//! SQS messages <-> the core's [`Message`], by the mapping table in ARCHITECTURE.md ("One
+//! message, every protocol").
 //!
 //! - Every SQS message is persistent (`delivery_mode` 2) and gets a UUID `message_id`.
 //! - Message attributes become AMQP headers: String as text, Binary as bytes, Number as an
@@ -6,12 +7,18 @@
 //!   cannot carry (custom `.suffix` types, non-canonical numbers) are kept in the
 //!   [`DATA_TYPES_HEADER`] table so that SQS consumers get the exact type back: the attribute
 //!   digest covers it.
-//! - String attributes `content-type`, `correlation-id` and `reply-to` become the AMQP
-//!   properties of the same meaning, and come back from them.
+//! - Properties travel as attributes under their text names, both ways: String attributes
+//!   `content-type`, `content-encoding`, `correlation-id`, `reply-to`, `type`, `app-id` and the
+//!   Number attribute `priority`. (The message id, timestamp and publisher have SQS fields:
+//!   MessageId, SentTimestamp, SenderId. The expiry is enforced, not shown: SQS has no
+//!   per-message expiry.)
 //! - A body that is not valid SQS text (a binary AMQP or MQTT payload) is delivered base64
-//!   encoded with a `content-transfer-encoding: base64` attribute.
-//! - Headers that have no SQS form (tables, arrays, decimals, void) are not delivered to SQS
-//!   consumers; each is logged at debug level.
+//!   encoded with a `content-transfer-encoding: base64` attribute; a SendMessage with that
+//!   attribute whose body decodes to bytes that are not SQS text is stored decoded, so those
+//!   bytes reach AMQP, MQTT and STOMP consumers and SQS consumers get the same body back.
+//! - Headers that are not strings, numbers or bytes (tables, arrays, booleans) become String
+//!   attributes in the text form of `broker-api` (JSON for tables and arrays). AWS allows 10
+//!   attributes; further ones are not delivered to SQS consumers, and are logged.
 //! - The message group, deduplication id and sequence number of FIFO messages are headers
 //!   (`crate::fifo`); SQS consumers get them as the system attributes MessageGroupId,
 //!   MessageDeduplicationId and SequenceNumber, not as message attributes. The queue a message
@@ -23,6 +30,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
+use mqbridge_broker_api::text::{self, names};
 use mqbridge_broker_api::{HeaderValue, Headers, Message, Properties};
 
 use crate::attributes::{ATTRIBUTES_MAX, AttributeValue, MessageAttribute};
@@ -36,6 +44,7 @@ pub const DATA_TYPES_HEADER: &str = "x-sqs-data-types";
 const CONTENT_TYPE: &str = "content-type";
 const CORRELATION_ID: &str = "correlation-id";
 const REPLY_TO: &str = "reply-to";
+/// The attribute that says a body is base64 (of bytes that are not SQS text).
 const TRANSFER_ENCODING: &str = "content-transfer-encoding";
 
 /// AWS's allowed message characters: `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
@@ -61,21 +70,17 @@ pub fn outgoing(
         timestamp: Some(sent_ms / 1000),
         ..Properties::default()
     };
+    let mut body = Bytes::copy_from_slice(body.as_bytes());
     let mut types = Headers::new();
     for attribute in attributes {
-        if let AttributeValue::Text(text) = &attribute.value
-            && attribute.data_type == "String"
+        if set_property(&mut properties, attribute) {
+            continue;
+        }
+        if is_base64_marker(attribute)
+            && let Some(bytes) = binary_from_base64(&body)
         {
-            let slot = match attribute.name.as_str() {
-                CONTENT_TYPE => Some(&mut properties.content_type),
-                CORRELATION_ID => Some(&mut properties.correlation_id),
-                REPLY_TO => Some(&mut properties.reply_to),
-                _ => None,
-            };
-            if let Some(slot) = slot {
-                *slot = Some(text.clone());
-                continue;
-            }
+            body = bytes;
+            continue;
         }
         let (value, implied) = header_value(attribute);
         if implied != attribute.data_type {
@@ -95,8 +100,48 @@ pub fn outgoing(
         exchange: String::new(),
         routing_key: queue.to_owned(),
         properties,
-        body: Bytes::copy_from_slice(body.as_bytes()),
+        body,
     }
+}
+
+/// Sets the property an attribute stands for, if it is one (by name and data type, so that
+/// SQS consumers get the attribute back exactly).
+fn set_property(properties: &mut Properties, attribute: &MessageAttribute) -> bool {
+    let AttributeValue::Text(text) = &attribute.value else {
+        return false;
+    };
+    let slot = match (attribute.name.as_str(), attribute.data_type.as_str()) {
+        (names::PRIORITY, "Number") => {
+            return text::set_named_property(properties, names::PRIORITY, text)
+                && properties.priority.map(|p| p.to_string()).as_ref() == Some(text);
+        }
+        (_, "String") => match attribute.name.as_str() {
+            CONTENT_TYPE => &mut properties.content_type,
+            CORRELATION_ID => &mut properties.correlation_id,
+            REPLY_TO => &mut properties.reply_to,
+            names::CONTENT_ENCODING => &mut properties.content_encoding,
+            names::TYPE => &mut properties.kind,
+            names::APP_ID => &mut properties.app_id,
+            _ => return false,
+        },
+        _ => return false,
+    };
+    *slot = Some(text.clone());
+    true
+}
+
+fn is_base64_marker(attribute: &MessageAttribute) -> bool {
+    attribute.name == TRANSFER_ENCODING
+        && attribute.data_type == "String"
+        && matches!(&attribute.value, AttributeValue::Text(t) if t == "base64")
+}
+
+/// The bytes a base64 body stands for, when they are not SQS text: exactly the bodies
+/// [`incoming`] encodes, so decoding and encoding again give the same body back.
+fn binary_from_base64(body: &[u8]) -> Option<Bytes> {
+    let bytes = BASE64.decode(body).ok()?;
+    let is_text = std::str::from_utf8(&bytes).is_ok_and(is_valid_text);
+    (!is_text).then(|| Bytes::from(bytes))
 }
 
 /// A header value for an attribute, and the data type a reader would infer from it.
@@ -137,12 +182,22 @@ pub fn incoming(message: &Arc<Message>) -> SqsView {
     };
     for (name, value) in [
         (CONTENT_TYPE, &properties.content_type),
+        (names::CONTENT_ENCODING, &properties.content_encoding),
         (CORRELATION_ID, &properties.correlation_id),
         (REPLY_TO, &properties.reply_to),
+        (names::TYPE, &properties.kind),
+        (names::APP_ID, &properties.app_id),
     ] {
         if let Some(value) = value {
             attributes.push(text_attribute(name, value));
         }
+    }
+    if let Some(priority) = properties.priority {
+        attributes.push(MessageAttribute {
+            name: names::PRIORITY.to_owned(),
+            data_type: "Number".to_owned(),
+            value: AttributeValue::Text(priority.to_string()),
+        });
     }
     let types = match properties.headers.get(DATA_TYPES_HEADER) {
         Some(HeaderValue::Table(types)) => Some(types),
@@ -202,28 +257,39 @@ fn attribute_from_header(
     declared: Option<&str>,
 ) -> Option<MessageAttribute> {
     let (inferred, value) = match value {
-        HeaderValue::String(text) => ("String", AttributeValue::Text(text.clone())),
-        HeaderValue::Bytes(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) if !MessageAttribute::is_binary(declared.unwrap_or("String")) => {
-                ("String", AttributeValue::Text(text.to_owned()))
-            }
-            _ => ("Binary", AttributeValue::Binary(bytes.to_vec())),
-        },
-        HeaderValue::Bool(b) => ("String", AttributeValue::Text(b.to_string())),
-        HeaderValue::F32(f) => ("Number", AttributeValue::Text(f.to_string())),
-        HeaderValue::F64(f) => ("Number", AttributeValue::Text(f.to_string())),
-        other => ("Number", AttributeValue::Text(other.as_i64()?.to_string())),
+        HeaderValue::String(text) => text_or_binary(text.as_bytes(), declared),
+        HeaderValue::Bytes(bytes) => text_or_binary(bytes, declared),
+        HeaderValue::Void => return None,
+        HeaderValue::Bool(_) | HeaderValue::Array(_) | HeaderValue::Table(_) => {
+            ("String", AttributeValue::Text(value.to_text()))
+        }
+        number => ("Number", AttributeValue::Text(number.to_text())),
     };
-    let text_is_empty =
-        matches!(&value, AttributeValue::Text(t) if t.is_empty() || !is_valid_text(t));
-    if text_is_empty {
+    // AWS refuses empty attribute values.
+    if matches!(&value, AttributeValue::Text(t) if t.is_empty()) {
         return None;
     }
+    let data_type = match declared {
+        Some(declared) if inferred != "Binary" || MessageAttribute::is_binary(declared) => declared,
+        _ => inferred,
+    };
     Some(MessageAttribute {
         name: name.to_owned(),
-        data_type: declared.unwrap_or(inferred).to_owned(),
+        data_type: data_type.to_owned(),
         value,
     })
+}
+
+/// Text as a String attribute when SQS can carry it as text and it was not sent as Binary;
+/// anything else (bytes, control characters) as Binary, so it still arrives.
+fn text_or_binary(bytes: &[u8], declared: Option<&str>) -> (&'static str, AttributeValue) {
+    let binary = declared.is_some_and(MessageAttribute::is_binary);
+    match std::str::from_utf8(bytes) {
+        Ok(text) if is_valid_text(text) && !binary => {
+            ("String", AttributeValue::Text(text.to_owned()))
+        }
+        _ => ("Binary", AttributeValue::Binary(bytes.to_vec())),
+    }
 }
 
 #[cfg(test)]
@@ -286,5 +352,46 @@ mod tests {
         assert!(is_valid_text("tab\tnewline\n ok \u{10000}"));
         assert!(!is_valid_text("nul\u{0}"));
         assert!(!is_valid_text("\u{FFFE}"));
+    }
+    #[test]
+    fn a_base64_body_of_binary_bytes_is_stored_decoded_and_given_back_encoded() {
+        let marker = [text_attribute(TRANSFER_ENCODING, "base64")];
+        let message = Arc::new(outgoing("q", "/wA=", &marker, "id", 0));
+        assert_eq!(message.body, Bytes::from_static(&[0xff, 0x00]));
+        assert!(message.properties.headers.is_empty());
+        let view = incoming(&message);
+        assert_eq!(view.body, "/wA=");
+        assert_eq!(view.attributes, marker);
+        // Base64 of text stays as sent, so SQS consumers get exactly what was sent.
+        let message = outgoing("q", "aGk=", &marker, "id", 0);
+        assert_eq!(message.body, Bytes::from_static(b"aGk="));
+    }
+
+    #[test]
+    fn properties_and_typed_headers_reach_sqs_consumers_as_attributes() {
+        let mut message = Message::default();
+        message.properties.priority = Some(3);
+        message.properties.kind = Some("order".into());
+        message
+            .properties
+            .headers
+            .insert("flags", HeaderValue::Array(vec![HeaderValue::Bool(true)]));
+        let view = incoming(&Arc::new(message));
+        let found: Vec<(&str, &str)> = view
+            .attributes
+            .iter()
+            .map(|a| (a.name.as_str(), a.data_type.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("type", "String"),
+                ("priority", "Number"),
+                ("flags", "String")
+            ]
+        );
+        let back = outgoing("q", "b", &view.attributes, "id", 0);
+        assert_eq!(back.properties.priority, Some(3));
+        assert_eq!(back.properties.kind.as_deref(), Some("order"));
     }
 }

@@ -166,6 +166,8 @@ pub(crate) struct Subscription {
 /// The broker objects of a logged-in connection.
 pub(crate) struct Opened {
     pub vhost: Arc<dyn VirtualHost>,
+    /// Who logged in: every SEND's `user_id`.
+    pub user: String,
     pub sink: DeliverySink,
     events: mpsc::Receiver<ConsumerEvent>,
     pub confirms: Arc<ConfirmSink>,
@@ -185,10 +187,11 @@ pub(crate) struct Opened {
 }
 
 impl Opened {
-    fn new(vhost: Arc<dyn VirtualHost>) -> Opened {
+    fn new(vhost: Arc<dyn VirtualHost>, user: String) -> Opened {
         let (sink, events) = mpsc::channel(DELIVERY_SINK_CAPACITY);
         Opened {
             vhost,
+            user,
             sink,
             events,
             confirms: ConfirmSink::new(),

@@ -12,12 +12,13 @@
 //! | `expiration` (ms) | `expiration` (ms) |
 //! | `amqp-message-id` (or `message-id` on SEND) | `message_id` |
 //! | `timestamp` (s), `type`, `app-id` | `timestamp`, `type`, `app_id` |
+//! | (the login) | `user_id`; a `user-id` header must equal the login (RabbitMQ's rule) |
 //! | any other header | a string header of the same name |
 //!
 //! On MESSAGE, `message-id` is ours (the acknowledgement id), so the core's `message_id` goes
-//! out as `amqp-message-id`. Headers of other types become text (numbers in decimal, booleans as
-//! `true`/`false`, bytes as UTF-8 with replacement, tables and arrays in a debug rendering), so
-//! nothing is dropped silently; a header whose name STOMP reserves for the frame itself
+//! out as `amqp-message-id`. Headers of other types go in the text form of `broker-api`
+//! (numbers in decimal, booleans as `true`/`false`, tables and arrays as JSON), so nothing is
+//! dropped silently; a header whose name STOMP reserves for the frame itself
 //! (`destination`, `content-length`, ...) is not delivered, since it would change the frame.
 
 use mqbridge_broker_api::{HeaderValue, Headers, Message, Properties};
@@ -53,6 +54,7 @@ const PROPERTY_HEADERS: &[&str] = &[
     "timestamp",
     "type",
     "app-id",
+    "user-id",
 ];
 /// Headers that configure the queue a SEND or SUBSCRIBE declares (RabbitMQ's set), not the
 /// message.
@@ -77,14 +79,26 @@ pub struct InvalidHeader {
     pub expected: &'static str,
 }
 
-/// Converts a SEND frame into the message published to `exchange` with `routing_key`.
-/// `reply_to` is the frame's `reply-to` after any temp queue was resolved.
-pub fn message_in(
-    frame: &Frame,
-    exchange: &str,
-    routing_key: &str,
-    reply_to: Option<String>,
-) -> Result<Message, InvalidHeader> {
+/// Where a SEND goes and who sent it.
+#[derive(Debug, Clone)]
+pub struct Sent<'a> {
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    /// The frame's `reply-to` after any temp queue was resolved.
+    pub reply_to: Option<String>,
+    /// The connection's login.
+    pub user: &'a str,
+}
+
+/// Converts a SEND frame into the message it publishes.
+pub fn message_in(frame: &Frame, sent: Sent<'_>) -> Result<Message, InvalidHeader> {
+    if let Some(claimed) = frame.header("user-id").filter(|id| *id != sent.user) {
+        return Err(InvalidHeader {
+            name: "user-id",
+            value: claimed.to_owned(),
+            expected: "the login of this connection",
+        });
+    }
     let text = |name: &str| frame.header(name).map(str::to_owned);
     let delivery_mode = frame.header("persistent").map(|value| {
         if value.eq_ignore_ascii_case("true") {
@@ -100,17 +114,18 @@ pub fn message_in(
         delivery_mode,
         priority: number(frame, "priority", "an integer from 0 to 255")?,
         correlation_id: text("correlation-id"),
-        reply_to,
+        reply_to: sent.reply_to,
         expiration_ms: number(frame, "expiration", "a number of milliseconds")?,
         message_id: text("amqp-message-id").or_else(|| text("message-id")),
         timestamp: number(frame, "timestamp", "seconds since the Unix epoch")?,
         kind: text("type"),
         app_id: text("app-id"),
+        user_id: Some(sent.user.to_owned()),
         ..Properties::default()
     };
     Ok(Message {
-        exchange: exchange.to_owned(),
-        routing_key: routing_key.to_owned(),
+        exchange: sent.exchange.to_owned(),
+        routing_key: sent.routing_key.to_owned(),
         properties,
         body: frame.body.clone(),
     })
@@ -197,7 +212,7 @@ pub fn message_out(message: &Message, delivered: Delivered<'_>) -> Frame {
     for (name, value) in props.headers.iter() {
         let reserved = MESSAGE_FRAME_HEADERS.contains(&name) || PROPERTY_HEADERS.contains(&name);
         if !reserved {
-            frame.headers.push((name.to_owned(), header_text(value)));
+            frame.headers.push((name.to_owned(), value.to_text()));
         }
     }
     frame.body = message.body.clone();
@@ -208,38 +223,31 @@ fn bool_text(value: bool) -> &'static str {
     if value { "true" } else { "false" }
 }
 
-/// A typed header value as STOMP text.
-pub fn header_text(value: &HeaderValue) -> String {
-    match value {
-        HeaderValue::Bool(v) => bool_text(*v).to_owned(),
-        HeaderValue::F32(v) => v.to_string(),
-        HeaderValue::F64(v) => v.to_string(),
-        HeaderValue::Decimal { scale, value } => decimal_text(*scale, *value),
-        HeaderValue::String(s) => s.clone(),
-        HeaderValue::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-        HeaderValue::Void => String::new(),
-        HeaderValue::Array(_) | HeaderValue::Table(_) => format!("{value:?}"),
-        other => other.as_i64().map(|n| n.to_string()).unwrap_or_default(),
-    }
-}
-
-/// An AMQP decimal (`value` / 10^`scale`) in plain notation.
-fn decimal_text(scale: u8, value: u32) -> String {
-    let digits = value.to_string();
-    let scale = usize::from(scale);
-    if scale == 0 {
-        return digits;
-    }
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (whole, fraction) = padded.split_at(padded.len() - scale);
-    format!("{whole}.{fraction}")
-}
-
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
 
     use super::*;
+
+    fn to<'a>(exchange: &'a str, routing_key: &'a str, reply_to: Option<String>) -> Sent<'a> {
+        Sent {
+            exchange,
+            routing_key,
+            reply_to,
+            user: "guest",
+        }
+    }
+
+    #[test]
+    fn the_login_is_the_publisher_and_cannot_be_claimed_otherwise() {
+        let frame = Frame::new(Command::Send).with("user-id", "guest");
+        let message = message_in(&frame, to("", "q", None)).expect("own login");
+        assert_eq!(message.properties.user_id.as_deref(), Some("guest"));
+        assert!(message.properties.headers.is_empty());
+        let frame = Frame::new(Command::Send).with("user-id", "admin");
+        let error = message_in(&frame, to("", "q", None)).expect_err("someone else");
+        assert_eq!(error.name, "user-id");
+    }
 
     fn send() -> Frame {
         Frame::new(Command::Send)
@@ -259,7 +267,7 @@ mod tests {
 
     #[test]
     fn send_headers_become_properties_and_headers() {
-        let message = message_in(&send(), "", "q", Some("amq.gen-r".into())).expect("valid");
+        let message = message_in(&send(), to("", "q", Some("amq.gen-r".into()))).expect("valid");
         let props = &message.properties;
         assert_eq!(props.delivery_mode, Some(2));
         assert_eq!(props.priority, Some(7));
@@ -280,16 +288,16 @@ mod tests {
     #[test]
     fn invalid_numbers_are_refused() {
         let frame = Frame::new(Command::Send).with("priority", "high");
-        let error = message_in(&frame, "", "q", None).expect_err("invalid");
+        let error = message_in(&frame, to("", "q", None)).expect_err("invalid");
         assert_eq!(error.name, "priority");
         let frame = Frame::new(Command::Send).with("expiration", "-1");
-        assert!(message_in(&frame, "", "q", None).is_err());
+        assert!(message_in(&frame, to("", "q", None)).is_err());
     }
 
     #[test]
     fn a_delivery_carries_properties_and_typed_headers_as_text() {
         let mut message =
-            message_in(&send(), "amq.topic", "a.b", Some("amq.gen-r".into())).expect("valid");
+            message_in(&send(), to("amq.topic", "a.b", Some("amq.gen-r".into()))).expect("valid");
         let headers = &mut message.properties.headers;
         headers.insert("count", HeaderValue::I32(-3));
         headers.insert("flag", HeaderValue::Bool(true));

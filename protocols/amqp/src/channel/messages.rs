@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use amq_protocol::protocol::{AMQPClass, basic};
 use amq_protocol::types::ShortString;
-use mqbridge_broker_api::{ConsumeSpec, ConsumerId, Delivery, Message, QueueHandle, Settlement};
+use mqbridge_broker_api::{
+    ConsumeSpec, ConsumerId, Delivery, Message, QueueHandle, ReplyAddress, Settlement,
+};
 
 use super::{CONFIRM_SEQ_BITS, Channel, ConsumerEntry, Unacked, server_only};
 use crate::codec::reply_code;
@@ -94,9 +96,10 @@ impl Channel {
                 ctx.user
             )));
         }
+        let (exchange, routing_key) = destination(&publish);
         let message = Arc::new(Message {
-            exchange: publish.exchange.as_str().to_owned(),
-            routing_key: publish.routing_key.as_str().to_owned(),
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
             properties,
             body: content.body,
         });
@@ -404,4 +407,16 @@ fn generated_consumer_tag() -> String {
         ConsumerId::next().0.wrapping_mul(0x9E37_79B9_7F4A_7C15),
         std::process::id()
     )
+}
+
+/// Where a publish goes. On the default exchange, a routing key that is a reply address
+/// (`/topic/a.b`, `/exchange/x/rk`, `/queue/q`) goes to the address it spells: that is how an
+/// AMQP responder reaches an MQTT or STOMP requester, by publishing to `""` with the request's
+/// `reply_to` as the key. No AMQP queue name can begin with `/`.
+fn destination(publish: &basic::Publish) -> (&str, &str) {
+    let (exchange, key) = (publish.exchange.as_str(), publish.routing_key.as_str());
+    match ReplyAddress::parse_address(key) {
+        Some(address) if exchange.is_empty() => address.route(),
+        _ => (exchange, key),
+    }
 }

@@ -404,12 +404,14 @@ impl Connection {
                 username: self.username.as_deref(),
             };
             let message = Arc::new(translate::message_in(&publish, publisher));
-            if publish.retain {
+            // `$queue/q` and `$exchange/x/rk` name a destination, not a topic: nothing to
+            // retain.
+            if publish.retain && !topic::is_address(&publish.topic) {
                 self.shared.retain(&publish.topic, &message);
                 accepted.retain = Some(publish.topic.clone());
             }
             let _ = opened.vhost.route(
-                TOPIC_EXCHANGE,
+                &message.exchange,
                 &message.routing_key,
                 &message.properties.headers,
                 &mut accepted.routes,

@@ -13,7 +13,7 @@ use crate::session::{Origin, Routing, Subscribed};
 use crate::sys::Statistics;
 use crate::topic;
 use crate::topic::filter_matches;
-use crate::translate::{self, CLIENT_ID_HEADER, Publisher, TOPIC_EXCHANGE};
+use crate::translate::{self, CLIENT_ID_HEADER, Publisher};
 
 /// Deliveries to settle at the end of a batch: (consumer, queue tag).
 type Settled = Vec<(ConsumerId, u64)>;
@@ -199,7 +199,7 @@ impl Connection {
         // [MQTT-3.1.3-9] Will Delay Interval: wait, but not past the end of the session, and
         // not at all if the client reconnects meanwhile.
         let delay = will.delay_interval.unwrap_or(0).min(self.session_expiry);
-        let retain = will.retain;
+        let retain = will.retain && !topic::is_address(&will.topic);
         let topic = will.topic.clone();
         let publish = Publish {
             dup: false,
@@ -245,7 +245,12 @@ async fn deliver_will(
     let mut routes = Vec::new();
     let headers = &message.properties.headers;
     if vhost
-        .route(TOPIC_EXCHANGE, &message.routing_key, headers, &mut routes)
+        .route(
+            &message.exchange,
+            &message.routing_key,
+            headers,
+            &mut routes,
+        )
         .is_ok()
     {
         for queue in routes {

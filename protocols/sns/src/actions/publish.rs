@@ -126,8 +126,10 @@ async fn publish_one(
     let now = now_ms();
     let mut message =
         mqbridge_sqs::translate::outgoing(&topic.name, &body, &attributes, &message_id, now);
+    // The topic's name as the routing key: a fanout exchange ignores it, and an exchange bound
+    // on to `amq.topic` delivers to MQTT subscribers of the topic of that name.
     message.exchange.clone_from(&topic.name);
-    message.routing_key = String::new();
+    message.routing_key.clone_from(&topic.name);
     let set = |message: &mut Message, name: &str, value: String| {
         message
             .properties

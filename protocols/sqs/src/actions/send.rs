@@ -15,7 +15,7 @@ use crate::attributes::{self, MessageAttribute};
 use crate::error::{ErrorKind, SqsError};
 use crate::fifo::{self, Deduplication, FirstSend};
 use crate::params::Params;
-use crate::service::{ResolvedQueue, SqsService, new_uuid, now_ms};
+use crate::service::{Context, ResolvedQueue, SqsService, new_uuid, now_ms};
 use crate::{delay, translate};
 
 /// AWS: a batch's bodies and attributes together are at most 1 MiB.
@@ -42,9 +42,13 @@ impl Prepared {
     }
 }
 
-pub async fn send_message(service: &SqsService, params: &Params) -> Result<Value, SqsError> {
+pub async fn send_message(
+    service: &SqsService,
+    params: &Params,
+    context: &Context,
+) -> Result<Value, SqsError> {
     let queue = service.resolve(params)?;
-    let prepared = prepare(service, &queue, params)?;
+    let prepared = prepare(service, &queue, params, context)?;
     let accepted = publish_all(service, &queue, std::slice::from_ref(&prepared)).await;
     if !accepted.as_ref().is_ok_and(|a| a.first() == Some(&true)) {
         prepared.release_claim(service);
@@ -54,13 +58,17 @@ pub async fn send_message(service: &SqsService, params: &Params) -> Result<Value
     Ok(Value::Object(prepared.result))
 }
 
-pub async fn send_message_batch(service: &SqsService, params: &Params) -> Result<Value, SqsError> {
+pub async fn send_message_batch(
+    service: &SqsService,
+    params: &Params,
+    context: &Context,
+) -> Result<Value, SqsError> {
     let entries = batch::entries(params)?;
     let queue = service.resolve(params)?;
     let mut failed = Vec::new();
     let mut ready = Vec::new();
     for (id, entry) in entries {
-        match prepare(service, &queue, &entry) {
+        match prepare(service, &queue, &entry, context) {
             Ok(prepared) => ready.push((id, prepared)),
             Err(error) => failed.push(batch::failure(&id, &error)),
         }
@@ -146,6 +154,7 @@ fn prepare(
     service: &SqsService,
     queue: &ResolvedQueue,
     params: &Params,
+    context: &Context,
 ) -> Result<Prepared, SqsError> {
     let body = body(params)?;
     let Grouping {
@@ -166,6 +175,7 @@ fn prepare(
     let message_id = new_uuid();
     let now = now_ms();
     let mut message = translate::outgoing(&queue.name, &body, &attributes, &message_id, now);
+    message.properties.user_id.clone_from(&context.sender);
     // MessageRetentionPeriod as the core's per-message TTL: an unreceived message older than
     // the retention period is dropped (or dead-lettered by an AMQP dead-letter exchange).
     let retention_secs = u64::try_from(queue.meta.integer("MessageRetentionPeriod")).unwrap_or(0);

@@ -84,9 +84,15 @@ impl Connection {
         })?;
         self.check_send_target(&destination, frame)?;
         let reply_to = self.reply_to(frame).await?;
-        let message = translate::message_in(frame, exchange, key, reply_to)
-            .map_err(|error| Violation::new("invalid header", error.to_string()))?;
         let opened = self.opened_mut()?;
+        let sent = translate::Sent {
+            exchange,
+            routing_key: key,
+            reply_to,
+            user: &opened.user,
+        };
+        let message = translate::message_in(frame, sent)
+            .map_err(|error| Violation::new("invalid header", error.to_string()))?;
         let mut routes = std::mem::take(&mut opened.routes);
         let headers = &message.properties.headers;
         if let Err(error) = opened.vhost.route(exchange, key, headers, &mut routes) {

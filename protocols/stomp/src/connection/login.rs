@@ -45,7 +45,7 @@ impl Connection {
         self.version = Some(version);
         self.configure_decoder(version);
         self.heart_beat = heart_beat;
-        self.opened = Some(Opened::new(vhost));
+        self.opened = Some(Opened::new(vhost, user.name.clone()));
         self.send_connected(version, &user);
         tracing::debug!(peer = %self.peer, user = %user.name, version = version.as_str(), "stomp session open");
         Ok(())
