@@ -61,6 +61,8 @@ pub struct Expected {
 
 /// The SenderId SQS shows when nobody is known to have published (the dev-mode account).
 const ACCOUNT_ID: &str = "000000000000";
+/// SQS's default MessageRetentionPeriod (4 days), which SendMessage sets as expiration.
+const RETENTION_MS: &str = "345600000";
 
 const FIELDS: [&str; 12] = [
     "persistent",
@@ -89,20 +91,27 @@ pub fn core_expectation(
     for (name, value) in &sample.properties {
         fields.insert(name, Want::exact(value));
     }
-    // The login, except over AMQP where user-id is the publisher's to set (and check).
-    if publisher != Protocol::Amqp {
+    // Who published: the MQTT username or the STOMP login; AMQP's user-id is the publisher's
+    // to set; SQS in dev mode and SNS know nobody.
+    if publisher.is_mqtt() || matches!(publisher, Protocol::Stomp | Protocol::StompWs) {
         fields.insert("user-id", Want::exact("guest"));
-    }
-    if publisher.is_mqtt() || matches!(publisher, Protocol::Sqs | Protocol::Sns) {
-        fields.insert("timestamp", Want::Recent);
     }
     if let Some(id) = assigned_id {
         fields.insert("message-id", Want::exact(id));
     }
-    let sets_expiration = sample.properties.iter().any(|(n, _)| *n == "expiration");
-    if matches!(publisher, Protocol::Sqs | Protocol::Sns) && !sets_expiration {
-        // The table leaves open whether a queue's retention period shows as expiration.
-        fields.remove("expiration");
+    match publisher {
+        // The send time, and the queue's retention period as expiration.
+        Protocol::Sqs => {
+            fields.insert("timestamp", Want::Recent);
+            fields.insert("expiration", Want::exact(RETENTION_MS));
+        }
+        // The publish time; the table says expiration is "as SQS", which a topic has no
+        // retention period for.
+        Protocol::Sns => {
+            fields.insert("timestamp", Want::Recent);
+            fields.remove("expiration");
+        }
+        _ => {}
     }
     let mut headers = BTreeMap::new();
     for (name, _) in &sample.headers {
@@ -153,26 +162,13 @@ pub fn project(mut want: Expected, dest: &Destination) -> Expected {
                 want.fields
                     .insert("expiration", Want::exact(seconds.to_string()));
             }
+            // Not sent out: MQTT subscribers are not told who published.
+            want.fields.insert("user-id", Want::Absent);
             for name in ["x-mqtt-client-id", "x-mqtt-username"] {
                 want.headers.insert(name.into(), Want::Absent);
             }
         }
-        Protocol::Sqs => {
-            // SQS shows no persistence, and always a MessageId and a SentTimestamp.
-            want.fields.remove("persistent");
-            want.fields.retain(|name, w| {
-                !(matches!(*name, "message-id" | "timestamp") && *w == Want::Absent)
-            });
-            let encoding = match is_sqs_text(&want.body) {
-                true => Want::Absent,
-                false => Want::exact("base64"),
-            };
-            want.fields.insert(TRANSFER_ENCODING, encoding);
-            if want.fields.get("user-id") == Some(&Want::Absent) {
-                want.fields.insert("user-id", Want::exact(ACCOUNT_ID));
-            }
-            want.headers.remove(TRANSFER_ENCODING);
-        }
+        Protocol::Sqs => sqs_view(&mut want),
         Protocol::Amqp | Protocol::Stomp | Protocol::StompWs | Protocol::Sns => {}
     }
     if dest.publisher == Protocol::Sqs && receiver.is_mqtt() {
@@ -183,6 +179,29 @@ pub fn project(mut want: Expected, dest: &Destination) -> Expected {
         }
     }
     want
+}
+
+/// What an SQS receiver shows: no persistence and no expiration; always a MessageId, a
+/// SentTimestamp (the receive time when the message has none) and a SenderId (the account
+/// when nobody is known); a body that is not SQS text in base64.
+fn sqs_view(want: &mut Expected) {
+    want.fields.remove("persistent");
+    want.fields.insert("expiration", Want::Absent);
+    if want.fields.get("message-id") == Some(&Want::Absent) {
+        want.fields.remove("message-id");
+    }
+    if want.fields.get("timestamp") == Some(&Want::Absent) {
+        want.fields.insert("timestamp", Want::Recent);
+    }
+    if want.fields.get("user-id") == Some(&Want::Absent) {
+        want.fields.insert("user-id", Want::exact(ACCOUNT_ID));
+    }
+    let encoding = match is_sqs_text(&want.body) {
+        true => Want::Absent,
+        false => Want::exact("base64"),
+    };
+    want.fields.insert(TRANSFER_ENCODING, encoding);
+    want.headers.remove(TRANSFER_ENCODING);
 }
 
 /// A reply address as a receiver sees it (ARCHITECTURE.md, "Reply addresses").

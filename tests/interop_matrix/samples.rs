@@ -162,21 +162,22 @@ fn rich_properties(publisher: Protocol, content_type: &str) -> Vec<(&'static str
         ("content-type", content_type.to_owned()),
         ("content-encoding", "identity".to_owned()),
         ("reply-to", reply_address(publisher).to_owned()),
-        ("expiration", "60000".to_owned()),
         ("priority", "5".to_owned()),
         ("type", "matrix.sample".to_owned()),
         ("app-id", "interop-matrix".to_owned()),
     ];
-    // SQS and SNS assign the message id; they, and MQTT, take the publish time as timestamp.
-    // The user is the login; AMQP and STOMP may also state it.
+    // SQS and SNS assign the message id and the timestamp, and have no per-message expiry
+    // (SendMessage uses the queue's retention period). The user is the login; AMQP and STOMP
+    // may also state it.
     if !matches!(publisher, Protocol::Sqs | Protocol::Sns) {
         properties.push(("message-id", format!("id-{name}")));
+        properties.push(("expiration", "60000".to_owned()));
+        properties.push(("timestamp", "1700000000".to_owned()));
     }
     if matches!(
         publisher,
         Protocol::Amqp | Protocol::Stomp | Protocol::StompWs
     ) {
-        properties.push(("timestamp", "1700000000".to_owned()));
         properties.push(("user-id", "guest".to_owned()));
     }
     properties
@@ -232,6 +233,7 @@ fn rich_headers(publisher: Protocol) -> Vec<(&'static str, AMQPValue)> {
         }
         Protocol::Sqs | Protocol::Sns => vec![
             ("tenant", text("acme")),
+            ("retries", AMQPValue::LongInt(3)),
             ("blob", AMQPValue::ByteArray(vec![0xff, 0x00, 0x01].into())),
         ],
     }
