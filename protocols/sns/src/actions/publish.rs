@@ -230,7 +230,12 @@ async fn route(service: &SnsService, topic: &str, message: Message) -> Result<()
     let mut queues = Vec::new();
     service
         .vhost
-        .route(topic, "", &message.properties.headers, &mut queues)
+        .route(
+            topic,
+            &message.routing_key,
+            &message.properties.headers,
+            &mut queues,
+        )
         .map_err(|_| SnsError::no_topic())?;
     let sink = ConfirmSink::new();
     let ticket = sink.tickets(0, queues.len());
