@@ -134,6 +134,28 @@ async fn an_amqp_publish_is_received_over_sqs() {
 }
 
 #[tokio::test]
+async fn a_queue_name_sqs_would_refuse_is_one_encoded_url_segment() {
+    let broker = Broker::start().await;
+    let (_connection, channel) = broker.channel().await;
+    let name = "orders/eu.v2:high";
+    declare(&channel, name, FieldTable::default()).await;
+    let sqs = client(&broker);
+    let url = within(sqs.get_queue_url().queue_name(name).send())
+        .await
+        .expect("GetQueueUrl of an AMQP queue with '/', '.' and ':' in its name")
+        .queue_url
+        .expect("url");
+    assert!(url.ends_with("/000000000000/orders%2Feu.v2%3Ahigh"), "{url}");
+    within(sqs.send_message().queue_url(&url).message_body("to amqp").send())
+        .await
+        .expect("SendMessage through the encoded URL");
+    let queue = declare(&channel, name, FieldTable::default()).await;
+    assert_eq!(queue.message_count(), 1);
+    let refused = within(sqs.create_queue().queue_name(name).send()).await;
+    assert!(refused.is_err(), "CreateQueue keeps AWS's naming rules");
+}
+
+#[tokio::test]
 async fn sqs_messages_survive_a_restart() {
     let broker = Broker::start().await;
     let sqs = client(&broker);

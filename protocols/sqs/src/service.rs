@@ -133,8 +133,12 @@ impl SqsService {
         actions::dispatch(self, action, params, context).await
     }
 
+    /// The queue's URL. A queue of another protocol may have a name SQS would refuse
+    /// (`amq.gen-...`, `mqtt-shared/g/f`): the name is one percent-encoded path segment, so
+    /// every queue has a URL that resolves back to it.
     pub fn queue_url(&self, context: &Context, name: &str) -> String {
-        format!("http://{}/{ACCOUNT_ID}/{name}", context.host)
+        let segment = crate::sigv4::encode_segment(name);
+        format!("http://{}/{ACCOUNT_ID}/{segment}", context.host)
     }
 
     pub fn queue_arn(name: &str) -> String {
@@ -145,8 +149,8 @@ impl SqsService {
     /// (ours, AWS's `https://sqs.<region>.amazonaws.com/<account>/<name>`, LocalStack's).
     pub fn resolve(&self, params: &Params) -> Result<ResolvedQueue, SqsError> {
         let url = params.required("QueueUrl")?;
-        let name = url.trim_end_matches('/').rsplit('/').next().unwrap_or(url);
-        self.resolve_name(name)
+        let segment = url.trim_end_matches('/').rsplit('/').next().unwrap_or(url);
+        self.resolve_name(&crate::sigv4::decode_segment(segment))
     }
 
     /// The queue named `name`, adopting queues the core has but SQS has not seen (declared by

@@ -205,6 +205,19 @@ impl Authorization {
 
 /// Parses, checks the clock and verifies in one step; `secret_for` looks a secret key up by
 /// access key id. Returns the access key id the request was signed with.
+/// A name as one URL path segment: everything outside `A-Za-z0-9-_.~` percent-encoded, `/`
+/// included, the way AWS encodes URIs. Queue URLs name their queue so.
+pub fn encode_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    canonical::uri_encode(name.as_bytes(), true, &mut out);
+    out
+}
+
+/// The inverse of [`encode_segment`]; a stray `%` stays as it is.
+pub fn decode_segment(segment: &str) -> String {
+    String::from_utf8_lossy(&percent_decode(segment.as_bytes())).into_owned()
+}
+
 pub fn verify<'s>(
     request: &Request,
     body: &[u8],

@@ -98,7 +98,7 @@ pub(super) fn query_pairs(query: &str) -> impl Iterator<Item = (&[u8], &[u8])> {
 
 /// RFC 3986 percent-encoding of everything but `A-Za-z0-9-_.~` (and `/` unless
 /// `encode_slash`), upper-case hex, as AWS's `UriEncode` defines it.
-fn uri_encode(bytes: &[u8], encode_slash: bool, out: &mut String) {
+pub(super) fn uri_encode(bytes: &[u8], encode_slash: bool, out: &mut String) {
     for &byte in bytes {
         match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
