@@ -89,6 +89,35 @@ async fn an_amqp_publish_to_amq_topic_reaches_an_mqtt_subscriber() {
 }
 
 #[tokio::test]
+async fn an_amqp_key_with_wildcard_words_reaches_mqtt_percent_encoded() {
+    let broker = Broker::start().await;
+    let mut sub = broker.mqtt(broker.mqtt_options("encoded-sub")).await;
+    sub.client
+        .subscribe("alerts/+", QoS::AtMostOnce)
+        .await
+        .expect("subscribe");
+    subscribed(&mut sub.events).await;
+    let (_conn, channel) = broker.channel().await;
+    for key in ["alerts.#", "alerts.plain"] {
+        channel
+            .basic_publish(
+                "amq.topic".into(),
+                key.into(),
+                BasicPublishOptions::default(),
+                key.as_bytes(),
+                BasicProperties::default(),
+            )
+            .await
+            .expect("publish");
+    }
+    let got = next_publish(&mut sub.events).await;
+    assert_eq!(got.topic, "alerts/%23", "a '#' no topic name may hold");
+    assert_eq!(&got.payload[..], b"alerts.#");
+    let got = next_publish(&mut sub.events).await;
+    assert_eq!(got.topic, "alerts/plain");
+}
+
+#[tokio::test]
 async fn an_mqtt_publish_reaches_an_amqp_queue_with_the_publisher_identity() {
     let broker = Broker::start().await;
     let (_conn, channel) = broker.channel().await;

@@ -145,10 +145,18 @@ async fn a_queue_name_sqs_would_refuse_is_one_encoded_url_segment() {
         .expect("GetQueueUrl of an AMQP queue with '/', '.' and ':' in its name")
         .queue_url
         .expect("url");
-    assert!(url.ends_with("/000000000000/orders%2Feu.v2%3Ahigh"), "{url}");
-    within(sqs.send_message().queue_url(&url).message_body("to amqp").send())
-        .await
-        .expect("SendMessage through the encoded URL");
+    assert!(
+        url.ends_with("/000000000000/orders%2Feu.v2%3Ahigh"),
+        "{url}"
+    );
+    within(
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body("to amqp")
+            .send(),
+    )
+    .await
+    .expect("SendMessage through the encoded URL");
     let queue = declare(&channel, name, FieldTable::default()).await;
     assert_eq!(queue.message_count(), 1);
     let refused = within(sqs.create_queue().queue_name(name).send()).await;

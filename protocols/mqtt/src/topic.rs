@@ -32,9 +32,10 @@
 //!   too. [`binding_key_is_broader`] says when this or the `$` rule can happen, and
 //!   [`filter_matches`] gives MQTT's answer. A `*` inside a level (`a*`) is literal in both.
 //! - **Keys from other protocols.** An AMQP or STOMP publisher may use a routing key whose
-//!   name is not a valid topic name: the empty key, or words `+` or `#`. The session checks
-//!   [`routing_key_to_name`]'s result with [`validate_name`] before delivering to an MQTT
-//!   client, which must never receive a wildcard in a PUBLISH [MQTT-3.3.2-2].
+//!   name is not a valid topic name: the empty key, or words `+` or `#`. An MQTT client must
+//!   never receive a wildcard in a PUBLISH [MQTT-3.3.2-2], so [`delivered_name`] sends them
+//!   percent-encoded; the session checks its result with [`validate_name`] (the empty key has
+//!   no name and is not delivered).
 //!
 //! Shared subscriptions `$share/{group}/{filter}` bind the filter part: split it off with
 //! [`split_shared`] first. The names `$queue/q` and `$exchange/x/rk` are addresses, not topics:
@@ -235,6 +236,21 @@ pub fn reply_to_to_response_topic(reply_to: &str) -> String {
             routing_key,
         } => format!("{EXCHANGE_PREFIX}{exchange}/{routing_key}"),
     }
+}
+
+/// The topic name an MQTT subscriber is sent a message under. A key from another protocol may
+/// hold what no topic name may [MQTT-3.3.2-2, MQTT-4.7.3-2]: the characters `+`, `#` and U+0000
+/// go out percent-encoded (`%2B`, `%23`, `%00`), so `a.#` is delivered as `a/%23` rather than
+/// not at all. Other names are [`routing_key_to_name`]'s, unchanged. Check the result with
+/// [`validate_name`]: the empty key still has no name.
+pub fn delivered_name(key: &str) -> String {
+    let name = routing_key_to_name(key);
+    if !name.contains(['+', '#', '\0']) {
+        return name;
+    }
+    name.replace('+', "%2B")
+        .replace('#', "%23")
+        .replace('\0', "%00")
 }
 
 /// The routing key on `amq.topic` of a topic name: `/` and `.` swapped.
@@ -476,5 +492,14 @@ mod tests {
             assert_eq!(reply_to_to_response_topic(reply_to), topic);
         }
         assert_eq!(reply_to_to_response_topic("/reply-queue/q"), "$queue/q");
+    }
+    #[test]
+    fn keys_that_are_no_topic_name_are_delivered_encoded() {
+        assert_eq!(delivered_name("a.b/c"), "a/b.c");
+        assert_eq!(delivered_name("a.#"), "a/%23");
+        assert_eq!(delivered_name("+.x"), "%2B/x");
+        assert_eq!(delivered_name("a\0"), "a%00");
+        assert!(validate_name(&delivered_name("a.#.+")).is_ok());
+        assert!(validate_name(&delivered_name("")).is_err());
     }
 }

@@ -154,7 +154,7 @@ pub fn publish_out(
         dup,
         qos,
         retain: false,
-        topic: topic::routing_key_to_name(&message.routing_key),
+        topic: topic::delivered_name(&message.routing_key),
         packet_id,
         payload: message.body.clone(),
         properties: if v5 {

@@ -69,9 +69,9 @@ impl Connection {
     fn deliver(&mut self, delivery: Delivery, settled: &mut Settled) {
         let source = (delivery.consumer, delivery.tag);
         let message = &delivery.message;
-        let name = topic::routing_key_to_name(&message.routing_key);
-        // A key published over AMQP may not map to a valid MQTT topic name (an empty key, a
-        // word `+` or `#`): no MQTT client can be sent it [MQTT-4.7.3-1].
+        let name = topic::delivered_name(&message.routing_key);
+        // The empty key (or one too long) has no MQTT topic name: no MQTT client can be sent
+        // it [MQTT-4.7.3-1]. Wildcard characters were encoded already.
         if topic::validate_name(&name).is_err() {
             settled.push(source);
             return;
