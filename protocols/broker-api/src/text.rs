@@ -136,32 +136,38 @@ pub fn named_properties(props: &Properties) -> Vec<(&'static str, String)> {
     out
 }
 
-/// Sets the property a text name stands for. Returns false, and changes nothing, when `name`
-/// is not one of [`names`] or `text` is not a valid value for it; the caller then keeps the
+/// Sets the property a text name stands for, if it is not set yet (the first of repeated
+/// names wins). Returns false, and changes nothing, when `name` is not one of [`names`], the
+/// property is set already, or `text` is not a valid value for it; the caller then keeps the
 /// pair as an ordinary header, so nothing is lost.
 pub fn set_named_property(props: &mut Properties, name: &str, text: &str) -> bool {
+    fn string(slot: &mut Option<String>, text: &str) -> bool {
+        let free = slot.is_none();
+        if free {
+            *slot = Some(text.to_owned());
+        }
+        free
+    }
     fn number<T: std::str::FromStr>(slot: &mut Option<T>, text: &str) -> bool {
         match text.trim().parse() {
-            Ok(value) => {
+            Ok(value) if slot.is_none() => {
                 *slot = Some(value);
                 true
             }
-            Err(_) => false,
+            _ => false,
         }
     }
-    let owned = || Some(text.to_owned());
     match name {
-        names::CONTENT_ENCODING => props.content_encoding = owned(),
-        names::MESSAGE_ID => props.message_id = owned(),
-        names::TYPE => props.kind = owned(),
-        names::APP_ID => props.app_id = owned(),
-        names::USER_ID => props.user_id = owned(),
-        names::PRIORITY => return number(&mut props.priority, text),
-        names::TIMESTAMP => return number(&mut props.timestamp, text),
-        names::EXPIRATION => return number(&mut props.expiration_ms, text),
-        _ => return false,
+        names::CONTENT_ENCODING => string(&mut props.content_encoding, text),
+        names::MESSAGE_ID => string(&mut props.message_id, text),
+        names::TYPE => string(&mut props.kind, text),
+        names::APP_ID => string(&mut props.app_id, text),
+        names::USER_ID => string(&mut props.user_id, text),
+        names::PRIORITY => number(&mut props.priority, text),
+        names::TIMESTAMP => number(&mut props.timestamp, text),
+        names::EXPIRATION => number(&mut props.expiration_ms, text),
+        _ => false,
     }
-    true
 }
 
 #[cfg(test)]
@@ -225,5 +231,8 @@ mod tests {
         assert!(!set_named_property(&mut props, names::PRIORITY, "high"));
         assert!(!set_named_property(&mut props, "colour", "red"));
         assert_eq!(props, Properties::default());
+        assert!(set_named_property(&mut props, names::TYPE, "first"));
+        assert!(!set_named_property(&mut props, names::TYPE, "second"));
+        assert_eq!(props.kind.as_deref(), Some("first"));
     }
 }

@@ -74,11 +74,7 @@ pub fn message_in(publish: &Publish, publisher: Publisher<'_>) -> Message {
     for (name, value) in &props.user_properties {
         // `user-id` says who published, which the login decides. A name repeated after it set
         // its property stays a header, so no value is lost.
-        let free = name != names::USER_ID
-            && !text::named_properties(&properties)
-                .iter()
-                .any(|(set, _)| set == name);
-        if !(free && text::set_named_property(&mut properties, name, value)) {
+        if name == names::USER_ID || !text::set_named_property(&mut properties, name, value) {
             add_user_property(&mut properties.headers, name, value);
         }
     }
