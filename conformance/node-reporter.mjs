@@ -1,6 +1,8 @@
 // A node:test reporter for conformance/run: appends one line per finished test, "pass NAME",
-// "fail NAME" or "skip NAME", to the file named by CONFORMANCE_RESULTS (as ../../conftest.py
-// does for pytest). NAME is the test file's path under conformance/, "::", and the test's name.
+// "fail NAME" or "skip NAME", to the file named by CONFORMANCE_RESULTS (as conftest.py does
+// for pytest). Every node suite (a folder with package.json) runs it with
+// `--test-reporter=../../node-reporter.mjs`. NAME is the test file's path under conformance/,
+// "::", and the test's name.
 // A file that fails outside any test (a syntax error, a missing package) reports as failed too.
 // It prints nothing; the spec reporter beside it shows the run.
 
