@@ -63,10 +63,14 @@ pub struct Config {
     pub fsync_interval_ms: u64,
     /// Size at which the journal starts a new segment file.
     pub journal_segment_bytes: u64,
+    /// The user a fresh data directory starts with (an administrator with every permission
+    /// on the default vhost); later starts keep the stored users.
     pub default_user: String,
     pub default_pass: String,
     /// Users who may connect only from loopback addresses.
     pub loopback_users: Vec<String>,
+    /// Definitions (RabbitMQ's JSON format) applied at every start, after the stored ones.
+    pub definitions_file: Option<PathBuf>,
     /// Heartbeat interval the broker proposes to AMQP clients, in seconds (0 disables).
     pub heartbeat_secs: u16,
     /// Largest AMQP frame the broker accepts and proposes, in bytes.
@@ -145,6 +149,7 @@ impl Default for Config {
             default_user: "guest".to_owned(),
             default_pass: "guest".to_owned(),
             loopback_users: vec!["guest".to_owned()],
+            definitions_file: None,
             heartbeat_secs: HEARTBEAT_SECS_DEFAULT,
             frame_max: FRAME_MAX_DEFAULT,
             channel_max: CHANNEL_MAX_DEFAULT,
@@ -268,15 +273,18 @@ pub struct Settings {
     /// Size of a journal segment file, bytes.
     #[arg(long, env = "MQBRIDGE_JOURNAL_SEGMENT_BYTES")]
     pub journal_segment_bytes: Option<u64>,
-    /// Name of the user created at start-up.
+    /// Name of the user a fresh data directory starts with.
     #[arg(long, env = "MQBRIDGE_DEFAULT_USER")]
     pub default_user: Option<String>,
-    /// Password of the user created at start-up.
+    /// Password of the user a fresh data directory starts with.
     #[arg(long, env = "MQBRIDGE_DEFAULT_PASS", hide_env_values = true)]
     pub default_pass: Option<String>,
     /// Users allowed to connect only from loopback (comma-separated; empty for none).
     #[arg(long, env = "MQBRIDGE_LOOPBACK_USERS", value_delimiter = ',')]
     pub loopback_users: Option<Vec<String>>,
+    /// Definitions file (RabbitMQ's JSON export format) applied at start-up.
+    #[arg(long, env = "MQBRIDGE_DEFINITIONS_FILE")]
+    pub definitions_file: Option<PathBuf>,
     /// AMQP heartbeat proposed to clients, seconds.
     #[arg(long, env = "MQBRIDGE_HEARTBEAT_SECS")]
     pub heartbeat_secs: Option<u16>,
@@ -379,6 +387,7 @@ impl Settings {
             default_user,
             default_pass,
             loopback_users,
+            definitions_file,
             heartbeat_secs,
             frame_max,
             channel_max,

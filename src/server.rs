@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::core::memory::MemoryGauge;
-use crate::core::{Core, DEFAULT_VHOST, UserRecord};
+use crate::core::{Bootstrap, Core, DEFAULT_VHOST};
 use crate::store::{FsyncPolicy, Journal, JournalOptions, Recovered, Store};
 use crate::tls::Tls;
 
@@ -69,15 +69,21 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
-        let users = vec![UserRecord {
-            loopback_only: config.loopback_users.contains(&config.default_user),
-            name: config.default_user.clone(),
-            password: config.default_pass.clone(),
-        }];
+        let bootstrap = Bootstrap {
+            default_user: config.default_user.clone(),
+            default_pass: config.default_pass.clone(),
+            loopback_users: config.loopback_users.clone(),
+        };
         let gauge = Arc::new(MemoryGauge::new(config.memory_high_watermark_bytes));
         let (journal, recovered) = open_journal(&config, &gauge)?;
         let store: Arc<dyn Store> = journal.clone();
-        let core: Arc<dyn Broker> = Core::new(users, gauge, store, recovered);
+        let broker = Core::new(bootstrap, gauge, store, recovered);
+        if let Some(path) = &config.definitions_file {
+            load_definitions(&broker, path)?;
+        }
+        check_access_keys(&broker, &sqs)?;
+        let system = broker.system();
+        let core: Arc<dyn Broker> = broker;
         let max_connections = u32::try_from(config.max_connections).unwrap_or(u32::MAX >> 3);
         let connections = Arc::new(Semaphore::new(max_connections as usize));
         let (shutdown, _) = watch::channel(false);
@@ -86,6 +92,7 @@ impl Server {
         let listeners = Listeners {
             config: &config,
             core: &core,
+            system: &system,
             connections: &connections,
             shutdown: &shutdown,
             mqtt: mqtt_shared(&config),
@@ -188,7 +195,10 @@ async fn bind(config: &Config, protocol: &str, port: u16) -> anyhow::Result<TcpL
 /// What every listener is started with.
 struct Listeners<'a> {
     config: &'a Config,
+    /// The broker as clients see it: every vhost guarded by the user's permissions.
     core: &'a Arc<dyn Broker>,
+    /// The broker unguarded, for services that check their callers themselves.
+    system: &'a Arc<dyn Broker>,
     connections: &'a Arc<Semaphore>,
     shutdown: &'a watch::Sender<bool>,
     /// One per broker: the MQTT, MQTTS and WebSocket listeners share client ids and retained
@@ -220,7 +230,7 @@ impl Listeners<'_> {
     async fn mqtt(&self) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
         let config = self.config;
         let shared = Arc::clone(&self.mqtt);
-        let vhost = self.core.vhost(
+        let vhost = self.system.vhost(
             DEFAULT_VHOST,
             &User {
                 name: config.default_user.clone(),
@@ -300,9 +310,9 @@ impl Listeners<'_> {
             vhost: settings.vhost.clone(),
             user: settings.user.clone(),
         };
-        let service = SqsService::start(self.core, settings, self.shutdown.subscribe())?;
+        let service = SqsService::start(self.system, settings, self.shutdown.subscribe())?;
         // SNS shares the endpoint: the SQS front hands it the requests it claims.
-        let sns = SnsService::start(self.core, &sns_settings, self.shutdown.subscribe())?;
+        let sns = SnsService::start(self.system, &sns_settings, self.shutdown.subscribe())?;
         let neighbor: Arc<dyn mqbridge_sqs::Neighbor> = Arc::new(SnsNeighbor(sns));
         let accept = spawn_acceptor(
             listener,
@@ -368,13 +378,6 @@ fn sqs_settings(config: &Config) -> anyhow::Result<SqsSettings> {
             "aws_access_keys: every key needs an access_key_id and a secret_access_key"
         );
         anyhow::ensure!(seen.insert(id), "aws_access_keys: key {id} appears twice");
-        anyhow::ensure!(
-            key.user == config.default_user,
-            "aws_access_keys: key {id} acts as user '{}', which the broker does not have \
-             (its user is '{}')",
-            key.user,
-            config.default_user
-        );
         access_keys.push(AccessKey {
             access_key_id: id.clone(),
             secret_access_key: key.secret_access_key.clone(),
@@ -388,6 +391,31 @@ fn sqs_settings(config: &Config) -> anyhow::Result<SqsSettings> {
         request_size_max: mqbridge_sqs::REQUEST_SIZE_MAX_DEFAULT,
         access_keys,
     })
+}
+
+/// Applies a definitions file (RabbitMQ's JSON format) on top of what the store kept.
+fn load_definitions(core: &Arc<Core>, path: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read definitions file {}", path.display()))?;
+    let definitions = serde_json::from_str(&text)
+        .with_context(|| format!("invalid definitions file {}", path.display()))?;
+    core.import(definitions)
+        .with_context(|| format!("cannot apply definitions file {}", path.display()))?;
+    tracing::info!(path = %path.display(), "definitions loaded");
+    Ok(())
+}
+
+/// Every SQS access key acts as a user the broker has.
+fn check_access_keys(core: &Core, sqs: &SqsSettings) -> anyhow::Result<()> {
+    for key in &sqs.access_keys {
+        anyhow::ensure!(
+            core.access().user(&key.user).is_some(),
+            "aws_access_keys: key {} acts as user '{}', which the broker does not have",
+            key.access_key_id,
+            key.user
+        );
+    }
+    Ok(())
 }
 
 /// Accepts connections while a permit is free (so a full broker stops accepting rather than

@@ -10,7 +10,31 @@ use lapin::options::BasicPublishOptions;
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 
 async fn start_mtls(ca: &TestCa) -> Broker {
-    Broker::start_with(|config| ca.configure(config, true)).await
+    Broker::start_with(|config| {
+        ca.configure(config, true);
+        certificate_users(config);
+    })
+    .await
+}
+
+/// The CNs of the tests' certificates, as users without passwords (a certificate is their
+/// only credential) and with every permission on the default vhost. As in RabbitMQ, a CN must
+/// be a user the broker knows.
+fn certificate_users(config: &mut mqbridge::Config) {
+    let names = ["alice", "bob", "carol", "device-42", "sensor-9"];
+    let users: Vec<_> = names
+        .iter()
+        .map(|name| serde_json::json!({"name": name, "password_hash": "", "tags": []}))
+        .collect();
+    let permissions: Vec<_> = names
+        .iter()
+        .map(|name| {
+            serde_json::json!({"user": name, "vhost": "/",
+                "configure": ".*", "write": ".*", "read": ".*"})
+        })
+        .collect();
+    let definitions = serde_json::json!({"users": users, "permissions": permissions});
+    common::with_definitions(config, &definitions);
 }
 
 /// Publishes with `user_id` set; the broker refuses a user id other than the logged-in user's
@@ -44,6 +68,16 @@ async fn the_certificate_cn_is_the_amqp_user_whatever_the_password() {
         .await
         .expect("user_id alice is hers");
     assert_reply(publish_as(&connection, "guest").await, 406);
+}
+
+#[tokio::test]
+async fn a_certificate_of_someone_the_broker_does_not_know_opens_nothing() {
+    let ca = TestCa::new("mtls unknown CA");
+    let broker = start_mtls(&ca).await;
+    let port = broker.server.tls_addrs.expect("tls").amqps.port();
+    let mallory = ca.client("mallory");
+    let refused = amqps(port, "mallory", ca.lapin_config(Some(&mallory))).await;
+    assert_reply(refused, 530);
 }
 
 #[tokio::test]
@@ -142,6 +176,7 @@ async fn an_mqtt_client_without_a_username_logs_in_as_its_certificate() {
     let ca = TestCa::new("mtls MQTT CA 2");
     let broker = Broker::start_with(|config| {
         ca.configure(config, true);
+        certificate_users(config);
         config.mqtt_anonymous = false;
     })
     .await;
@@ -220,6 +255,7 @@ async fn a_stomp_client_without_a_login_logs_in_as_its_certificate() {
     let ca = TestCa::new("mtls STOMP CA");
     let broker = Broker::start_with(|config| {
         ca.configure(config, true);
+        certificate_users(config);
         config.stomp_anonymous = false;
     })
     .await;

@@ -1,55 +1,215 @@
-//! The broker core: users, virtual hosts, the memory alarm. It implements the
-//! `mqbridge_broker_api` traits and knows no wire protocol.
+//! The broker core: users and their permissions, virtual hosts, the memory alarm. It
+//! implements the `mqbridge_broker_api` traits and knows no wire protocol.
+//!
+//! Adapters open a vhost through [`Broker::vhost`] as a user and get it guarded by that user's
+//! permissions (`guard`). The broker's own services (the SQS and SNS APIs' bookkeeping, MQTT's
+//! `$SYS` topics) open it through [`Core::system`], unguarded: they check their callers
+//! themselves.
 
+pub mod access;
+pub mod definitions;
+mod guard;
 pub mod memory;
 mod queue;
 mod vhost;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use bytes::Bytes;
 use mqbridge_broker_api::{Broker, BrokerError, User, VirtualHost};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use self::access::{Access, BROKER_SCOPE_VHOST, PermissionRecord, UserRecord};
 use self::memory::MemoryGauge;
 use self::vhost::VHost;
-use crate::store::{Recovered, Store};
+use crate::store::{Record, Recovered, Store};
 
 /// The vhost every broker has.
 pub const DEFAULT_VHOST: &str = "/";
 
-/// A user as configured.
+/// Broker-level store scope of vhost records.
+const VHOST_SCOPE: &str = "vhost";
+
+/// The user a fresh broker starts with (RabbitMQ's `default_user`), and who may log in only
+/// from loopback.
 #[derive(Debug, Clone)]
-pub struct UserRecord {
+pub struct Bootstrap {
+    pub default_user: String,
+    pub default_pass: String,
+    pub loopback_users: Vec<String>,
+}
+
+/// A vhost as stored and as a definitions file has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VhostRecord {
     pub name: String,
-    pub password: String,
-    /// May connect only from a loopback address (RabbitMQ's rule for `guest`).
-    pub loopback_only: bool,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug)]
 pub struct Core {
-    users: HashMap<String, UserRecord>,
-    vhosts: RwLock<HashMap<String, Arc<VHost>>>,
+    access: Access,
+    vhosts: RwLock<BTreeMap<String, (VhostRecord, Arc<VHost>)>>,
     gauge: Arc<MemoryGauge>,
+    store: Arc<dyn Store>,
 }
 
 impl Core {
-    /// The core with the definitions and messages the store recovered.
+    /// The core with the users, definitions and messages the store recovered. A store that
+    /// holds no user yet (a first start) gets the bootstrap user, an administrator with every
+    /// permission on the default vhost.
     pub fn new(
-        users: Vec<UserRecord>,
+        bootstrap: Bootstrap,
         gauge: Arc<MemoryGauge>,
         store: Arc<dyn Store>,
-        recovered: Recovered,
+        mut recovered: Recovered,
     ) -> Arc<Self> {
-        let default = VHost::new(DEFAULT_VHOST, Arc::clone(&gauge), store);
-        restore(&default, recovered);
-        Arc::new(Core {
-            users: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
-            vhosts: RwLock::new(HashMap::from([(DEFAULT_VHOST.to_owned(), default)])),
+        let (broker_level, metadata) = std::mem::take(&mut recovered.metadata)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(vhost, ..)| vhost == BROKER_SCOPE_VHOST);
+        recovered.metadata = metadata;
+        let mut vhost_records = vec![VhostRecord {
+            name: DEFAULT_VHOST.to_owned(),
+            description: "Default virtual host".to_owned(),
+            tags: Vec::new(),
+        }];
+        let mut access_records = Vec::new();
+        for (_, scope, key, value) in broker_level {
+            if scope != VHOST_SCOPE {
+                access_records.push((scope, key, value));
+            } else if let Ok(record) = serde_json::from_slice::<VhostRecord>(&value) {
+                vhost_records.retain(|r| r.name != record.name);
+                vhost_records.push(record);
+            }
+        }
+        let access = Access::restore(
+            Arc::clone(&store),
+            bootstrap.loopback_users.clone(),
+            access_records,
+        );
+        let mut parts = split_by_vhost(recovered);
+        let vhosts = vhost_records
+            .into_iter()
+            .map(|record| {
+                let vhost = VHost::new(&record.name, Arc::clone(&gauge), Arc::clone(&store));
+                restore(&vhost, parts.remove(&record.name).unwrap_or_default());
+                (record.name.clone(), (record, vhost))
+            })
+            .collect();
+        for name in parts.keys() {
+            tracing::warn!(
+                vhost = name,
+                "stored definitions for an unknown vhost ignored"
+            );
+        }
+        let core = Arc::new(Core {
+            access,
+            vhosts: RwLock::new(vhosts),
             gauge,
-        })
+            store,
+        });
+        if core.access.is_empty() {
+            core.seed(&bootstrap);
+        }
+        core
+    }
+
+    fn seed(&self, bootstrap: &Bootstrap) {
+        self.access.put_user(UserRecord {
+            name: bootstrap.default_user.clone(),
+            password_hash: access::password::hash(&bootstrap.default_pass),
+            tags: vec![access::ADMINISTRATOR.to_owned()],
+        });
+        let everything = ".*".to_owned();
+        let granted = self.access.set_permission(PermissionRecord {
+            user: bootstrap.default_user.clone(),
+            vhost: DEFAULT_VHOST.to_owned(),
+            configure: everything.clone(),
+            write: everything.clone(),
+            read: everything,
+        });
+        debug_assert!(granted.is_ok(), "the user was just made");
+    }
+
+    /// The user database (management API, definitions).
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// The broker itself, with every vhost unguarded: for services that check their own
+    /// callers.
+    pub fn system(self: &Arc<Self>) -> Arc<dyn Broker> {
+        Arc::new(System(Arc::clone(self)))
+    }
+
+    pub fn vhost_records(&self) -> Vec<VhostRecord> {
+        let vhosts = self.vhosts.read().unwrap_or_else(PoisonError::into_inner);
+        vhosts.values().map(|(record, _)| record.clone()).collect()
+    }
+
+    /// The vhost named `name`, unguarded.
+    fn find(&self, name: &str) -> Result<Arc<VHost>, BrokerError> {
+        let vhosts = self.vhosts.read().unwrap_or_else(PoisonError::into_inner);
+        match vhosts.get(name) {
+            Some((_, vhost)) => Ok(Arc::clone(vhost)),
+            None => Err(BrokerError::NotAllowed(format!("vhost '{name}' not found"))),
+        }
+    }
+
+    /// Creates a vhost, or updates the description and tags of an existing one; `true` if
+    /// it is new.
+    pub fn put_vhost(&self, record: VhostRecord) -> bool {
+        self.store.append(
+            Record::Metadata {
+                vhost: BROKER_SCOPE_VHOST.to_owned(),
+                scope: VHOST_SCOPE.to_owned(),
+                key: record.name.clone(),
+                value: serde_json::to_vec(&record).ok().map(Bytes::from),
+            },
+            None,
+        );
+        let mut vhosts = self.vhosts.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some((existing, _)) = vhosts.get_mut(&record.name) {
+            *existing = record;
+            return false;
+        }
+        let vhost = VHost::new(
+            &record.name,
+            Arc::clone(&self.gauge),
+            Arc::clone(&self.store),
+        );
+        vhosts.insert(record.name.clone(), (record, vhost));
+        true
+    }
+
+    /// Deletes a vhost with everything in it: its queues (and their messages), exchanges,
+    /// bindings and the permissions on it. `false` if there was none.
+    pub async fn delete_vhost(&self, name: &str) -> bool {
+        let removed = {
+            let mut vhosts = self.vhosts.write().unwrap_or_else(PoisonError::into_inner);
+            vhosts.remove(name)
+        };
+        let Some((_, vhost)) = removed else {
+            return false;
+        };
+        self.store.append(
+            Record::Metadata {
+                vhost: BROKER_SCOPE_VHOST.to_owned(),
+                scope: VHOST_SCOPE.to_owned(),
+                key: name.to_owned(),
+                value: None,
+            },
+            None,
+        );
+        self.access.forget_vhost(name);
+        vhost.tear_down().await;
+        true
     }
 }
 
@@ -60,27 +220,13 @@ impl Broker for Core {
         password: &str,
         peer: IpAddr,
     ) -> Result<User, BrokerError> {
-        let refused = || BrokerError::AccessRefused(format!("login refused for user '{username}'"));
-        let user = self.users.get(username).ok_or_else(refused)?;
-        if !constant_time_eq(user.password.as_bytes(), password.as_bytes()) {
-            return Err(refused());
-        }
-        if user.loopback_only && !peer.is_loopback() {
-            return Err(BrokerError::AccessRefused(format!(
-                "user '{username}' can only connect via localhost"
-            )));
-        }
-        Ok(User {
-            name: user.name.clone(),
-        })
+        self.access.authenticate(username, password, peer)
     }
 
-    fn vhost(&self, name: &str, _user: &User) -> Result<Arc<dyn VirtualHost>, BrokerError> {
-        let vhosts = self.vhosts.read().unwrap_or_else(PoisonError::into_inner);
-        match vhosts.get(name) {
-            Some(vhost) => Ok(Arc::clone(vhost) as Arc<dyn VirtualHost>),
-            None => Err(BrokerError::NotAllowed(format!("vhost '{name}' not found"))),
-        }
+    fn vhost(&self, name: &str, user: &User) -> Result<Arc<dyn VirtualHost>, BrokerError> {
+        let vhost = self.find(name)?;
+        let grant = self.access.grant(&user.name, name)?;
+        Ok(Arc::new(guard::Guarded::new(vhost, grant)))
     }
 
     fn publish_blocked(&self) -> watch::Receiver<bool> {
@@ -88,78 +234,92 @@ impl Broker for Core {
     }
 }
 
-/// Puts back what the store recovered. Only the default vhost exists so far; anything stored
-/// for another is reported and left in the store.
+/// [`Core::system`]'s view.
+#[derive(Debug)]
+struct System(Arc<Core>);
+
+impl Broker for System {
+    fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<User, BrokerError> {
+        self.0.authenticate(username, password, peer)
+    }
+
+    fn vhost(&self, name: &str, _user: &User) -> Result<Arc<dyn VirtualHost>, BrokerError> {
+        Ok(self.0.find(name)? as Arc<dyn VirtualHost>)
+    }
+
+    fn publish_blocked(&self) -> watch::Receiver<bool> {
+        self.0.publish_blocked()
+    }
+}
+
+/// Sorts what the store recovered by vhost.
+fn split_by_vhost(recovered: Recovered) -> HashMap<String, Recovered> {
+    let mut parts: HashMap<String, Recovered> = HashMap::new();
+    for (vhost, spec) in recovered.exchanges {
+        let part = parts.entry(vhost.clone()).or_default();
+        part.exchanges.push((vhost, spec));
+    }
+    for queue in recovered.queues {
+        let part = parts.entry(queue.vhost.clone()).or_default();
+        part.queues.push(queue);
+    }
+    for (vhost, spec) in recovered.bindings {
+        let part = parts.entry(vhost.clone()).or_default();
+        part.bindings.push((vhost, spec));
+    }
+    for (vhost, topic, message) in recovered.retained {
+        let part = parts.entry(vhost.clone()).or_default();
+        part.retained.push((vhost, topic, message));
+    }
+    for (vhost, client, state) in recovered.sessions {
+        let part = parts.entry(vhost.clone()).or_default();
+        part.sessions.push((vhost, client, state));
+    }
+    for (vhost, scope, key, value) in recovered.metadata {
+        let part = parts.entry(vhost.clone()).or_default();
+        part.metadata.push((vhost, scope, key, value));
+    }
+    parts
+}
+
+/// Puts back what the store recovered for one vhost.
 fn restore(vhost: &VHost, recovered: Recovered) {
-    let mine = |name: &str| {
-        let mine = name == DEFAULT_VHOST;
-        if !mine {
-            tracing::warn!(
-                vhost = name,
-                "stored definitions for an unknown vhost ignored"
-            );
-        }
-        mine
-    };
-    let exchanges = recovered.exchanges.into_iter().filter(|(v, _)| mine(v));
-    let queues = recovered.queues.into_iter().filter(|q| mine(&q.vhost));
-    let bindings = recovered.bindings.into_iter().filter(|(v, _)| mine(v));
-    let retained = recovered.retained.into_iter().filter(|(v, _, _)| mine(v));
-    let sessions = recovered.sessions.into_iter().filter(|(v, _, _)| mine(v));
-    let metadata = recovered.metadata.into_iter().filter(|(v, ..)| mine(v));
     vhost.restore_metadata(
-        metadata
+        recovered
+            .metadata
+            .into_iter()
             .map(|(_, scope, key, value)| (scope, key, value))
             .collect(),
     );
     vhost.restore(
-        exchanges.map(|(_, spec)| spec).collect(),
-        queues.collect(),
-        bindings.map(|(_, spec)| spec).collect(),
-        retained
+        recovered
+            .exchanges
+            .into_iter()
+            .map(|(_, spec)| spec)
+            .collect(),
+        recovered.queues,
+        recovered
+            .bindings
+            .into_iter()
+            .map(|(_, spec)| spec)
+            .collect(),
+        recovered
+            .retained
+            .into_iter()
             .map(|(_, topic, message)| (topic, message))
             .collect(),
-        sessions.map(|(_, client, state)| (client, state)).collect(),
+        recovered
+            .sessions
+            .into_iter()
+            .map(|(_, client, state)| (client, state))
+            .collect(),
     );
 }
 
-/// Compares secrets in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn core_with_guest(loopback_only: bool) -> Arc<Core> {
-        let guest = UserRecord {
-            name: "guest".to_owned(),
-            password: "guest".to_owned(),
-            loopback_only,
-        };
-        let gauge = Arc::new(MemoryGauge::new(u64::MAX));
-        let store = Arc::new(crate::store::Discard::default());
-        Core::new(vec![guest], gauge, store, Recovered::default())
-    }
-
-    #[test]
-    fn a_loopback_only_user_is_refused_from_elsewhere() {
-        let core = core_with_guest(true);
-        let remote = IpAddr::from([192, 0, 2, 7]);
-        let refused = core.authenticate("guest", "guest", remote);
-        assert!(matches!(refused, Err(BrokerError::AccessRefused(_))));
-        for local in [IpAddr::from([127, 0, 0, 1]), "::1".parse().expect("ipv6")] {
-            assert!(core.authenticate("guest", "guest", local).is_ok());
-        }
-    }
-
-    #[test]
-    fn other_users_may_connect_from_anywhere() {
-        let core = core_with_guest(false);
-        let remote = IpAddr::from([192, 0, 2, 7]);
-        assert!(core.authenticate("guest", "guest", remote).is_ok());
-        let wrong = core.authenticate("guest", "nope", remote);
-        assert!(matches!(wrong, Err(BrokerError::AccessRefused(_))));
-    }
-}
+mod tests;

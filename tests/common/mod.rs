@@ -104,6 +104,14 @@ impl Broker {
     }
 }
 
+/// Has the broker load `definitions` (RabbitMQ's JSON format: users, permissions...) at start.
+pub fn with_definitions(config: &mut Config, definitions: &serde_json::Value) {
+    std::fs::create_dir_all(&config.data_dir).expect("data dir");
+    let path = config.data_dir.join("definitions.json");
+    std::fs::write(&path, definitions.to_string()).expect("definitions written");
+    config.definitions_file = Some(path);
+}
+
 /// Connects to `url`, bounded by [`WAIT`].
 pub async fn connect_url(url: &str) -> lapin::Result<Connection> {
     within(Connection::connect(url, ConnectionProperties::default())).await

@@ -8,6 +8,7 @@
 
 mod durable;
 mod exchange;
+mod teardown;
 mod topic;
 
 use std::collections::HashMap;

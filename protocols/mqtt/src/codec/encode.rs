@@ -194,8 +194,13 @@ fn put_suback<S: Sink>(suback: &SubAck, v5: bool, s: &mut S) {
     s.put_u16(suback.packet_id.get());
     if v5 {
         put_block(s, &suback.properties);
+        s.put_raw(&suback.reasons);
+    } else {
+        // 3.x has one failure code, 0x80, for every v5 failure reason.
+        for &code in &suback.reasons {
+            s.put_u8(if code >= 0x80 { 0x80 } else { code });
+        }
     }
-    s.put_raw(&suback.reasons);
 }
 
 fn put_unsubscribe<S: Sink>(unsubscribe: &Unsubscribe, v5: bool, s: &mut S) {

@@ -5,8 +5,8 @@ use std::sync::{Arc, PoisonError};
 
 use bytes::BytesMut;
 use mqbridge_broker_api::{
-    BindingSpec, ConsumerId, Destination, HeaderValue, Headers, Message, QueueHandle, QueueSpec,
-    Settlement, User, VirtualHost,
+    BindingSpec, BrokerError, ConsumerId, Destination, HeaderValue, Headers, Message, QueueHandle,
+    QueueSpec, Settlement, User, VirtualHost,
 };
 use tokio::sync::oneshot;
 
@@ -387,6 +387,7 @@ impl Connection {
             message: None,
             routes: Vec::new(),
             retain: None,
+            refused: None,
         };
         let duplicate = publish.qos == QoS::ExactlyOnce
             && publish
@@ -404,21 +405,47 @@ impl Connection {
                 username: self.username.as_deref(),
             };
             let message = Arc::new(translate::message_in(&publish, publisher));
+            // Other errors (a `$exchange/x/rk` that does not exist) leave the message unrouted.
+            if let Err(BrokerError::AccessRefused(why)) = opened.vhost.route(
+                &message.exchange,
+                &message.routing_key,
+                &message.properties.headers,
+                &mut accepted.routes,
+            ) {
+                return self.refuse_publish(accepted, &why);
+            }
             // `$queue/q` and `$exchange/x/rk` name a destination, not a topic: nothing to
             // retain.
             if publish.retain && !topic::is_address(&publish.topic) {
                 self.shared.retain(&publish.topic, &message);
                 accepted.retain = Some(publish.topic.clone());
             }
-            let _ = opened.vhost.route(
-                &message.exchange,
-                &message.routing_key,
-                &message.properties.headers,
-                &mut accepted.routes,
-            );
             accepted.message = Some(message);
         }
         Then::Forward(accepted)
+    }
+
+    /// A PUBLISH the user may not make. A v5 client is told so in its PUBACK or PUBREC
+    /// (0x87), which ends a QoS 2 exchange; a QoS 0 one is dropped. A v3 client cannot be
+    /// told, and acknowledging would claim the message was taken, so the connection closes
+    /// [MQTT-3.3.5-2].
+    fn refuse_publish(&mut self, mut accepted: Accepted, why: &str) -> Then {
+        tracing::warn!(peer = %self.peer, client_id = %self.client_id, why, "mqtt publish refused");
+        if !self.v5() {
+            self.disconnect(reason::NOT_AUTHORIZED, why);
+            return Then::Done;
+        }
+        match accepted.packet_id {
+            Some(id) if accepted.qos != QoS::AtMostOnce => {
+                if accepted.qos == QoS::ExactlyOnce {
+                    self.session.release(id);
+                }
+                accepted.routes.clear();
+                accepted.refused = Some(reason::NOT_AUTHORIZED);
+                Then::Forward(accepted)
+            }
+            _ => Then::Done,
+        }
     }
 
     /// Hands an accepted PUBLISH to its queues. A QoS 1 or 2 one is acknowledged once they
@@ -436,7 +463,9 @@ impl Connection {
         };
         if let Some(id) = owed.filter(|_| ticket.is_none()) {
             let routed = accepted.message.is_none() || queues > 0;
-            let code = if routed || !self.v5() {
+            let code = if let Some(code) = accepted.refused {
+                code
+            } else if routed || !self.v5() {
                 reason::SUCCESS
             } else {
                 reason::NO_MATCHING_SUBSCRIBERS
@@ -531,9 +560,9 @@ impl Connection {
             };
             match vhost.bind(binding(&queue_name, &subscribed), self.id) {
                 Ok(()) => reasons.push(subscribed.qos as u8),
-                Err(_) => {
+                Err(error) => {
                     self.session.unsubscribe(&request.filter);
-                    reasons.push(reason::UNSPECIFIED_ERROR);
+                    reasons.push(self.subscribe_failure(&error));
                     continue;
                 }
             }
@@ -551,6 +580,16 @@ impl Connection {
         self.send(&Packet::SubAck(suback));
         for subscribed in retained {
             self.send_retained(&subscribed);
+        }
+    }
+
+    /// The SUBACK code of a subscription the broker refused: 0x87 when the user may not
+    /// read the topic. (A 3.x SUBACK has only 0x80, which the encoder writes for any failure.)
+    pub(super) fn subscribe_failure(&self, error: &BrokerError) -> u8 {
+        tracing::warn!(peer = %self.peer, client_id = %self.client_id, %error, "mqtt subscribe refused");
+        match error {
+            BrokerError::AccessRefused(_) => reason::NOT_AUTHORIZED,
+            _ => reason::UNSPECIFIED_ERROR,
         }
     }
 
@@ -604,6 +643,8 @@ struct Accepted {
     routes: Vec<Arc<dyn QueueHandle>>,
     /// The topic whose retained message this PUBLISH sets (or, empty, clears).
     retain: Option<String>,
+    /// The failure reason code its acknowledgement carries, if it was refused.
+    refused: Option<u8>,
 }
 
 pub(super) fn ack(packet_id: PacketId, code: u8) -> Ack {

@@ -64,8 +64,9 @@ impl Connection {
             .declare_queue(spec, false, self.id)
             .and_then(|_| vhost.bind(binding, self.id))
             .and_then(|()| vhost.queue(&name, self.id));
-        let Ok(queue) = joined else {
-            return reason::UNSPECIFIED_ERROR;
+        let queue = match joined {
+            Ok(queue) => queue,
+            Err(error) => return self.subscribe_failure(&error),
         };
         let consumer = ConsumerId::next();
         let spec = ConsumeSpec {
