@@ -310,9 +310,15 @@ impl Listeners<'_> {
             vhost: settings.vhost.clone(),
             user: settings.user.clone(),
         };
-        let service = SqsService::start(self.system, settings, self.shutdown.subscribe())?;
+        let service =
+            SqsService::start(self.system, self.core, settings, self.shutdown.subscribe())?;
         // SNS shares the endpoint: the SQS front hands it the requests it claims.
-        let sns = SnsService::start(self.system, &sns_settings, self.shutdown.subscribe())?;
+        let sns = SnsService::start(
+            self.system,
+            self.core,
+            &sns_settings,
+            self.shutdown.subscribe(),
+        )?;
         let neighbor: Arc<dyn mqbridge_sqs::Neighbor> = Arc::new(SnsNeighbor(sns));
         let accept = spawn_acceptor(
             listener,

@@ -4,12 +4,14 @@
 
 mod common;
 
+use aws_sdk_sns::config::{BehaviorVersion, Credentials, Region};
 use common::mqtt::v5 as mqtt5;
 use common::stomp::{self, StompClient};
-use common::{Broker, assert_reply, connect_url, declare, next_error, within};
+use common::{Broker, assert_reply, connect_url, declare, next_error, sns, sqs, within};
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueBindOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection};
+use mqbridge::config::AwsAccessKey;
 use mqbridge_stomp::codec::{Command, Frame};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, SubscribeReasonCode};
@@ -17,8 +19,8 @@ use serde_json::json;
 
 /// `limited` may touch only names starting `lim-`; `device` may publish and subscribe on
 /// `amq.topic` only under `sensors.`; `outsider` has no permissions at all.
-async fn start() -> Broker {
-    let definitions = json!({
+fn definitions() -> serde_json::Value {
+    json!({
         "users": [
             {"name": "limited", "password": "secret", "tags": []},
             {"name": "device", "password": "secret", "tags": ""},
@@ -33,8 +35,29 @@ async fn start() -> Broker {
              "write": "^sensors\\.", "read": "^sensors\\."},
         ],
         "queues": [{"name": "shared", "vhost": "/", "durable": true}],
-    });
-    Broker::start_with(|config| common::with_definitions(config, &definitions)).await
+    })
+}
+
+async fn start() -> Broker {
+    Broker::start_with(|config| common::with_definitions(config, &definitions())).await
+}
+
+/// With SQS/SNS access keys acting as the guest, `limited` and `outsider`.
+async fn start_with_keys() -> Broker {
+    let key = |id: &str, user: &str| AwsAccessKey {
+        access_key_id: id.to_owned(),
+        secret_access_key: format!("{id}-secret"),
+        user: user.to_owned(),
+    };
+    Broker::start_with(|config| {
+        common::with_definitions(config, &definitions());
+        config.aws_access_keys = vec![
+            key("ADMIN", "guest"),
+            key("LIMITED", "limited"),
+            key("OUTSIDER", "outsider"),
+        ];
+    })
+    .await
 }
 
 async fn login(broker: &Broker, user: &str) -> lapin::Result<Connection> {
@@ -202,4 +225,61 @@ async fn users_and_permissions_survive_a_restart() {
     login(&broker, "limited").await.expect("still a user");
     assert_reply(login(&broker, "outsider").await, 530);
     broker.connect().await;
+}
+
+#[tokio::test]
+async fn sqs_actions_need_the_permission_on_their_queue() {
+    let broker = start_with_keys().await;
+    let limited = sqs::client_with_keys(&broker, "LIMITED", "LIMITED-secret");
+    let admin = sqs::client_with_keys(&broker, "ADMIN", "ADMIN-secret");
+    let shared = sqs::create_queue(&admin, "shared").await;
+    let mine = sqs::create_queue(&limited, "lim-q").await;
+    let refused = within(limited.create_queue().queue_name("other").send()).await;
+    assert_eq!(sqs::error_code(refused), "AccessDenied");
+    let send = |url: &str| {
+        limited
+            .send_message()
+            .queue_url(url)
+            .message_body("hi")
+            .send()
+    };
+    assert_eq!(sqs::error_code(within(send(&shared)).await), "AccessDenied");
+    within(send(&mine)).await.expect("write on lim-q");
+    let receive = within(limited.receive_message().queue_url(&shared).send()).await;
+    assert_eq!(sqs::error_code(receive), "AccessDenied");
+    let got = within(limited.receive_message().queue_url(&mine).send()).await;
+    assert_eq!(got.expect("read on lim-q").messages().len(), 1);
+    // Looking a queue up needs only access to the vhost.
+    within(limited.get_queue_url().queue_name("shared").send())
+        .await
+        .expect("GetQueueUrl");
+    let outsider = sqs::client_with_keys(&broker, "OUTSIDER", "OUTSIDER-secret");
+    let listed = within(outsider.list_queues().send()).await;
+    assert_eq!(sqs::error_code(listed), "AccessDenied");
+}
+
+#[tokio::test]
+async fn sns_actions_need_the_permission_on_their_topic() {
+    let broker = start_with_keys().await;
+    let client = |id: &str| {
+        let credentials = Credentials::new(id, format!("{id}-secret"), None, None, "tests");
+        let config = aws_sdk_sns::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(credentials)
+            .endpoint_url(format!("http://{}", broker.server.sqs_addr))
+            .build();
+        aws_sdk_sns::Client::from_conf(config)
+    };
+    let (admin, limited) = (client("ADMIN"), client("LIMITED"));
+    let news = sns::create_topic(&admin, "news").await;
+    let mine = sns::create_topic(&limited, "lim-t").await;
+    let refused = within(limited.create_topic().name("other").send()).await;
+    assert_eq!(sqs::error_code(refused), "AuthorizationError");
+    let publish = |arn: &str| limited.publish().topic_arn(arn).message("hi").send();
+    assert_eq!(
+        sqs::error_code(within(publish(&news)).await),
+        "AuthorizationError"
+    );
+    within(publish(&mine)).await.expect("write on lim-t");
 }

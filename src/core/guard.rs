@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use mqbridge_broker_api::{
     BindingSpec, BoxFuture, BrokerError, Confirm, ConnectionId, Destination, ExchangeSpec, Headers,
-    Message, QueueDeclared, QueueHandle, QueueSpec, VirtualHost,
+    Message, Permission, QueueDeclared, QueueHandle, QueueSpec, VirtualHost,
 };
 
-use super::access::{Grant, Operation};
+use super::access::Grant;
 use super::vhost::VHost;
 
 #[derive(Debug)]
@@ -29,7 +29,7 @@ impl Guarded {
         Guarded { vhost, grant }
     }
 
-    fn check(&self, operation: Operation, destination: &Destination) -> Result<(), BrokerError> {
+    fn check(&self, operation: Permission, destination: &Destination) -> Result<(), BrokerError> {
         match destination {
             Destination::Queue(name) => self.grant.check(operation, "queue", name),
             Destination::Exchange(name) => self.grant.check(operation, "exchange", name),
@@ -46,18 +46,18 @@ impl Guarded {
     ) -> Result<(), BrokerError> {
         let target = arguments.get(argument).and_then(|value| value.as_str());
         if let Some(target) = target {
-            self.grant.check(Operation::Read, kind, name)?;
-            self.grant.check(Operation::Write, "exchange", target)?;
+            self.grant.check(Permission::Read, kind, name)?;
+            self.grant.check(Permission::Write, "exchange", target)?;
         }
         Ok(())
     }
 
     fn check_binding(&self, binding: &BindingSpec) -> Result<(), BrokerError> {
-        self.check(Operation::Write, &binding.destination)?;
+        self.check(Permission::Write, &binding.destination)?;
         self.grant
-            .check(Operation::Read, "exchange", &binding.source)?;
+            .check(Permission::Read, "exchange", &binding.source)?;
         self.grant
-            .check_topic(Operation::Read, &binding.source, &binding.routing_key)
+            .check_topic(Permission::Read, &binding.source, &binding.routing_key)
     }
 }
 
@@ -69,7 +69,7 @@ impl VirtualHost for Guarded {
     fn declare_exchange(&self, spec: ExchangeSpec, passive: bool) -> Result<(), BrokerError> {
         if !passive {
             self.grant
-                .check(Operation::Configure, "exchange", &spec.name)?;
+                .check(Permission::Configure, "exchange", &spec.name)?;
             self.check_publishes_to(
                 "exchange",
                 &spec.name,
@@ -80,8 +80,12 @@ impl VirtualHost for Guarded {
         self.vhost.declare_exchange(spec, passive)
     }
 
+    fn authorize(&self, permission: Permission, object: &Destination) -> Result<(), BrokerError> {
+        self.check(permission, object)
+    }
+
     fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), BrokerError> {
-        self.grant.check(Operation::Configure, "exchange", name)?;
+        self.grant.check(Permission::Configure, "exchange", name)?;
         self.vhost.delete_exchange(name, if_unused)
     }
 
@@ -95,7 +99,7 @@ impl VirtualHost for Guarded {
         // `amq.gen-` names are the broker's own, and RabbitMQ checks them the same way.
         if !passive && !spec.name.is_empty() {
             self.grant
-                .check(Operation::Configure, "queue", &spec.name)?;
+                .check(Permission::Configure, "queue", &spec.name)?;
             self.check_publishes_to(
                 "queue",
                 &spec.name,
@@ -113,7 +117,7 @@ impl VirtualHost for Guarded {
         if_empty: bool,
         connection: ConnectionId,
     ) -> BoxFuture<'_, Result<u32, BrokerError>> {
-        if let Err(error) = self.grant.check(Operation::Configure, "queue", name) {
+        if let Err(error) = self.grant.check(Permission::Configure, "queue", name) {
             return Box::pin(std::future::ready(Err(error)));
         }
         self.vhost
@@ -137,10 +141,10 @@ impl VirtualHost for Guarded {
         headers: &Headers,
         out: &mut Vec<Arc<dyn QueueHandle>>,
     ) -> Result<(), BrokerError> {
-        self.grant.check(Operation::Write, "exchange", exchange)?;
+        self.grant.check(Permission::Write, "exchange", exchange)?;
         if self.grant.has_topic_permissions() {
             self.grant
-                .check_topic(Operation::Write, exchange, routing_key)?;
+                .check_topic(Permission::Write, exchange, routing_key)?;
         }
         self.vhost.route(exchange, routing_key, headers, out)
     }
@@ -154,7 +158,7 @@ impl VirtualHost for Guarded {
         name: &str,
         connection: ConnectionId,
     ) -> Result<Arc<dyn QueueHandle>, BrokerError> {
-        self.grant.check(Operation::Read, "queue", name)?;
+        self.grant.check(Permission::Read, "queue", name)?;
         self.vhost.queue(name, connection)
     }
 

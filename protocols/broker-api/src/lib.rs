@@ -37,7 +37,8 @@ pub use queue::{
 };
 pub use reply::ReplyAddress;
 pub use vhost::{
-    BindingSpec, Destination, ExchangeKind, ExchangeSpec, QueueDeclared, QueueSpec, VirtualHost,
+    BindingSpec, Destination, ExchangeKind, ExchangeSpec, Permission, QueueDeclared, QueueSpec,
+    VirtualHost,
 };
 
 use std::future::Future;

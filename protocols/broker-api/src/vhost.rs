@@ -102,6 +102,27 @@ pub struct BindingSpec {
     pub arguments: Headers,
 }
 
+/// The kinds of access a user's permissions grant, RabbitMQ's three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Create, change and delete the object.
+    Configure,
+    /// Put messages into it (publish, bind to it as a destination).
+    Write,
+    /// Take messages from it (consume, get, purge; bind from it as a source).
+    Read,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Configure => "configure",
+            Permission::Write => "write",
+            Permission::Read => "read",
+        }
+    }
+}
+
 /// One virtual host. Implemented by the core. `connection` arguments identify the caller so that
 /// exclusive queues can be checked and cleaned up.
 pub trait VirtualHost: Send + Sync {
@@ -110,6 +131,14 @@ pub trait VirtualHost: Send + Sync {
     /// Declares (or with `passive`, only checks) an exchange. Redeclaring with other settings is
     /// `PreconditionFailed`; new names starting `amq.` are `AccessRefused`.
     fn declare_exchange(&self, spec: ExchangeSpec, passive: bool) -> Result<(), BrokerError>;
+
+    /// Whether the user who opened this vhost has `permission` on `object`: `AccessRefused`
+    /// if not. The other methods check for themselves; this is for adapters whose operations
+    /// have no counterpart here (an SQS SendMessage names its queue, not an exchange).
+    fn authorize(&self, permission: Permission, object: &Destination) -> Result<(), BrokerError> {
+        let _ = (permission, object);
+        Ok(())
+    }
 
     fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), BrokerError>;
 

@@ -17,6 +17,7 @@
 //! - [`service`]: the shared state, dispatch, and the [`SnsNeighbor`] hook.
 
 mod actions;
+mod authorize;
 pub mod delivery;
 pub mod envelope;
 pub mod error;

@@ -38,6 +38,8 @@ pub struct SnsSettings {
 /// The state of the SNS API.
 pub struct SnsService {
     pub(crate) vhost: Arc<dyn VirtualHost>,
+    /// The broker as clients see it: the vhost opened as a user is held to their permissions.
+    pub(crate) users: Arc<dyn Broker>,
     pub(crate) connection: ConnectionId,
     pub(crate) topics: Table<Topic>,
     pub(crate) subscriptions: Table<Subscription>,
@@ -53,8 +55,11 @@ pub struct SnsService {
 impl SnsService {
     /// Opens the vhost, restores topics, subscriptions and the signing key, and starts the
     /// delivery task of every confirmed subscription.
+    /// `broker` opens the vhost for the service's own bookkeeping; `users` opens it as each
+    /// request's user, to check their permissions.
     pub fn start(
         broker: &Arc<dyn Broker>,
+        users: &Arc<dyn Broker>,
         settings: &SnsSettings,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<Self>, BrokerError> {
@@ -64,6 +69,7 @@ impl SnsService {
         let vhost = broker.vhost(&settings.vhost, &user)?;
         let signer = restore_signer(vhost.as_ref())?;
         let service = Arc::new(SnsService {
+            users: Arc::clone(users),
             topics: Table::restore(Arc::clone(&vhost), TOPIC_SCOPE),
             subscriptions: Table::restore(Arc::clone(&vhost), SUBSCRIPTION_SCOPE),
             vhost,
@@ -128,13 +134,21 @@ impl SnsService {
         self: &Arc<Self>,
         request: Request,
         host: &str,
+        user: Option<&str>,
         request_id: &str,
     ) -> Response<Full<Bytes>> {
         let context = Context {
             host: host.to_owned(),
         };
-        let result =
-            crate::actions::dispatch(self, &request.action, &request.params, &context).await;
+        let authorized = user.map_or(Ok(()), |user| {
+            crate::authorize::check(self, user, &request.action, &request.params)
+        });
+        let result = match authorized {
+            Ok(()) => {
+                crate::actions::dispatch(self, &request.action, &request.params, &context).await
+            }
+            Err(error) => Err(error),
+        };
         match result {
             Ok(value) => {
                 let (body, content_type) = match request.protocol {
@@ -252,7 +266,8 @@ impl Neighbor for SnsNeighbor {
         let host = host.to_owned();
         let request_id = request_id.to_owned();
         Some(Box::pin(async move {
-            self.0.answer(request, &host, &request_id).await
+            // No user: the link is the capability, as on AWS.
+            self.0.answer(request, &host, None, &request_id).await
         }))
     }
 
@@ -275,7 +290,7 @@ impl Neighbor for SnsNeighbor {
             match parsed {
                 Ok(parsed) => {
                     self.0
-                        .answer(parsed, request.host, request.request_id)
+                        .answer(parsed, request.host, Some(request.user), request.request_id)
                         .await
                 }
                 Err(error) => {

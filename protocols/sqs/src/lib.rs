@@ -17,7 +17,8 @@
 //!   Policy documents AddPermission and RemovePermission write.
 //! - `actions`: one module per group of actions: parse, call the core, map errors.
 //! - [`sigv4`]: AWS Signature Version 4, verified and signed (sans-IO); [`auth`]: who a
-//!   request acts as (dev mode, or configured access keys).
+//!   request acts as (dev mode, or configured access keys); `authorize`: which of that user's
+//!   permissions each action needs.
 //! - [`service`]: the shared state and dispatch; `connection`: the HTTP connection task;
 //!   [`neighbor`]: the hook through which SNS answers its requests on the same endpoint.
 //!
@@ -28,6 +29,7 @@ mod actions;
 pub mod attempts;
 pub mod attributes;
 pub mod auth;
+mod authorize;
 mod connection;
 pub mod delay;
 pub mod error;

@@ -64,6 +64,8 @@ pub struct Context {
 /// The state of the SQS API, shared by every HTTP connection.
 pub struct SqsService {
     pub(crate) vhost: Arc<dyn VirtualHost>,
+    /// The broker as clients see it: the vhost opened as a user is held to their permissions.
+    pub(crate) users: Arc<dyn Broker>,
     /// SQS has no connections; one id stands for the whole API towards the core.
     pub(crate) connection: ConnectionId,
     pub(crate) registry: Registry,
@@ -85,9 +87,11 @@ pub struct SqsService {
 const FIRST_RECEIVE_REMEMBERED_MAX: usize = 1_000_000;
 
 impl SqsService {
-    /// Opens the vhost and starts the lease expiry task.
+    /// Opens the vhost and starts the lease expiry task. `broker` opens it for the service's
+    /// own bookkeeping; `users` opens it as each request's user, to check their permissions.
     pub fn start(
         broker: &Arc<dyn Broker>,
+        users: &Arc<dyn Broker>,
         settings: SqsSettings,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<Self>, BrokerError> {
@@ -102,6 +106,7 @@ impl SqsService {
             vhost.queue(name, connection).is_ok()
         });
         let service = Arc::new(SqsService {
+            users: Arc::clone(users),
             vhost,
             connection,
             registry,
@@ -130,6 +135,7 @@ impl SqsService {
         params: &Params,
         context: &Context,
     ) -> Result<Value, SqsError> {
+        crate::authorize::check(self, action, params, context)?;
         actions::dispatch(self, action, params, context).await
     }
 
@@ -148,9 +154,7 @@ impl SqsService {
     /// The queue a request's `QueueUrl` names. Any URL form resolves by its last path segment
     /// (ours, AWS's `https://sqs.<region>.amazonaws.com/<account>/<name>`, LocalStack's).
     pub fn resolve(&self, params: &Params) -> Result<ResolvedQueue, SqsError> {
-        let url = params.required("QueueUrl")?;
-        let segment = url.trim_end_matches('/').rsplit('/').next().unwrap_or(url);
-        self.resolve_name(&crate::sigv4::decode_segment(segment))
+        self.resolve_name(&queue_name_of_url(params.required("QueueUrl")?))
     }
 
     /// The queue named `name`, adopting queues the core has but SQS has not seen (declared by
@@ -263,6 +267,12 @@ pub struct ResolvedQueue {
     pub name: String,
     pub handle: Arc<dyn QueueHandle>,
     pub meta: QueueMeta,
+}
+
+/// The queue a URL names: its last path segment, percent-decoded.
+pub fn queue_name_of_url(url: &str) -> String {
+    let segment = url.trim_end_matches('/').rsplit('/').next().unwrap_or(url);
+    crate::sigv4::decode_segment(segment)
 }
 
 pub fn now_ms() -> u64 {

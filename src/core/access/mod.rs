@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
-use mqbridge_broker_api::{BrokerError, User};
+use mqbridge_broker_api::{BrokerError, Permission, User};
 use serde::{Deserialize, Serialize};
 
 pub use self::pattern::Pattern;
@@ -59,24 +59,6 @@ pub struct TopicPermissionRecord {
     pub read: String,
 }
 
-/// What a check is for, in RabbitMQ's three kinds of access.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Configure,
-    Write,
-    Read,
-}
-
-impl Operation {
-    fn as_str(self) -> &'static str {
-        match self {
-            Operation::Configure => "configure",
-            Operation::Write => "write",
-            Operation::Read => "read",
-        }
-    }
-}
-
 /// One user's compiled permissions in one vhost.
 #[derive(Debug)]
 pub struct Grant {
@@ -92,11 +74,11 @@ pub struct Grant {
 impl Grant {
     /// `kind` is `"queue"` or `"exchange"`. The default exchange is named `amq.default` for
     /// checks, as in RabbitMQ.
-    pub fn check(&self, operation: Operation, kind: &str, name: &str) -> Result<(), BrokerError> {
+    pub fn check(&self, operation: Permission, kind: &str, name: &str) -> Result<(), BrokerError> {
         let pattern = match operation {
-            Operation::Configure => &self.configure,
-            Operation::Write => &self.write,
-            Operation::Read => &self.read,
+            Permission::Configure => &self.configure,
+            Permission::Write => &self.write,
+            Permission::Read => &self.read,
         };
         let name = if kind == "exchange" && name.is_empty() {
             "amq.default"
@@ -118,7 +100,7 @@ impl Grant {
     /// `exchange`. Exchanges without topic permissions allow every key.
     pub fn check_topic(
         &self,
-        operation: Operation,
+        operation: Permission,
         exchange: &str,
         routing_key: &str,
     ) -> Result<(), BrokerError> {
@@ -126,7 +108,7 @@ impl Grant {
             if name != exchange {
                 continue;
             }
-            let pattern = if operation == Operation::Read {
+            let pattern = if operation == Permission::Read {
                 read
             } else {
                 write

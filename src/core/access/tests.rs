@@ -3,7 +3,9 @@ use std::sync::Arc;
 
 use mqbridge_broker_api::BrokerError;
 
-use super::{Access, Operation, PermissionRecord, TopicPermissionRecord, UserRecord, password};
+use mqbridge_broker_api::Permission;
+
+use super::{Access, PermissionRecord, TopicPermissionRecord, UserRecord, password};
 use crate::store::Discard;
 
 fn access_with(user: &str) -> Access {
@@ -33,8 +35,8 @@ fn the_default_exchange_is_checked_as_amq_default() {
         .set_permission(permission("u", "", "^amq\\.default$", ""))
         .expect("set");
     let grant = access.grant("u", "/").expect("granted");
-    assert!(grant.check(Operation::Write, "exchange", "").is_ok());
-    let refused = grant.check(Operation::Write, "exchange", "amq.topic");
+    assert!(grant.check(Permission::Write, "exchange", "").is_ok());
+    let refused = grant.check(Permission::Write, "exchange", "amq.topic");
     let Err(BrokerError::AccessRefused(text)) = refused else {
         panic!("refused: {refused:?}");
     };
@@ -42,7 +44,7 @@ fn the_default_exchange_is_checked_as_amq_default() {
         text,
         "write access to exchange 'amq.topic' in vhost '/' refused for user 'u'"
     );
-    assert!(grant.check(Operation::Read, "queue", "q").is_err());
+    assert!(grant.check(Permission::Read, "queue", "q").is_err());
 }
 
 #[test]
@@ -60,14 +62,18 @@ fn topic_permissions_expand_the_username_and_bind_only_their_exchange() {
     };
     access.set_topic_permission(topic).expect("set");
     let grant = access.grant("dev.1", "/").expect("granted");
-    let write = |exchange: &str, key: &str| grant.check_topic(Operation::Write, exchange, key);
+    let write = |exchange: &str, key: &str| grant.check_topic(Permission::Write, exchange, key);
     assert!(write("amq.topic", "devices.dev.1.temp").is_ok());
     assert!(
         write("amq.topic", "devices.dev21.temp").is_err(),
         "the dot is escaped"
     );
     assert!(write("other", "anything").is_ok());
-    assert!(grant.check_topic(Operation::Read, "amq.topic", "x").is_ok());
+    assert!(
+        grant
+            .check_topic(Permission::Read, "amq.topic", "x")
+            .is_ok()
+    );
 }
 
 #[test]
