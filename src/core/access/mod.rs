@@ -10,9 +10,10 @@
 pub mod password;
 mod pattern;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mqbridge_broker_api::{BrokerError, Permission, User};
@@ -146,6 +147,46 @@ pub struct Access {
     store: Arc<dyn Store>,
     /// Users who may connect only from loopback (configuration, not stored).
     loopback_users: Vec<String>,
+    failures: Mutex<Failures>,
+}
+
+/// Recent failed logins by peer address: how many, and when the last one was.
+#[derive(Debug, Default)]
+struct Failures(HashMap<IpAddr, (u32, Instant)>);
+
+/// Failed logins older than this are forgotten.
+const FAILURE_MEMORY: Duration = Duration::from_secs(60);
+/// The wait after the first failure; it doubles with each further one, up to the cap.
+const FAILURE_DELAY_BASE: Duration = Duration::from_millis(250);
+const FAILURE_DELAY_MAX: Duration = Duration::from_secs(4);
+/// Peers remembered at once; beyond it the oldest half is dropped, so a spray of addresses
+/// cannot grow the table without bound.
+const FAILURE_PEERS_MAX: usize = 10_000;
+
+impl Failures {
+    fn record(&mut self, peer: IpAddr, now: Instant) {
+        if self.0.len() >= FAILURE_PEERS_MAX {
+            let mut times: Vec<Instant> = self.0.values().map(|(_, at)| *at).collect();
+            let (_, median, _) = times.select_nth_unstable(FAILURE_PEERS_MAX / 2);
+            let median = *median;
+            self.0.retain(|_, (_, at)| *at > median);
+        }
+        let entry = self.0.entry(peer).or_insert((0, now));
+        if now.duration_since(entry.1) > FAILURE_MEMORY {
+            entry.0 = 0;
+        }
+        *entry = (entry.0.saturating_add(1), now);
+    }
+
+    fn delay(&self, peer: IpAddr, now: Instant) -> Duration {
+        match self.0.get(&peer) {
+            Some(&(count, at)) if now.duration_since(at) <= FAILURE_MEMORY => {
+                let doublings = count.saturating_sub(1).min(8);
+                (FAILURE_DELAY_BASE * 2u32.pow(doublings)).min(FAILURE_DELAY_MAX)
+            }
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 impl Access {
@@ -182,6 +223,7 @@ impl Access {
             records: RwLock::new(records),
             store,
             loopback_users,
+            failures: Mutex::default(),
         }
     }
 
@@ -218,7 +260,15 @@ impl Access {
         peer: IpAddr,
     ) -> Result<User, BrokerError> {
         let refused = || {
-            tracing::warn!(user = username, %peer, "login failed");
+            // An empty username is how adapters ask for a TLS certificate's identity, not a
+            // guess at a password.
+            if !username.is_empty() {
+                tracing::warn!(user = username, %peer, "login failed");
+                self.failures
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .record(peer, Instant::now());
+            }
             BrokerError::AccessRefused(format!("login refused for user '{username}'"))
         };
         let records = self.read();
@@ -230,6 +280,16 @@ impl Access {
         Ok(User {
             name: user.name.clone(),
         })
+    }
+
+    /// How long a new connection from `peer` waits before it may try to log in: nothing,
+    /// unless logins from there failed in the last minute; then 250 ms, doubling with each
+    /// failure up to 4 s. Guessing passwords gets slow; other peers are not slowed.
+    pub fn login_delay(&self, peer: IpAddr) -> Duration {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .delay(peer, Instant::now())
     }
 
     /// RabbitMQ's `loopback_users` rule.

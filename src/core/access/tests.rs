@@ -98,3 +98,21 @@ fn deleting_a_user_takes_their_permissions_and_login() {
     assert!(access.authenticate("u", "pw", local).is_err());
     assert!(!access.delete_user("u"));
 }
+
+#[test]
+fn failed_logins_slow_their_peer_down_and_no_one_else() {
+    let access = access_with("u");
+    let guesser = IpAddr::from([192, 0, 2, 1]);
+    let other = IpAddr::from([192, 0, 2, 2]);
+    assert_eq!(access.login_delay(guesser), std::time::Duration::ZERO);
+    let mut delays = Vec::new();
+    for _ in 0..6 {
+        assert!(access.authenticate("u", "guess", guesser).is_err());
+        delays.push(access.login_delay(guesser).as_millis());
+    }
+    assert_eq!(delays, [250, 500, 1000, 2000, 4000, 4000]);
+    assert_eq!(access.login_delay(other), std::time::Duration::ZERO);
+    // Asking for a certificate's identity is not a guess.
+    assert!(access.authenticate("", "", other).is_err());
+    assert_eq!(access.login_delay(other), std::time::Duration::ZERO);
+}
