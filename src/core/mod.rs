@@ -1,6 +1,7 @@
 //! The broker core: users, virtual hosts, the memory alarm. It implements the
 //! `mqbridge_broker_api` traits and knows no wire protocol.
 
+pub mod inspect;
 pub mod memory;
 mod queue;
 mod vhost;
