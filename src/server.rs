@@ -10,13 +10,14 @@
 //! their streams to the same adapters.
 
 mod encrypted;
+pub(crate) mod registry;
 mod websocket;
 
 pub use encrypted::TlsAddrs;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -30,9 +31,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use self::registry::ConnectionRegistry;
 use crate::config::Config;
 use crate::core::memory::MemoryGauge;
 use crate::core::{Core, DEFAULT_VHOST, UserRecord};
+use crate::management::{self, Management};
 use crate::store::{FsyncPolicy, Journal, JournalOptions, Recovered, Store};
 use crate::tls::Tls;
 
@@ -49,6 +52,8 @@ pub struct RunningServer {
     pub ws_addr: SocketAddr,
     /// The Amazon SQS API (HTTP).
     pub sqs_addr: SocketAddr,
+    /// The management HTTP API and `/metrics`.
+    pub management_addr: SocketAddr,
     /// The TLS listeners, when a certificate and key are configured.
     pub tls_addrs: Option<TlsAddrs>,
     tls: Option<Arc<Tls>>,
@@ -77,7 +82,9 @@ impl Server {
         let gauge = Arc::new(MemoryGauge::new(config.memory_high_watermark_bytes));
         let (journal, recovered) = open_journal(&config, &gauge)?;
         let store: Arc<dyn Store> = journal.clone();
-        let core: Arc<dyn Broker> = Core::new(users, gauge, store, recovered);
+        let concrete = Core::new(users, gauge, store, recovered);
+        let core: Arc<dyn Broker> = concrete.clone();
+        let registry = Arc::new(ConnectionRegistry::default());
         let max_connections = u32::try_from(config.max_connections).unwrap_or(u32::MAX >> 3);
         let connections = Arc::new(Semaphore::new(max_connections as usize));
         let (shutdown, _) = watch::channel(false);
@@ -88,6 +95,8 @@ impl Server {
             core: &core,
             connections: &connections,
             shutdown: &shutdown,
+            registry: &registry,
+            bound: Mutex::default(),
             mqtt: mqtt_shared(&config),
             sqs,
         };
@@ -107,6 +116,11 @@ impl Server {
             Some(tls) => Some(listeners.encrypted(tls, &mut accept_tasks).await?),
             None => None,
         };
+        let bound = listeners.take_bound();
+        let management = Management::new(concrete, core, registry, bound, Arc::clone(&journal));
+        let (management_addr, accept_management) =
+            start_management(&config, management, shutdown.subscribe()).await?;
+        accept_tasks.push(accept_management);
         tracing::info!(data_dir = %config.data_dir.display(), "broker started");
         Ok(RunningServer {
             amqp_addr,
@@ -114,6 +128,7 @@ impl Server {
             stomp_addr,
             ws_addr,
             sqs_addr,
+            management_addr,
             tls_addrs,
             tls,
             shutdown,
@@ -157,6 +172,19 @@ impl RunningServer {
     }
 }
 
+/// The management API's listener (RabbitMQ's paths, and `/metrics`).
+async fn start_management(
+    config: &Config,
+    management: Arc<Management>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = bind(config, "management", config.management_port).await?;
+    let address = listener.local_addr()?;
+    let accept = management::spawn(listener, management, shutdown);
+    tracing::info!(protocol = "http", %address, "listening (management API, /metrics)");
+    Ok((address, accept))
+}
+
 /// Opens the journal in `<data_dir>/journal`; its disk alarm blocks publishers like the
 /// memory alarm.
 fn open_journal(
@@ -191,6 +219,10 @@ struct Listeners<'a> {
     core: &'a Arc<dyn Broker>,
     connections: &'a Arc<Semaphore>,
     shutdown: &'a watch::Sender<bool>,
+    /// Every accepted connection, for the management API.
+    registry: &'a Arc<ConnectionRegistry>,
+    /// Every listener started so far, by name, for the management API.
+    bound: Mutex<Vec<(&'static str, SocketAddr)>>,
     /// One per broker: the MQTT, MQTTS and WebSocket listeners share client ids and retained
     /// messages.
     mqtt: Arc<MqttShared>,
@@ -266,6 +298,26 @@ impl Listeners<'_> {
         .await
     }
 
+    /// Every listener started so far, by name.
+    fn take_bound(&self) -> Vec<(&'static str, SocketAddr)> {
+        let mut bound = self.bound.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut *bound)
+    }
+
+    /// What an accept loop for `listener` (bound to `address`) shares: the connection cap and
+    /// the registry.
+    fn accepting(&self, listener: &'static str, address: SocketAddr) -> Accepting {
+        self.bound
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((listener, address));
+        Accepting {
+            connections: Arc::clone(self.connections),
+            registry: Arc::clone(self.registry),
+            listener,
+        }
+    }
+
     /// Binds a plain TCP listener for `protocol` and runs `serve` for each connection.
     async fn plain<F, Fut>(
         &self,
@@ -281,7 +333,7 @@ impl Listeners<'_> {
         let address = listener.local_addr()?;
         let accept = spawn_acceptor(
             listener,
-            Arc::clone(self.connections),
+            self.accepting(protocol, address),
             self.shutdown.subscribe(),
             serve,
         );
@@ -306,7 +358,7 @@ impl Listeners<'_> {
         let neighbor: Arc<dyn mqbridge_sqs::Neighbor> = Arc::new(SnsNeighbor(sns));
         let accept = spawn_acceptor(
             listener,
-            Arc::clone(self.connections),
+            self.accepting("sqs", address),
             self.shutdown.subscribe(),
             move |stream, peer, shutdown| {
                 mqbridge_sqs::serve(
@@ -390,11 +442,21 @@ fn sqs_settings(config: &Config) -> anyhow::Result<SqsSettings> {
     })
 }
 
+/// What an accept loop shares with the rest of the broker.
+struct Accepting {
+    /// The connection cap, over all listeners.
+    connections: Arc<Semaphore>,
+    registry: Arc<ConnectionRegistry>,
+    /// The listener's name in the registry (`amqp`, `mqtts`, ...).
+    listener: &'static str,
+}
+
 /// Accepts connections while a permit is free (so a full broker stops accepting rather than
-/// accepting and failing), and runs `serve` for each on its own task.
+/// accepting and failing), and runs `serve` for each on its own task, registered for the
+/// management API while it runs.
 fn spawn_acceptor<F, Fut>(
     listener: TcpListener,
-    connections: Arc<Semaphore>,
+    accepting: Accepting,
     mut shutdown: watch::Receiver<bool>,
     serve: F,
 ) -> JoinHandle<()>
@@ -402,6 +464,12 @@ where
     F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let Accepting {
+        connections,
+        registry,
+        listener: name,
+    } = accepting;
+    let bound = listener.local_addr().ok();
     tokio::spawn(async move {
         loop {
             let permit = tokio::select! {
@@ -424,9 +492,12 @@ where
                 _ = shutdown.changed() => return,
             };
             let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().ok().or(bound).unwrap_or(peer);
+            let registration = registry.register(name, peer, local);
             let connection = serve(stream, peer, shutdown.clone());
             tokio::spawn(async move {
                 connection.await;
+                drop(registration);
                 drop(permit);
             });
         }
