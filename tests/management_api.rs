@@ -135,8 +135,17 @@ async fn a_queue_declared_through_the_api_is_consumed_over_amqp() {
     assert_eq!(error["error"], "bad_request");
     let reason = error["reason"].as_str().expect("reason");
     assert!(reason.contains("inequivalent arg 'durable'"), "{reason}");
-    let (status, _) = api.put("/api/queues/%2F/amq.mine", json!({})).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "reserved prefix");
+    let (status, refused) = api.put("/api/queues/%2F/amq.mine", json!({})).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "reserved prefix, as RabbitMQ answers it"
+    );
+    assert_eq!(refused["error"], "not_authorised");
+    let (status, _) = api.put("/api/queues/%2F/plain", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let plain = api.get_ok("/api/queues/%2F/plain").await;
+    assert_eq!(plain["durable"], false, "RabbitMQ's default");
 
     let shown = api.get_ok("/api/queues/%2F/orders").await;
     assert_eq!(shown["durable"], true);
@@ -305,7 +314,7 @@ async fn purge_empties_and_delete_removes_with_rabbitmq_conditions() {
 }
 
 #[tokio::test]
-async fn exchanges_are_listed_declared_and_deleted() {
+async fn exchanges_are_listed_with_the_default_one() {
     let broker = Broker::start().await;
     let api = Api::new(&broker);
     let listed = api.get_ok("/api/exchanges/%2F").await;
@@ -319,7 +328,13 @@ async fn exchanges_are_listed_declared_and_deleted() {
     assert_eq!(kind_of(&listed, "amq.topic"), Some(json!("topic")));
     let default = api.get_ok("/api/exchanges/%2F/amq.default").await;
     assert_eq!(default["name"], "");
+    broker.shutdown().await;
+}
 
+#[tokio::test]
+async fn exchanges_are_declared_and_deleted() {
+    let broker = Broker::start().await;
+    let api = Api::new(&broker);
     let spec = json!({"type": "fanout", "durable": "false", "auto_delete": false, "internal": false, "arguments": {}});
     assert_eq!(
         api.put("/api/exchanges/%2F/events", spec.clone()).await.0,
@@ -341,14 +356,23 @@ async fn exchanges_are_listed_declared_and_deleted() {
     let (status, _) = api
         .put("/api/exchanges/%2F/amq.mine", json!({"type": "direct"}))
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api.put("/api/exchanges/%2F/bare", json!({})).await.0,
+        StatusCode::CREATED
+    );
+    let bare = api.get_ok("/api/exchanges/%2F/bare").await;
+    assert_eq!(
+        (&bare["type"], &bare["durable"]),
+        (&json!("direct"), &json!(false))
+    );
     let (status, _) = api
         .put("/api/exchanges/%2F/odd", json!({"type": "sideways"}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         api.delete("/api/exchanges/%2F/amq.direct").await.0,
-        StatusCode::FORBIDDEN
+        StatusCode::UNAUTHORIZED
     );
     assert_eq!(
         api.delete("/api/exchanges/%2F/events").await.0,
@@ -363,7 +387,11 @@ async fn exchanges_are_listed_declared_and_deleted() {
         StatusCode::NOT_FOUND
     );
     let all = api.get_ok("/api/exchanges").await;
-    assert_eq!(all.as_array().map(Vec::len), Some(6));
+    assert_eq!(
+        all.as_array().map(Vec::len),
+        Some(7),
+        "the built-ins and bare"
+    );
     broker.shutdown().await;
 }
 
@@ -385,7 +413,7 @@ async fn bindings_are_created_listed_routed_and_deleted() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(headers.get("location").expect("location"), "k");
+    assert_eq!(headers.get("location").expect("location"), "sink/k");
     let (status, _) = api
         .post(
             "/api/bindings/%2F/e/front/e/router",
@@ -431,7 +459,11 @@ async fn bindings_are_created_listed_routed_and_deleted() {
     let (status, _) = api
         .post("/api/bindings/%2F/e/amq.default/q/sink", json!({}))
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "no bindings from the default exchange"
+    );
     broker.shutdown().await;
 }
 

@@ -207,9 +207,16 @@ fn create(
     let (vhost, _) = management.vhost(pair.vhost, &request.user)?;
     vhost.bind(binding, management.connection)?;
     let mut response = http::empty(StatusCode::CREATED);
-    // RabbitMQ answers with the new binding's path relative to the one posted to.
-    let location = percent_encoding::utf8_percent_encode(&key, percent_encoding::NON_ALPHANUMERIC);
-    if let Ok(value) = HeaderValue::from_str(&location.to_string()) {
+    // RabbitMQ answers with the new binding's path relative to the one posted to:
+    // `{destination}/{properties_key}`, each segment percent-encoded.
+    let destination = match &pair.destination {
+        Destination::Queue(name) | Destination::Exchange(name) => name,
+    };
+    let encode = |text: &str| {
+        percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let location = format!("{}/{}", encode(destination), encode(&key));
+    if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(LOCATION, value);
     }
     Ok(response)

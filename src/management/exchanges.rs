@@ -102,8 +102,8 @@ fn declare(
     name: &str,
 ) -> Result<HttpResponse, ApiError> {
     let body = http::object(&request.body)?;
-    let kind =
-        http::field_str(&body, "type")?.ok_or_else(|| ApiError::bad_request("type is required"))?;
+    // RabbitMQ's defaults for what the body leaves out: a direct exchange, not durable.
+    let kind = http::field_str(&body, "type")?.unwrap_or("direct");
     let kind = ExchangeKind::parse(kind).ok_or_else(|| {
         ApiError::bad_request(format!(
             "invalid exchange type '{kind}': direct, fanout, topic or headers"
@@ -112,7 +112,7 @@ fn declare(
     let spec = ExchangeSpec {
         name: name.to_owned(),
         kind,
-        durable: http::field_bool(&body, "durable", true)?,
+        durable: http::field_bool(&body, "durable", false)?,
         auto_delete: http::field_bool(&body, "auto_delete", false)?,
         internal: http::field_bool(&body, "internal", false)?,
         arguments: json_to_headers(body.get("arguments"), "arguments")?,

@@ -3,7 +3,8 @@
 //!
 //! Errors are RabbitMQ's shape, `{"error": "...", "reason": "..."}`, with its statuses: 401
 //! with `WWW-Authenticate` for credentials, 404 for a missing object or vhost, 400 for a body
-//! or an inequivalent declaration, 403 for what the broker refuses to anyone (`amq.` names).
+//! or an inequivalent declaration, and, as RabbitMQ answers an AMQP access refusal (`amq.`
+//! names, built-in exchanges), 401 `not_authorised` without a challenge.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -57,7 +58,7 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "bad_request", reason.as_str())
             }
             ApiError::AccessRefused(reason) => {
-                (StatusCode::FORBIDDEN, "access_refused", reason.as_str())
+                (StatusCode::UNAUTHORIZED, "not_authorised", reason.as_str())
             }
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -71,7 +72,7 @@ impl ApiError {
             ),
         };
         let mut response = json(status, &json!({ "error": error, "reason": reason }));
-        if status == StatusCode::UNAUTHORIZED {
+        if matches!(self, ApiError::NotAuthorized(_)) {
             response
                 .headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static(REALM));

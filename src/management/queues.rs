@@ -113,8 +113,8 @@ fn declare(
     let body = http::object(&request.body)?;
     let spec = QueueSpec {
         name: name.to_owned(),
-        // RabbitMQ's API declares durable queues unless told otherwise.
-        durable: http::field_bool(&body, "durable", true)?,
+        // As RabbitMQ's API (and AMQP): not durable unless asked.
+        durable: http::field_bool(&body, "durable", false)?,
         exclusive: false,
         auto_delete: http::field_bool(&body, "auto_delete", false)?,
         arguments: json_to_headers(body.get("arguments"), "arguments")?,
