@@ -35,6 +35,8 @@ pub struct Config {
     pub ws_port: u16,
     /// Amazon SQS API over HTTP (AWS JSON 1.0 and Query); 0 picks a free port (tests).
     pub sqs_port: u16,
+    /// The management HTTP API (RabbitMQ's paths) and `/metrics`; 0 picks a free port (tests).
+    pub management_port: u16,
     /// SigV4 access keys of the SQS API, each acting as a broker user. Empty is dev mode: any
     /// credentials are accepted, from loopback peers only.
     pub aws_access_keys: Vec<AwsAccessKey>,
@@ -133,6 +135,7 @@ impl Default for Config {
             stomp_anonymous: true,
             ws_port: 15675,
             sqs_port: 9324,
+            management_port: 15672,
             aws_access_keys: Vec::new(),
             ws_allowed_origins: Vec::new(),
             ws_max_message_size: WS_MAX_MESSAGE_SIZE_DEFAULT,
@@ -229,6 +232,9 @@ pub struct Settings {
     /// Amazon SQS API port (0 = any free port).
     #[arg(long, env = "MQBRIDGE_SQS_PORT")]
     pub sqs_port: Option<u16>,
+    /// Management HTTP API and /metrics port (0 = any free port).
+    #[arg(long, env = "MQBRIDGE_MANAGEMENT_PORT")]
+    pub management_port: Option<u16>,
     /// SQS access keys as ACCESS_KEY_ID:SECRET:USER (comma-separated); none = dev mode.
     #[arg(
         long,
@@ -371,6 +377,7 @@ impl Settings {
             stomp_anonymous,
             ws_port,
             sqs_port,
+            management_port,
             aws_access_keys,
             ws_allowed_origins,
             ws_max_message_size,
@@ -459,6 +466,8 @@ mod tests {
             "false",
             "--sqs-port",
             "7004",
+            "--management-port",
+            "7005",
         ]);
         let config = Config::load(cli).expect("valid");
         assert_eq!((config.amqp_port, config.mqtt_port), (7001, 7002));
@@ -469,6 +478,7 @@ mod tests {
         assert_eq!(config.stomp_heartbeat_ms, 500);
         assert!(!config.stomp_anonymous);
         assert_eq!(config.sqs_port, 7004);
+        assert_eq!(config.management_port, 7005);
     }
 
     #[test]

@@ -7,15 +7,13 @@
 //! - `core`: the broker model behind `mqbridge_broker_api` (users, vhosts, exchanges,
 //!   bindings, queues). It knows no wire protocol.
 //! - [`store`]: the journal that keeps durable definitions and persistent messages.
+//! - `management`: the management HTTP API (RabbitMQ's paths) and the Prometheus `/metrics`.
 //!
 //! The protocol adapters live in `protocols/*`; this crate wires them to listeners.
 
 pub mod config;
-#[expect(
-    dead_code,
-    reason = "user, vhost and definitions administration waits for the management API"
-)]
 mod core;
+mod management;
 pub mod server;
 pub mod store;
 pub mod tls;

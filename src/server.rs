@@ -10,13 +10,14 @@
 //! their streams to the same adapters.
 
 mod encrypted;
+pub(crate) mod registry;
 mod websocket;
 
 pub use encrypted::TlsAddrs;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -30,9 +31,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use self::registry::ConnectionRegistry;
 use crate::config::Config;
 use crate::core::memory::MemoryGauge;
 use crate::core::{Bootstrap, Core, DEFAULT_VHOST};
+use crate::management::{self, Management};
 use crate::store::{FsyncPolicy, Journal, JournalOptions, Recovered, Store};
 use crate::tls::Tls;
 
@@ -49,6 +52,8 @@ pub struct RunningServer {
     pub ws_addr: SocketAddr,
     /// The Amazon SQS API (HTTP).
     pub sqs_addr: SocketAddr,
+    /// The management HTTP API and `/metrics`.
+    pub management_addr: SocketAddr,
     /// The TLS listeners, when a certificate and key are configured.
     pub tls_addrs: Option<TlsAddrs>,
     tls: Option<Arc<Tls>>,
@@ -69,21 +74,11 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
-        let bootstrap = Bootstrap {
-            default_user: config.default_user.clone(),
-            default_pass: config.default_pass.clone(),
-            loopback_users: config.loopback_users.clone(),
-        };
-        let gauge = Arc::new(MemoryGauge::new(config.memory_high_watermark_bytes));
-        let (journal, recovered) = open_journal(&config, &gauge)?;
-        let store: Arc<dyn Store> = journal.clone();
-        let broker = Core::new(bootstrap, gauge, store, recovered);
-        if let Some(path) = &config.definitions_file {
-            load_definitions(&broker, path)?;
-        }
+        let (broker, journal) = open_core(&config)?;
         check_access_keys(&broker, &sqs)?;
         let system = broker.system();
-        let core: Arc<dyn Broker> = broker;
+        let core: Arc<dyn Broker> = broker.clone();
+        let registry = Arc::new(ConnectionRegistry::default());
         let max_connections = u32::try_from(config.max_connections).unwrap_or(u32::MAX >> 3);
         let connections = Arc::new(Semaphore::new(max_connections as usize));
         let (shutdown, _) = watch::channel(false);
@@ -93,8 +88,11 @@ impl Server {
             config: &config,
             core: &core,
             system: &system,
+            logins: &broker,
             connections: &connections,
             shutdown: &shutdown,
+            registry: &registry,
+            bound: Mutex::default(),
             mqtt: mqtt_shared(&config),
             sqs,
         };
@@ -114,6 +112,11 @@ impl Server {
             Some(tls) => Some(listeners.encrypted(tls, &mut accept_tasks).await?),
             None => None,
         };
+        let bound = listeners.take_bound();
+        let management = Management::new(broker, core, registry, bound, Arc::clone(&journal));
+        let (management_addr, accept_management) =
+            start_management(&config, management, shutdown.subscribe()).await?;
+        accept_tasks.push(accept_management);
         tracing::info!(data_dir = %config.data_dir.display(), "broker started");
         Ok(RunningServer {
             amqp_addr,
@@ -121,6 +124,7 @@ impl Server {
             stomp_addr,
             ws_addr,
             sqs_addr,
+            management_addr,
             tls_addrs,
             tls,
             shutdown,
@@ -164,6 +168,36 @@ impl RunningServer {
     }
 }
 
+/// The management API's listener (RabbitMQ's paths, and `/metrics`).
+async fn start_management(
+    config: &Config,
+    management: Arc<Management>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = bind(config, "management", config.management_port).await?;
+    let address = listener.local_addr()?;
+    let accept = management::spawn(listener, management, shutdown);
+    tracing::info!(protocol = "http", %address, "listening (management API, /metrics)");
+    Ok((address, accept))
+}
+
+/// The core, with what the journal kept and the definitions file applied.
+fn open_core(config: &Config) -> anyhow::Result<(Arc<Core>, Arc<Journal>)> {
+    let bootstrap = Bootstrap {
+        default_user: config.default_user.clone(),
+        default_pass: config.default_pass.clone(),
+        loopback_users: config.loopback_users.clone(),
+    };
+    let gauge = Arc::new(MemoryGauge::new(config.memory_high_watermark_bytes));
+    let (journal, recovered) = open_journal(config, &gauge)?;
+    let store: Arc<dyn Store> = journal.clone();
+    let core = Core::new(bootstrap, gauge, store, recovered);
+    if let Some(path) = &config.definitions_file {
+        load_definitions(&core, path)?;
+    }
+    Ok((core, journal))
+}
+
 /// Opens the journal in `<data_dir>/journal`; its disk alarm blocks publishers like the
 /// memory alarm.
 fn open_journal(
@@ -199,8 +233,13 @@ struct Listeners<'a> {
     core: &'a Arc<dyn Broker>,
     /// The broker unguarded, for services that check their callers themselves.
     system: &'a Arc<dyn Broker>,
+    logins: &'a Arc<Core>,
     connections: &'a Arc<Semaphore>,
     shutdown: &'a watch::Sender<bool>,
+    /// Every accepted connection, for the management API.
+    registry: &'a Arc<ConnectionRegistry>,
+    /// Every listener started so far, by name, for the management API.
+    bound: Mutex<Vec<(&'static str, SocketAddr)>>,
     /// One per broker: the MQTT, MQTTS and WebSocket listeners share client ids and retained
     /// messages.
     mqtt: Arc<MqttShared>,
@@ -276,6 +315,27 @@ impl Listeners<'_> {
         .await
     }
 
+    /// Every listener started so far, by name.
+    fn take_bound(&self) -> Vec<(&'static str, SocketAddr)> {
+        let mut bound = self.bound.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut *bound)
+    }
+
+    /// What an accept loop for `listener` (bound to `address`) shares: the connection cap and
+    /// the registry.
+    fn accepting(&self, listener: &'static str, address: SocketAddr) -> Accepting {
+        self.bound
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((listener, address));
+        Accepting {
+            connections: Arc::clone(self.connections),
+            logins: Arc::clone(self.logins),
+            registry: Arc::clone(self.registry),
+            listener,
+        }
+    }
+
     /// Binds a plain TCP listener for `protocol` and runs `serve` for each connection.
     async fn plain<F, Fut>(
         &self,
@@ -291,7 +351,7 @@ impl Listeners<'_> {
         let address = listener.local_addr()?;
         let accept = spawn_acceptor(
             listener,
-            Arc::clone(self.connections),
+            self.accepting(protocol, address),
             self.shutdown.subscribe(),
             serve,
         );
@@ -322,7 +382,7 @@ impl Listeners<'_> {
         let neighbor: Arc<dyn mqbridge_sqs::Neighbor> = Arc::new(SnsNeighbor(sns));
         let accept = spawn_acceptor(
             listener,
-            Arc::clone(self.connections),
+            self.accepting("sqs", address),
             self.shutdown.subscribe(),
             move |stream, peer, shutdown| {
                 mqbridge_sqs::serve(
@@ -424,11 +484,23 @@ fn check_access_keys(core: &Core, sqs: &SqsSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What an accept loop shares with the rest of the broker.
+struct Accepting {
+    /// The connection cap, over all listeners.
+    connections: Arc<Semaphore>,
+    /// Who failed to log in lately: their new connections wait (`Access::login_delay`).
+    logins: Arc<Core>,
+    registry: Arc<ConnectionRegistry>,
+    /// The listener's name in the registry (`amqp`, `mqtts`, ...).
+    listener: &'static str,
+}
+
 /// Accepts connections while a permit is free (so a full broker stops accepting rather than
-/// accepting and failing), and runs `serve` for each on its own task.
+/// accepting and failing), and runs `serve` for each on its own task, registered for the
+/// management API while it runs.
 fn spawn_acceptor<F, Fut>(
     listener: TcpListener,
-    connections: Arc<Semaphore>,
+    accepting: Accepting,
     mut shutdown: watch::Receiver<bool>,
     serve: F,
 ) -> JoinHandle<()>
@@ -436,6 +508,13 @@ where
     F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let Accepting {
+        connections,
+        logins,
+        registry,
+        listener: name,
+    } = accepting;
+    let bound = listener.local_addr().ok();
     tokio::spawn(async move {
         loop {
             let permit = tokio::select! {
@@ -458,9 +537,17 @@ where
                 _ = shutdown.changed() => return,
             };
             let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().ok().or(bound).unwrap_or(peer);
+            let registration = registry.register(name, peer, local);
+            let delay = logins.access().login_delay(peer.ip());
             let connection = serve(stream, peer, shutdown.clone());
             tokio::spawn(async move {
+                // A peer guessing passwords waits before its next try is even read.
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 connection.await;
+                drop(registration);
                 drop(permit);
             });
         }

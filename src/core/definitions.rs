@@ -7,12 +7,14 @@
 
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use mqbridge_broker_api::{
     BindingSpec, BrokerError, ConnectionId, Destination, ExchangeKind, ExchangeSpec, HeaderValue,
     Headers, QueueSpec, User,
 };
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use super::access::{PermissionRecord, TopicPermissionRecord, UserRecord, password};
 use super::{Core, VhostRecord};
@@ -22,6 +24,10 @@ use super::{Core, VhostRecord};
 pub struct Definitions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rabbit_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_version: Option<String>,
     pub users: Vec<UserDefinition>,
     pub vhosts: Vec<VhostDefinition>,
     pub permissions: Vec<PermissionRecord>,
@@ -120,60 +126,114 @@ fn tags<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Er
     })
 }
 
-/// A JSON value as a header value: numbers without a fraction are integers, as AMQP
-/// arguments (`x-message-ttl`) need.
-pub fn header_value(value: &Value) -> HeaderValue {
+/// A JSON value as a typed value: integers become 64-bit integers (the core compares
+/// arguments by value, so an `x-max-length` declared over AMQP as a 32-bit integer is the same
+/// argument), other numbers floats, objects tables.
+pub fn json_to_value(value: &Value) -> HeaderValue {
     match value {
         Value::Null => HeaderValue::Void,
         Value::Bool(b) => HeaderValue::Bool(*b),
         Value::Number(n) => match n.as_i64() {
-            Some(i) => HeaderValue::I64(i),
+            Some(integer) => HeaderValue::I64(integer),
             None => HeaderValue::F64(n.as_f64().unwrap_or_default()),
         },
         Value::String(s) => HeaderValue::String(s.clone()),
-        Value::Array(items) => HeaderValue::Array(items.iter().map(header_value).collect()),
+        Value::Array(items) => HeaderValue::Array(items.iter().map(json_to_value).collect()),
         Value::Object(map) => HeaderValue::Table(headers(map)),
     }
 }
 
 pub fn headers(map: &Map<String, Value>) -> Headers {
-    let mut headers = Headers::new();
-    for (name, value) in map {
-        headers.insert(name.clone(), header_value(value));
-    }
-    headers
+    map.iter()
+        .map(|(name, value)| (name.clone(), json_to_value(value)))
+        .collect()
 }
 
-/// A header value as JSON, for exports and the management API.
-pub fn json_value(value: &HeaderValue) -> Value {
+/// A typed value as JSON, as RabbitMQ's management API writes it: numbers as numbers, bytes
+/// as a string when they are UTF-8 and else base64, tables as objects, void as null.
+pub fn value_to_json(value: &HeaderValue) -> Value {
+    let float = |f: f64| Number::from_f64(f).map_or(Value::Null, Value::Number);
     match value {
         HeaderValue::Bool(b) => Value::Bool(*b),
-        HeaderValue::F32(f) => {
-            serde_json::Number::from_f64(f64::from(*f)).map_or(Value::Null, Value::Number)
+        HeaderValue::F32(f) => float(f64::from(*f)),
+        HeaderValue::F64(f) => float(*f),
+        HeaderValue::Decimal { scale, value } => {
+            float(f64::from(*value) / 10f64.powi(i32::from(*scale)))
         }
-        HeaderValue::F64(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
         HeaderValue::String(s) => Value::String(s.clone()),
-        HeaderValue::Bytes(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
-        HeaderValue::Array(items) => Value::Array(items.iter().map(json_value).collect()),
+        HeaderValue::Bytes(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => Value::String(text.to_owned()),
+            Err(_) => Value::String(STANDARD.encode(bytes)),
+        },
+        HeaderValue::Array(items) => Value::Array(items.iter().map(value_to_json).collect()),
         HeaderValue::Table(table) => Value::Object(json_object(table)),
         HeaderValue::Void => Value::Null,
-        other => other.as_i64().map_or_else(
-            || Value::String(other.to_text()),
-            |i| Value::Number(i.into()),
-        ),
+        integer => integer
+            .as_i64()
+            .map_or(Value::Null, |n| Value::Number(n.into())),
     }
 }
 
 pub fn json_object(headers: &Headers) -> Map<String, Value> {
     headers
         .iter()
-        .map(|(name, value)| (name.to_owned(), json_value(value)))
+        .map(|(name, value)| (name.to_owned(), value_to_json(value)))
         .collect()
 }
 
 impl Core {
+    /// Everything a definitions document holds: users, vhosts, permissions, and the durable,
+    /// non-exclusive topology (the broker's own `amq.` exchanges left out, as RabbitMQ does).
+    pub fn export(&self) -> Definitions {
+        let mut definitions = self.export_access();
+        for view in self.vhost_views() {
+            let vhost = view.name().to_owned();
+            for queue in view.queues() {
+                let spec = queue.spec;
+                if spec.durable && !spec.exclusive {
+                    definitions.queues.push(QueueDefinition {
+                        name: spec.name,
+                        vhost: vhost.clone(),
+                        durable: true,
+                        auto_delete: spec.auto_delete,
+                        arguments: json_object(&spec.arguments),
+                    });
+                }
+            }
+            for x in view.exchanges() {
+                if x.durable && !x.name.is_empty() && !x.name.starts_with("amq.") {
+                    definitions.exchanges.push(ExchangeDefinition {
+                        name: x.name,
+                        vhost: vhost.clone(),
+                        kind: x.kind.as_str().to_owned(),
+                        durable: true,
+                        auto_delete: x.auto_delete,
+                        internal: x.internal,
+                        arguments: json_object(&x.arguments),
+                    });
+                }
+            }
+            // A binding is kept with what it connects: not when its queue is transient.
+            let kept = |b: &BindingSpec| match &b.destination {
+                Destination::Queue(name) => definitions
+                    .queues
+                    .iter()
+                    .any(|q| q.vhost == vhost && q.name == *name),
+                Destination::Exchange(_) => true,
+            };
+            let bindings: Vec<BindingDefinition> = view
+                .bindings()
+                .into_iter()
+                .filter(kept)
+                .map(|b| binding_definition(&vhost, b))
+                .collect();
+            definitions.bindings.extend(bindings);
+        }
+        definitions
+    }
+
     /// Users, vhosts and permissions as a definitions document.
-    pub fn export_access(&self) -> Definitions {
+    fn export_access(&self) -> Definitions {
         let users = self.access.users().into_iter().map(|user| UserDefinition {
             name: user.name,
             password_hash: Some(user.password_hash),
@@ -285,8 +345,23 @@ impl Core {
     }
 }
 
+fn binding_definition(vhost: &str, binding: BindingSpec) -> BindingDefinition {
+    let (destination, destination_type) = match binding.destination {
+        Destination::Queue(name) => (name, "queue"),
+        Destination::Exchange(name) => (name, "exchange"),
+    };
+    BindingDefinition {
+        source: binding.source,
+        vhost: vhost.to_owned(),
+        destination,
+        destination_type: destination_type.to_owned(),
+        routing_key: binding.routing_key,
+        arguments: json_object(&binding.arguments),
+    }
+}
+
 /// A user definition as a record: a hash of our algorithm, or a plain password to hash.
-fn user_record(user: UserDefinition) -> Result<UserRecord, BrokerError> {
+pub fn user_record(user: UserDefinition) -> Result<UserRecord, BrokerError> {
     let password_hash = match (user.password, user.password_hash) {
         (Some(plain), _) => password::hash(&plain),
         (None, Some(hash)) => {

@@ -7,6 +7,17 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use tokio::sync::watch;
 
+/// The resource alarms at one moment (management, metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alarms {
+    /// Queued message bytes are over the high watermark.
+    pub memory: bool,
+    /// The store cannot write.
+    pub disk: bool,
+    pub used_bytes: u64,
+    pub high_watermark_bytes: u64,
+}
+
 #[derive(Debug)]
 pub struct MemoryGauge {
     used: AtomicI64,
@@ -67,6 +78,16 @@ impl MemoryGauge {
             *current = blocked;
             changed
         });
+    }
+
+    /// The alarms and the bytes accounted, as of now.
+    pub fn alarms(&self) -> Alarms {
+        Alarms {
+            memory: self.alarm.load(Ordering::Acquire),
+            disk: self.disk_alarm.load(Ordering::Acquire),
+            used_bytes: u64::try_from(self.used.load(Ordering::Relaxed)).unwrap_or(0),
+            high_watermark_bytes: u64::try_from(self.high_watermark).unwrap_or(0),
+        }
     }
 
     pub fn subscribe(&self) -> watch::Receiver<bool> {

@@ -9,6 +9,7 @@
 pub mod access;
 pub mod definitions;
 mod guard;
+pub mod inspect;
 pub mod memory;
 mod queue;
 mod vhost;

@@ -138,7 +138,7 @@ impl Listeners<'_> {
         let serve = Arc::new(serve);
         let accept = spawn_acceptor(
             listener,
-            Arc::clone(self.connections),
+            self.accepting(protocol, address),
             self.shutdown.subscribe(),
             move |stream, peer, shutdown| {
                 let (tls, core, users, serve) = (

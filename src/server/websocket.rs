@@ -43,7 +43,7 @@ impl Listeners<'_> {
         let core = Arc::clone(self.core);
         let accept = spawn_acceptor(
             listener,
-            Arc::clone(self.connections),
+            self.accepting("ws", address),
             self.shutdown.subscribe(),
             move |stream, peer, shutdown| {
                 serve(

@@ -60,8 +60,32 @@ impl Default for JournalOptions {
 /// Reports the disk alarm (true while writes fail) to whoever blocks publishers.
 pub type Alarm = Box<dyn Fn(bool) + Send>;
 
+/// What the writer has done since the journal opened (metrics). Updated once per batch.
+#[derive(Debug, Default)]
+pub struct JournalStats {
+    fsyncs: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+impl JournalStats {
+    /// `fdatasync` calls that succeeded.
+    pub fn fsyncs(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written to segment files.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written.load(Ordering::Relaxed)
+    }
+
+    fn synced(&self) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 pub struct Journal {
     shared: Arc<Shared>,
+    stats: Arc<JournalStats>,
     next_id: AtomicU64,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// The data directory's lock, held until the journal is closed.
@@ -106,6 +130,7 @@ impl Journal {
             "journal recovered"
         );
         let writer = Writer::start(dir, options, replayed.ledger, replayed.tail, alarm)?;
+        let stats = Arc::clone(&writer.stats);
         let shared = Arc::new(Shared::default());
         let thread = {
             let shared = Arc::clone(&shared);
@@ -116,11 +141,17 @@ impl Journal {
         };
         let journal = Journal {
             shared,
+            stats,
             next_id: AtomicU64::new(replayed.max_id + 1),
             writer: Mutex::new(Some(thread)),
             lock: Mutex::new(Some(lock)),
         };
         Ok((Arc::new(journal), replayed.recovered))
+    }
+
+    /// The writer's counts so far.
+    pub fn stats(&self) -> &JournalStats {
+        &self.stats
     }
 
     /// Writes what is pending, stops the writer and releases the data directory. Later
@@ -184,6 +215,7 @@ struct Writer {
     last_sync: Instant,
     unsynced: bool,
     alarm: Alarm,
+    stats: Arc<JournalStats>,
 }
 
 impl Writer {
@@ -209,6 +241,7 @@ impl Writer {
             last_sync: Instant::now(),
             unsynced: false,
             alarm,
+            stats: Arc::default(),
         };
         if tail.is_none() {
             // A new journal starts with its (empty) definitions, like every segment.
@@ -315,6 +348,7 @@ impl Writer {
                 let _ = self.file.set_len(self.len);
                 return Err(error);
             }
+            self.stats.synced();
             self.unsynced = false;
             self.last_sync = Instant::now();
         } else {
@@ -324,6 +358,9 @@ impl Writer {
             self.ledger.apply(record, self.segment, *offset, *len);
         }
         let written = self.buffer.len() as u64;
+        self.stats
+            .bytes_written
+            .fetch_add(written, Ordering::Relaxed);
         let header = u32::try_from(BATCH_RECORD_LEN).unwrap_or(u32::MAX);
         let batch = Record::Batch { len: written };
         self.ledger.apply(&batch, self.segment, self.len, header);
@@ -359,6 +396,7 @@ impl Writer {
                 tracing::error!(%error, "journal sync failed");
                 return;
             }
+            self.stats.synced();
             self.unsynced = false;
             self.last_sync = Instant::now();
         }
@@ -367,6 +405,7 @@ impl Writer {
     /// Closes the current segment, starts the next with every definition, and reclaims space.
     fn roll(&mut self) -> std::io::Result<()> {
         self.file.sync_data()?;
+        self.stats.synced();
         let next = self.segment + 1;
         let path = segment_path(&self.dir, next);
         let file = open_segment(&path).map_err(std::io::Error::other)?;

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use mqbridge_broker_api::{BindingSpec, Confirm, ExchangeSpec, Message, QueueSpec};
 use tokio::sync::oneshot;
 
-pub use journal::{FsyncPolicy, Journal, JournalOptions};
+pub use journal::{FsyncPolicy, Journal, JournalOptions, JournalStats};
 pub use recovery::{Recovered, RecoveredQueue, StoreError};
 
 /// One change to what the broker keeps. Queues and messages are named by store ids, which

@@ -5,6 +5,8 @@
 
 pub mod interop;
 
+pub mod management;
+
 pub mod mqtt;
 
 pub mod raw;
@@ -68,6 +70,7 @@ impl Broker {
             stomp_port: 0,
             ws_port: 0,
             sqs_port: 0,
+            management_port: 0,
             data_dir: data.0.clone(),
             heartbeat_secs: 0,
             ..Config::default()

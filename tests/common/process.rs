@@ -89,6 +89,7 @@ impl BrokerProcess {
             // variables, because a flag the binary does not know would stop it.
             .env("MQBRIDGE_WS_PORT", "0")
             .env("MQBRIDGE_SQS_PORT", "0")
+            .env("MQBRIDGE_MANAGEMENT_PORT", "0")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -15,7 +15,7 @@ mod state;
 mod task;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use mqbridge_broker_api::{
     BoxFuture, BrokerError, Confirm, ConsumeSpec, ConsumerEvent, ConsumerId, DeliverySink, GetOk,
@@ -54,17 +54,99 @@ enum Command {
 }
 
 /// Counts published by the task once per batch, read by anyone (declare-ok, management).
+/// Relaxed atomics: a reader may see one batch's counts half-updated, never a torn number.
 #[derive(Debug, Default)]
 pub struct QueueCounters {
     messages: AtomicU32,
+    unacknowledged: AtomicU32,
     consumers: AtomicU32,
+    /// Since the queue started: messages accepted, delivered (to consumers and `get`), acked.
+    published: AtomicU64,
+    delivered: AtomicU64,
+    acknowledged: AtomicU64,
+}
+
+/// One batch's message events, counted by the queue task in plain integers and added to the
+/// shared counters once per batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MessageEvents {
+    pub published: u64,
+    pub delivered: u64,
+    pub acknowledged: u64,
+}
+
+impl MessageEvents {
+    fn is_empty(&self) -> bool {
+        *self == MessageEvents::default()
+    }
+}
+
+/// A vhost's message totals over all its queues, past and present; monotonic, so they make
+/// Prometheus counters. Each queue task adds its batch's events here.
+#[derive(Debug, Default)]
+pub struct MessageTotals {
+    published: AtomicU64,
+    delivered: AtomicU64,
+    acknowledged: AtomicU64,
+}
+
+impl MessageTotals {
+    fn add(&self, events: MessageEvents) {
+        self.published
+            .fetch_add(events.published, Ordering::Relaxed);
+        self.delivered
+            .fetch_add(events.delivered, Ordering::Relaxed);
+        self.acknowledged
+            .fetch_add(events.acknowledged, Ordering::Relaxed);
+    }
+
+    pub fn read(&self) -> MessageEvents {
+        MessageEvents {
+            published: self.published.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            acknowledged: self.acknowledged.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A queue's counters as read at one moment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub messages_ready: u32,
+    pub messages_unacknowledged: u32,
+    pub consumers: u32,
+    pub events: MessageEvents,
 }
 
 impl QueueCounters {
-    fn store(&self, messages: usize, consumers: usize) {
+    fn store(&self, messages: usize, unacknowledged: usize, consumers: usize) {
         let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         self.messages.store(clamp(messages), Ordering::Relaxed);
+        self.unacknowledged
+            .store(clamp(unacknowledged), Ordering::Relaxed);
         self.consumers.store(clamp(consumers), Ordering::Relaxed);
+    }
+
+    fn add(&self, events: MessageEvents) {
+        self.published
+            .fetch_add(events.published, Ordering::Relaxed);
+        self.delivered
+            .fetch_add(events.delivered, Ordering::Relaxed);
+        self.acknowledged
+            .fetch_add(events.acknowledged, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> QueueCounts {
+        QueueCounts {
+            messages_ready: self.messages.load(Ordering::Relaxed),
+            messages_unacknowledged: self.unacknowledged.load(Ordering::Relaxed),
+            consumers: self.consumers.load(Ordering::Relaxed),
+            events: MessageEvents {
+                published: self.published.load(Ordering::Relaxed),
+                delivered: self.delivered.load(Ordering::Relaxed),
+                acknowledged: self.acknowledged.load(Ordering::Relaxed),
+            },
+        }
     }
 }
 
@@ -88,6 +170,11 @@ impl QueueRef {
             let inbox = self.inbox.clone();
             tokio::spawn(async move { inbox.send(command).await });
         }
+    }
+
+    /// The queue's counters as its task last published them.
+    pub fn counts(&self) -> QueueCounts {
+        self.counters.read()
     }
 
     /// Tells the queue it was redeclared.

@@ -17,7 +17,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::arguments::{Overflow, QueueConfig};
 use super::dead_letter::{self, Reason, Target};
 use super::ready::{Entry, ReadyMessages};
-use super::{QueueCounters, QueueStore};
+use super::{MessageEvents, MessageTotals, QueueCounters, QueueStore};
 use crate::core::memory::MemoryGauge;
 use crate::store::{Durable, Record};
 
@@ -62,6 +62,9 @@ pub struct QueueState {
     stalled: Vec<(ConsumerId, DeliverySink)>,
     counters: Arc<QueueCounters>,
     gauge: Arc<MemoryGauge>,
+    /// The vhost's totals; this batch's `events` go there and to `counters` at the flush.
+    totals: Arc<MessageTotals>,
+    events: MessageEvents,
     /// Memory accounted since the last flush to the shared gauge.
     bytes_delta: i64,
     /// Set for a durable queue: persistent messages are journaled.
@@ -76,6 +79,7 @@ impl QueueState {
         auto_delete: bool,
         counters: Arc<QueueCounters>,
         gauge: Arc<MemoryGauge>,
+        totals: Arc<MessageTotals>,
     ) -> Self {
         let now = Instant::now();
         QueueState {
@@ -96,6 +100,8 @@ impl QueueState {
             stalled: Vec::new(),
             counters,
             gauge,
+            totals,
+            events: MessageEvents::default(),
             bytes_delta: 0,
             store: None,
         }
@@ -191,6 +197,7 @@ impl QueueState {
         };
         let mut confirm = confirm;
         if accepted {
+            self.events.published += 1;
             let stored;
             (stored, confirm) = self.journal(&message, confirm);
             let expires_at = self.expiry_for(&message);
@@ -336,7 +343,10 @@ impl QueueState {
             }
             self.ready.let_go(&entry, owner);
             match settlement {
-                Settlement::Ack => self.release(entry),
+                Settlement::Ack => {
+                    self.events.acknowledged += 1;
+                    self.release(entry);
+                }
                 Settlement::Requeue => self.ready.requeue(entry),
                 Settlement::DeadLetterOrRequeue if self.config.dead_letter_exchange.is_none() => {
                     self.ready.requeue(entry);
@@ -355,6 +365,7 @@ impl QueueState {
         let mut entry = self.pop_live(owner)?;
         let delivery = self.delivery(owner, &entry);
         entry.delivery_count += 1;
+        self.events.delivered += 1;
         if no_ack {
             self.release(entry);
         } else {
@@ -433,6 +444,7 @@ impl QueueState {
         {
             Ok(()) => {
                 entry.delivery_count += 1;
+                self.events.delivered += 1;
                 if no_ack {
                     self.release(entry);
                 } else {
@@ -596,7 +608,14 @@ impl QueueState {
 
     /// Publishes counts and memory use for readers outside the task; once per batch.
     pub fn flush_counters(&mut self) {
-        self.counters.store(self.ready.len(), self.consumers.len());
+        let unacknowledged = self.unacked.len();
+        self.counters
+            .store(self.ready.len(), unacknowledged, self.consumers.len());
+        let events = std::mem::take(&mut self.events);
+        if !events.is_empty() {
+            self.counters.add(events);
+            self.totals.add(events);
+        }
         self.gauge.adjust(std::mem::take(&mut self.bytes_delta));
     }
 

@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::state::QueueState;
-use super::{Command, QueueConfig, QueueCounters, QueueRef, QueueStore, notify_cancelled};
+use super::{
+    Command, MessageTotals, QueueConfig, QueueCounters, QueueRef, QueueStore, notify_cancelled,
+};
 use crate::core::memory::MemoryGauge;
 use crate::core::vhost::VHost;
 
@@ -30,6 +32,8 @@ pub struct QueueSetup {
     pub config: QueueConfig,
     pub auto_delete: bool,
     pub gauge: Arc<MemoryGauge>,
+    /// The vhost's message totals, which the queue adds to once per batch.
+    pub totals: Arc<MessageTotals>,
     /// Set for a durable queue.
     pub store: Option<QueueStore>,
     /// Messages the store recovered for it: id, message, delivered before.
@@ -54,6 +58,7 @@ pub fn spawn(setup: QueueSetup) -> Arc<QueueRef> {
         setup.auto_delete,
         counters,
         setup.gauge,
+        setup.totals,
     );
     state.set_store(setup.store, setup.recovered);
     let task = QueueTask {

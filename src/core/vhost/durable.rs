@@ -150,6 +150,7 @@ impl VHost {
             config,
             auto_delete: spec.auto_delete,
             gauge: Arc::clone(&self.gauge),
+            totals: Arc::clone(&self.totals),
             store: Some(store),
             recovered: recovered.messages,
         });

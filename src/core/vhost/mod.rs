@@ -8,6 +8,7 @@
 
 mod durable;
 mod exchange;
+mod inspect;
 mod teardown;
 mod topic;
 
@@ -22,7 +23,7 @@ use mqbridge_broker_api::{
 use self::durable::Journaled;
 use self::exchange::Exchange;
 use super::memory::MemoryGauge;
-use super::queue::{self, QueueConfig, QueueRef, QueueStore};
+use super::queue::{self, MessageTotals, QueueConfig, QueueRef, QueueStore};
 use crate::store::Store;
 
 /// The exchanges every vhost has, as in RabbitMQ.
@@ -43,6 +44,8 @@ pub struct VHost {
     name: String,
     definitions: RwLock<Definitions>,
     gauge: Arc<MemoryGauge>,
+    /// Message totals of every queue this vhost has had (management, metrics).
+    totals: Arc<MessageTotals>,
     me: Weak<VHost>,
     /// Retained MQTT messages recovered from the store, until the MQTT listener takes them.
     recovered_retained: std::sync::Mutex<Vec<(String, Arc<Message>)>>,
@@ -100,6 +103,7 @@ impl VHost {
             name: name.to_owned(),
             definitions: RwLock::new(definitions),
             gauge,
+            totals: Arc::default(),
             me: me.clone(),
             recovered_retained: std::sync::Mutex::default(),
             recovered_sessions: std::sync::Mutex::default(),
@@ -293,6 +297,7 @@ impl VHost {
             config,
             auto_delete: spec.auto_delete,
             gauge: Arc::clone(&self.gauge),
+            totals: Arc::clone(&self.totals),
             store: stored.map(|id| QueueStore {
                 id,
                 store: Arc::clone(&definitions.journal.store),

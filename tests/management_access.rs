@@ -1,0 +1,205 @@
+//! Users, permissions, vhosts and definitions through the management API (RabbitMQ's paths),
+//! checked by logging in over AMQP as the users it makes.
+
+mod common;
+
+use common::management::Api;
+use common::{Broker, assert_reply, connect_url, declare};
+use lapin::types::FieldTable;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn amqp_login(
+    broker: &Broker,
+    user: &str,
+    password: &str,
+    vhost: &str,
+) -> lapin::Result<lapin::Connection> {
+    let vhost = vhost.replace('/', "%2f");
+    connect_url(&format!(
+        "amqp://{user}:{password}@{}/{vhost}",
+        broker.server.amqp_addr
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn a_user_made_over_the_api_logs_in_where_permitted() {
+    let broker = Broker::start().await;
+    let api = Api::new(&broker);
+    let (status, _) = api
+        .put(
+            "/api/users/ann",
+            json!({"password": "pw", "tags": "management"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let user = api.get_ok("/api/users/ann").await;
+    assert_eq!(user["tags"], json!(["management"]));
+    assert_eq!(user["hashing_algorithm"], "rabbit_password_hashing_sha256");
+    assert_ne!(user["password_hash"], "pw", "never the password itself");
+    assert_reply(amqp_login(&broker, "ann", "pw", "/").await, 530);
+
+    let (status, _) = api
+        .put("/api/vhosts/staging", json!({"description": "pre-prod"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let grant = json!({"configure": "^ann-", "write": ".*", "read": ".*"});
+    let (status, _) = api.put("/api/permissions/staging/ann", grant).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let listed = api.get_ok("/api/users/ann/permissions").await;
+    assert_eq!(listed[0]["vhost"], "staging");
+    assert_eq!(
+        api.get_ok("/api/vhosts/staging").await["description"],
+        "pre-prod"
+    );
+
+    let connection = amqp_login(&broker, "ann", "pw", "staging")
+        .await
+        .expect("ann logs in");
+    let channel = connection.create_channel().await.expect("channel");
+    declare(&channel, "ann-q", FieldTable::default()).await;
+    let refused = channel
+        .queue_declare("other".into(), Default::default(), FieldTable::default())
+        .await;
+    assert_reply(refused, 403);
+    assert_reply(amqp_login(&broker, "ann", "wrong", "staging").await, 403);
+
+    // A management user is not an administrator.
+    let ann = Api::as_user(&broker, Some(("ann", "pw")));
+    assert_eq!(ann.get("/api/overview").await.0, StatusCode::OK);
+    assert_eq!(ann.get("/api/users").await.0, StatusCode::UNAUTHORIZED);
+
+    assert_eq!(api.delete("/api/users/ann").await.0, StatusCode::NO_CONTENT);
+    assert_eq!(api.delete("/api/users/ann").await.0, StatusCode::NOT_FOUND);
+    assert_reply(amqp_login(&broker, "ann", "pw", "staging").await, 403);
+    assert_eq!(
+        api.get("/api/permissions/staging/ann").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_user_without_management_tags_cannot_use_the_api() {
+    let broker = Broker::start().await;
+    let api = Api::new(&broker);
+    api.put("/api/users/app", json!({"password": "pw"})).await;
+    let app = Api::as_user(&broker, Some(("app", "pw")));
+    let (status, body) = app.get("/api/overview").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["reason"], "Not management user");
+}
+
+#[tokio::test]
+async fn deleting_a_vhost_takes_its_queues_and_permissions() {
+    let broker = Broker::start().await;
+    let api = Api::new(&broker);
+    api.put("/api/vhosts/tmp", json!({})).await;
+    let everything = json!({"configure": ".*", "write": ".*", "read": ".*"});
+    api.put("/api/permissions/tmp/guest", everything).await;
+    let (status, _) = api.put("/api/queues/tmp/q", json!({"durable": true})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        api.delete("/api/vhosts/tmp").await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(api.get("/api/queues/tmp/q").await.0, StatusCode::NOT_FOUND);
+    let permissions = api.get_ok("/api/permissions").await;
+    assert!(
+        permissions
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|p| p["vhost"] != "tmp")
+    );
+}
+
+#[tokio::test]
+async fn bad_permission_patterns_and_unknown_vhosts_are_400() {
+    let broker = Broker::start().await;
+    let api = Api::new(&broker);
+    let bad = json!({"configure": "(", "write": ".*", "read": ".*"});
+    assert_eq!(
+        api.put("/api/permissions/%2F/guest", bad).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let good = json!({"configure": ".*", "write": ".*", "read": ".*"});
+    assert_eq!(
+        api.put("/api/permissions/nowhere/guest", good).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let hash = json!({"password_hash": "not a hash", "tags": ""});
+    assert_eq!(
+        api.put("/api/users/x", hash).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+/// What a definitions export says, without the fields that name the exporting broker.
+fn comparable(mut definitions: Value) -> Value {
+    for field in ["rabbit_version", "product_name", "product_version"] {
+        definitions.as_object_mut().expect("object").remove(field);
+    }
+    definitions
+}
+
+#[tokio::test]
+async fn definitions_exported_from_one_broker_rebuild_another() {
+    let source = Broker::start().await;
+    let api = Api::new(&source);
+    api.put(
+        "/api/users/ops",
+        json!({"password": "pw", "tags": ["monitoring"]}),
+    )
+    .await;
+    api.put(
+        "/api/vhosts/prod",
+        json!({"description": "live", "tags": ["eu"]}),
+    )
+    .await;
+    let grant = json!({"configure": "^ops", "write": ".*", "read": "^ops"});
+    api.put("/api/permissions/prod/ops", grant).await;
+    let topic = json!({"exchange": "amq.topic", "write": "^ops\\.", "read": ".*"});
+    api.put("/api/topic-permissions/prod/ops", topic).await;
+    api.put(
+        "/api/permissions/prod/guest",
+        json!({"configure": ".*", "write": ".*", "read": ".*"}),
+    )
+    .await;
+    api.put(
+        "/api/exchanges/prod/events",
+        json!({"type": "topic", "durable": true}),
+    )
+    .await;
+    let arguments = json!({"x-max-length": 10, "x-dead-letter-exchange": "events"});
+    api.put(
+        "/api/queues/prod/orders",
+        json!({"durable": true, "arguments": arguments}),
+    )
+    .await;
+    let bind = json!({"routing_key": "order.*"});
+    let (status, _) = api.post("/api/bindings/prod/e/events/q/orders", bind).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let exported = api.get_ok("/api/definitions").await;
+    assert_eq!(exported["queues"][0]["arguments"]["x-max-length"], 10);
+
+    let target = Broker::start().await;
+    let (status, _) = Api::new(&target)
+        .post("/api/definitions", exported.clone())
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let rebuilt = Api::new(&target).get_ok("/api/definitions").await;
+    // The guest's password hash has its own salt on each broker; the rest is the same.
+    let (mut exported, mut rebuilt) = (comparable(exported), comparable(rebuilt));
+    for definitions in [&mut exported, &mut rebuilt] {
+        for user in definitions["users"].as_array_mut().expect("users") {
+            if user["name"] == "guest" {
+                user["password_hash"] = Value::Null;
+            }
+        }
+    }
+    assert_eq!(exported, rebuilt);
+    // The imported hash is the password's: ops logs in to the rebuilt broker.
+    let ops = Api::as_user(&target, Some(("ops", "pw")));
+    assert_eq!(ops.get("/api/overview").await.0, StatusCode::OK);
+}
