@@ -190,6 +190,15 @@ pub struct Cli {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub settings: Settings,
+    /// Without a command the broker runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Administers a running broker through its management API.
+    Ctl(crate::ctl::Ctl),
 }
 
 /// The settable keys, shared by the file (snake_case keys) and the flags/environment.

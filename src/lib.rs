@@ -7,12 +7,14 @@
 //! - `core`: the broker model behind `mqbridge_broker_api` (users, vhosts, exchanges,
 //!   bindings, queues). It knows no wire protocol.
 //! - [`store`]: the journal that keeps durable definitions and persistent messages.
+//! - [`ctl`]: `mqbridge ctl`, the command line client of the management API.
 //! - `management`: the management HTTP API (RabbitMQ's paths) and the Prometheus `/metrics`.
 //!
 //! The protocol adapters live in `protocols/*`; this crate wires them to listeners.
 
 pub mod config;
 mod core;
+pub mod ctl;
 mod management;
 pub mod server;
 pub mod store;

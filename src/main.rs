@@ -1,8 +1,10 @@
 //! The `mqbridge` binary: load the configuration, start the broker, reload its TLS certificates
-//! on SIGHUP, stop it on SIGINT/SIGTERM.
+//! on SIGHUP, stop it on SIGINT/SIGTERM. `mqbridge ctl ...` instead administers a running
+//! broker (src/ctl.rs).
 
 use clap::Parser;
-use mqbridge::{Config, RunningServer, Server, config::Cli};
+use mqbridge::config::{Cli, Command};
+use mqbridge::{Config, RunningServer, Server};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -11,7 +13,11 @@ fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let config = Config::load(Cli::parse())?;
+    let mut cli = Cli::parse();
+    if let Some(Command::Ctl(ctl)) = cli.command.take() {
+        return mqbridge::ctl::run(ctl);
+    }
+    let config = Config::load(cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

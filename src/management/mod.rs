@@ -16,12 +16,14 @@
 //! Files: `http.rs` (paths, bodies, errors), `auth.rs` (basic auth, tags), one file per
 //! resource family (`overview.rs`, `queues.rs`, `exchanges.rs`, `bindings.rs`,
 //! `connections.rs`; `access.rs` for users, permissions, vhosts and definitions), `json.rs`
-//! (typed values as JSON), `metrics.rs` (Prometheus).
+//! (typed values as JSON), `metrics.rs` (Prometheus), `console.rs` (the web console's static
+//! files at `/`, which call this API from the browser).
 
 mod access;
 mod auth;
 mod bindings;
 mod connections;
+mod console;
 mod exchanges;
 mod http;
 mod json;
@@ -219,6 +221,9 @@ async fn respond(
                 return metrics::render(management, &path[1..]);
             }
             Some("api") => {}
+            _ if parts.method == Method::GET => {
+                return console::asset(&path).ok_or(ApiError::NotFound);
+            }
             _ => return Err(ApiError::NotFound),
         }
         path.remove(0);

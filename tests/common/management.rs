@@ -76,6 +76,18 @@ impl Api {
         (status, body)
     }
 
+    /// A GET without credentials, as a browser fetches the console's files: the status, the
+    /// headers and the body as text.
+    pub async fn fetch(&self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let response = within(self.client.get(format!("{}{path}", self.base)).send())
+            .await
+            .expect("HTTP request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = within(response.text()).await.expect("HTTP body");
+        (status, headers, text)
+    }
+
     /// The Prometheus text at `path` (`/metrics`, `/metrics/detailed`), without credentials.
     pub async fn metrics(&self, path: &str) -> String {
         let response = within(self.client.get(format!("{}{path}", self.base)).send())
