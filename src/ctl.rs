@@ -16,27 +16,35 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
-/// Where the management API is and who logs in.
+/// Where the management API is and who logs in; the options may come before or after the
+/// command (`mqbridge ctl queues list --url ...`).
 #[derive(Debug, clap::Args)]
 pub struct Ctl {
     /// The management API's address.
     #[arg(
         long,
+        global = true,
         env = "MQBRIDGE_CTL_URL",
         default_value = "http://127.0.0.1:15672"
     )]
     pub url: String,
-    #[arg(long, env = "MQBRIDGE_CTL_USER", default_value = "guest")]
+    #[arg(
+        long,
+        global = true,
+        env = "MQBRIDGE_CTL_USER",
+        default_value = "guest"
+    )]
     pub user: String,
     #[arg(
         long,
+        global = true,
         env = "MQBRIDGE_CTL_PASSWORD",
         default_value = "guest",
         hide_env_values = true
     )]
     pub password: String,
     /// Print the API's JSON instead of tab-separated lines.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -66,7 +74,9 @@ pub enum Users {
     List,
     Add {
         name: String,
-        password: String,
+        /// The new user's password (`--password` is the caller's, for the API).
+        #[arg(value_name = "PASSWORD")]
+        new_password: String,
         /// Comma-separated: administrator, management, monitoring.
         #[arg(long, default_value = "")]
         tags: String,
@@ -81,7 +91,9 @@ pub enum Permissions {
     List,
     /// Sets a user's configure, write and read patterns in a vhost.
     Set {
-        user: String,
+        /// Whose permissions (`--user` is who logs in to the API).
+        #[arg(value_name = "USER")]
+        username: String,
         configure: String,
         write: String,
         read: String,
@@ -89,7 +101,8 @@ pub enum Permissions {
         vhost: String,
     },
     Clear {
-        user: String,
+        #[arg(value_name = "USER")]
+        username: String,
         #[arg(long, default_value = "/")]
         vhost: String,
     },
@@ -158,10 +171,10 @@ impl Users {
             Users::List => (get(path(&["users"])), Some(&["name", "tags"])),
             Users::Add {
                 name,
-                password,
+                new_password,
                 tags,
             } => {
-                let body = json!({ "password": password, "tags": tags });
+                let body = json!({ "password": new_password, "tags": tags });
                 ((Method::PUT, path(&["users", name]), Some(body)), None)
             }
             Users::Delete { name } => ((Method::DELETE, path(&["users", name]), None), None),
@@ -177,18 +190,26 @@ impl Permissions {
                 Some(&["user", "vhost", "configure", "write", "read"]),
             ),
             Permissions::Set {
-                user,
+                username,
                 configure,
                 write,
                 read,
                 vhost,
             } => {
                 let body = json!({ "configure": configure, "write": write, "read": read });
-                let put = (Method::PUT, path(&["permissions", vhost, user]), Some(body));
+                let put = (
+                    Method::PUT,
+                    path(&["permissions", vhost, username]),
+                    Some(body),
+                );
                 (put, None)
             }
-            Permissions::Clear { user, vhost } => {
-                let delete = (Method::DELETE, path(&["permissions", vhost, user]), None);
+            Permissions::Clear { username, vhost } => {
+                let delete = (
+                    Method::DELETE,
+                    path(&["permissions", vhost, username]),
+                    None,
+                );
                 (delete, None)
             }
         }

@@ -107,8 +107,7 @@ async fn definitions_exported_by_ctl_import_into_another_broker() {
 #[tokio::test]
 async fn failures_exit_non_zero_with_the_apis_reason() {
     let broker = Broker::start().await;
-    // `--password` after `--url`: the later flag is the one that counts.
-    let refused = ctl(&broker, &["--password", "wrong", "users", "list"]).await;
+    let refused = ctl(&broker, &["users", "list", "--password", "wrong"]).await;
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("401"),
