@@ -203,3 +203,43 @@ async fn definitions_exported_from_one_broker_rebuild_another() {
     let ops = Api::as_user(&target, Some(("ops", "pw")));
     assert_eq!(ops.get("/api/overview").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_management_user_lists_only_the_vhosts_they_have_permissions_in() {
+    let broker = Broker::start().await;
+    let api = Api::new(&broker);
+    api.put("/api/vhosts/secret", json!({})).await;
+    let everything = json!({"configure": ".*", "write": ".*", "read": ".*"});
+    api.put("/api/permissions/secret/guest", everything.clone())
+        .await;
+    api.put("/api/queues/secret/hidden", json!({})).await;
+    api.put("/api/queues/%2F/open", json!({})).await;
+    api.put(
+        "/api/users/ann",
+        json!({"password": "pw", "tags": "management"}),
+    )
+    .await;
+    api.put("/api/permissions/%2F/ann", everything).await;
+    api.put(
+        "/api/users/watch",
+        json!({"password": "pw", "tags": "monitoring"}),
+    )
+    .await;
+
+    let ann = Api::as_user(&broker, Some(("ann", "pw")));
+    let names = |listing: Value| -> Vec<String> {
+        let list = listing.as_array().expect("a list").iter();
+        list.map(|q| q["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    assert_eq!(names(ann.get_ok("/api/queues").await), ["open"]);
+    assert_eq!(names(ann.get_ok("/api/vhosts").await), ["/"]);
+    assert_eq!(
+        ann.get("/api/queues/secret").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let watch = Api::as_user(&broker, Some(("watch", "pw")));
+    let mut seen = names(watch.get_ok("/api/queues").await);
+    seen.sort();
+    assert_eq!(seen, ["hidden", "open"], "monitoring sees every vhost");
+}

@@ -63,6 +63,20 @@ fn is_management_user(core: &Core, user: &User) -> bool {
     })
 }
 
+/// Administrators and monitoring users see every vhost in listings; others only their own.
+pub fn sees_every_vhost(management: &Management, user: &User) -> bool {
+    management
+        .core
+        .access()
+        .user(&user.name)
+        .is_some_and(|record| {
+            record
+                .tags
+                .iter()
+                .any(|tag| tag == ADMINISTRATOR || tag == "monitoring")
+        })
+}
+
 /// Users, permissions, vhosts and definitions are the administrators'.
 pub fn is_administrator(management: &Management, user: &User) -> bool {
     management

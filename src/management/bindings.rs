@@ -7,7 +7,7 @@
 
 use hyper::header::{HeaderValue, LOCATION};
 use hyper::{Method, StatusCode};
-use mqbridge_broker_api::{BindingSpec, Destination, Headers};
+use mqbridge_broker_api::{BindingSpec, Destination, Headers, User};
 use serde_json::{Value, json};
 
 use super::exchanges::exchange_name;
@@ -29,8 +29,8 @@ pub fn route(
         )))
     };
     match (&request.method, path) {
-        (&Method::GET, []) => listing(all(management, None)?),
-        (&Method::GET, [vhost]) => listing(all(management, Some(vhost))?),
+        (&Method::GET, []) => listing(all(management, &request.user, None)?),
+        (&Method::GET, [vhost]) => listing(all(management, &request.user, Some(vhost))?),
         (method, [vhost, "e", source, kind, destination, rest @ ..]) if rest.len() <= 1 => {
             let destination = match *kind {
                 "q" => Destination::Queue((*destination).to_owned()),
@@ -111,9 +111,9 @@ fn bindings_of(view: &VHostView) -> Vec<BindingSpec> {
     implied.chain(view.bindings()).collect()
 }
 
-fn all(management: &Management, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
+fn all(management: &Management, user: &User, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
     Ok(management
-        .views(vhost)?
+        .views(vhost, user)?
         .iter()
         .flat_map(|view| {
             bindings_of(view)

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use hyper::{Method, StatusCode};
-use mqbridge_broker_api::{ExchangeKind, ExchangeSpec, Message};
+use mqbridge_broker_api::{ExchangeKind, ExchangeSpec, Message, User};
 use serde_json::{Value, json};
 
 use super::http::{self, ApiError, HttpResponse};
@@ -33,8 +33,8 @@ pub async fn route(
 ) -> Result<HttpResponse, ApiError> {
     let columns = request.query.get("columns");
     match (&request.method, path) {
-        (&Method::GET, []) => list(management, None, columns),
-        (&Method::GET, [vhost]) => list(management, Some(vhost), columns),
+        (&Method::GET, []) => list(management, &request.user, None, columns),
+        (&Method::GET, [vhost]) => list(management, &request.user, Some(vhost), columns),
         (&Method::GET, [vhost, name]) => {
             let view = management
                 .core
@@ -65,11 +65,12 @@ pub async fn route(
 
 fn list(
     management: &Management,
+    user: &User,
     vhost: Option<&str>,
     columns: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     let exchanges: Vec<Value> = management
-        .views(vhost)?
+        .views(vhost, user)?
         .iter()
         .flat_map(|view| {
             view.exchanges()

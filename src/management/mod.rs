@@ -117,11 +117,31 @@ impl Management {
         Ok((vhost, view))
     }
 
-    /// The vhosts a listing covers: all, or the one named (404 if it does not exist).
-    fn views(&self, vhost: Option<&str>) -> Result<Vec<VHostView>, ApiError> {
+    /// The vhosts a listing covers: all, or the one named (404 if it does not exist). As in
+    /// RabbitMQ, administrators and monitoring users see every vhost, other users only those
+    /// they have permissions in (401 for another one named).
+    fn views(&self, vhost: Option<&str>, user: &User) -> Result<Vec<VHostView>, ApiError> {
+        let sees_all = auth::sees_every_vhost(self, user);
+        let visible = |view: &VHostView| {
+            sees_all || self.core.access().grant(&user.name, view.name()).is_ok()
+        };
         match vhost {
-            None => Ok(self.core.vhost_views()),
-            Some(name) => Ok(vec![self.core.vhost_view(name).ok_or(ApiError::NotFound)?]),
+            None => Ok(self
+                .core
+                .vhost_views()
+                .into_iter()
+                .filter(visible)
+                .collect()),
+            Some(name) => {
+                let view = self.core.vhost_view(name).ok_or(ApiError::NotFound)?;
+                if !visible(&view) {
+                    return Err(ApiError::AccessRefused(format!(
+                        "access to vhost '{name}' refused for user '{}'",
+                        user.name
+                    )));
+                }
+                Ok(vec![view])
+            }
         }
     }
 }
@@ -272,8 +292,8 @@ async fn route(management: &Management, request: &ApiRequest) -> Result<HttpResp
         ["whoami"] => listing(overview::whoami(management, &request.user)),
         ["nodes"] => listing(serde_json::Value::Array(vec![overview::node(management)])),
         ["nodes", name] if *name == management.node => listing(overview::node(management)),
-        ["vhosts"] => listing(overview::vhosts(management, None)?),
-        ["vhosts", name] => listing(overview::vhosts(management, Some(name))?),
+        ["vhosts"] => listing(overview::vhosts(management, &request.user, None)?),
+        ["vhosts", name] => listing(overview::vhosts(management, &request.user, Some(name))?),
         ["health", "checks", "alarms"] => Ok(overview::alarms(management)),
         ["connections"] => listing(connections::list(management)),
         ["channels"] => listing(serde_json::Value::Array(Vec::new())),

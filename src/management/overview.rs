@@ -141,8 +141,8 @@ pub fn node(management: &Management) -> Value {
 }
 
 /// `/api/vhosts` (all) or `/api/vhosts/{name}` (one object).
-pub fn vhosts(management: &Management, name: Option<&str>) -> Result<Value, ApiError> {
-    let views = management.views(name)?;
+pub fn vhosts(management: &Management, user: &User, name: Option<&str>) -> Result<Value, ApiError> {
+    let views = management.views(name, user)?;
     let records = management.core.vhost_records();
     let described: Vec<Value> = views
         .iter()

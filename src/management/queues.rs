@@ -7,7 +7,7 @@
 //! before requeueing any keeps a requeued message from being taken twice.
 
 use hyper::{Method, StatusCode};
-use mqbridge_broker_api::{ConsumerId, GetOk, QueueSpec, Settlement};
+use mqbridge_broker_api::{ConsumerId, GetOk, QueueSpec, Settlement, User};
 use serde_json::{Value, json};
 
 use super::http::{self, ApiError, HttpResponse};
@@ -27,8 +27,8 @@ pub async fn route(
 ) -> Result<HttpResponse, ApiError> {
     let columns = request.query.get("columns");
     match (&request.method, path) {
-        (&Method::GET, []) => list(management, None, columns),
-        (&Method::GET, [vhost]) => list(management, Some(vhost), columns),
+        (&Method::GET, []) => list(management, &request.user, None, columns),
+        (&Method::GET, [vhost]) => list(management, &request.user, Some(vhost), columns),
         (&Method::GET, [vhost, name]) => show(management, vhost, name, columns),
         (&Method::PUT, [vhost, name]) => declare(management, request, vhost, name),
         (&Method::DELETE, [vhost, name]) => delete(management, request, vhost, name).await,
@@ -48,11 +48,12 @@ pub async fn route(
 
 fn list(
     management: &Management,
+    user: &User,
     vhost: Option<&str>,
     columns: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     let queues: Vec<Value> = management
-        .views(vhost)?
+        .views(vhost, user)?
         .iter()
         .flat_map(|view| {
             view.queues()
