@@ -64,6 +64,9 @@ pub enum Command {
     /// Queues: list, purge, delete.
     #[command(subcommand)]
     Queues(Queues),
+    /// Policies (TTL, length limits, dead-lettering by name pattern): list, set, clear.
+    #[command(subcommand)]
+    Policies(Policies),
     /// Definitions in RabbitMQ's JSON format: export, import.
     #[command(subcommand)]
     Definitions(Definitions),
@@ -127,6 +130,34 @@ pub enum Queues {
         vhost: String,
     },
     Delete {
+        name: String,
+        #[arg(long, default_value = "/")]
+        vhost: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Policies {
+    List {
+        #[arg(long)]
+        vhost: Option<String>,
+    },
+    /// Sets a policy: `policies set ttl '^orders\.' '{"message-ttl": 60000}'`.
+    Set {
+        name: String,
+        /// A regular expression over queue or exchange names.
+        pattern: String,
+        /// The definition as JSON.
+        definition: String,
+        #[arg(long, default_value = "/")]
+        vhost: String,
+        #[arg(long, default_value_t = 0)]
+        priority: i64,
+        /// What it applies to: all, queues or exchanges.
+        #[arg(long, default_value = "all")]
+        apply_to: String,
+    },
+    Clear {
         name: String,
         #[arg(long, default_value = "/")]
         vhost: String,
@@ -262,6 +293,53 @@ impl Queues {
     }
 }
 
+impl Policies {
+    fn call(&self) -> anyhow::Result<(Call, Columns)> {
+        Ok(match self {
+            Policies::List { vhost } => {
+                let listing = match vhost {
+                    Some(vhost) => path(&["policies", vhost]),
+                    None => path(&["policies"]),
+                };
+                let columns: &[&str] = &[
+                    "vhost",
+                    "name",
+                    "pattern",
+                    "apply-to",
+                    "definition",
+                    "priority",
+                ];
+                (get(listing), Some(columns))
+            }
+            Policies::Set {
+                name,
+                pattern,
+                definition,
+                vhost,
+                priority,
+                apply_to,
+            } => {
+                let definition: Value = serde_json::from_str(definition)
+                    .map_err(|error| anyhow::anyhow!("the definition is not JSON: {error}"))?;
+                let body = json!({
+                    "pattern": pattern,
+                    "definition": definition,
+                    "priority": priority,
+                    "apply-to": apply_to,
+                });
+                (
+                    (Method::PUT, path(&["policies", vhost, name]), Some(body)),
+                    None,
+                )
+            }
+            Policies::Clear { name, vhost } => (
+                (Method::DELETE, path(&["policies", vhost, name]), None),
+                None,
+            ),
+        })
+    }
+}
+
 impl Definitions {
     fn call(&self) -> anyhow::Result<(Call, Columns)> {
         Ok(match self {
@@ -303,6 +381,7 @@ impl Ctl {
             Command::Permissions(permissions) => permissions.call(),
             Command::Vhosts(vhosts) => vhosts.call(),
             Command::Queues(queues) => queues.call(),
+            Command::Policies(policies) => policies.call()?,
             Command::Definitions(definitions) => definitions.call()?,
         })
     }

@@ -117,3 +117,31 @@ async fn failures_exit_non_zero_with_the_apis_reason() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
 }
+
+#[tokio::test]
+async fn policies_set_by_ctl_apply_and_are_listed_and_cleared() {
+    let broker = Broker::start().await;
+    let (_connection, channel) = broker.channel().await;
+    declare(&channel, "capped", FieldTable::default()).await;
+    stdout(
+        &ctl(
+            &broker,
+            &["policies", "set", "cap", "^capped$", r#"{"max-length": 1}"#],
+        )
+        .await,
+    );
+    publish(&channel, "", "capped", b"old").await;
+    publish(&channel, "", "capped", b"new").await;
+    let listed = stdout(&ctl(&broker, &["policies", "list"]).await);
+    assert!(
+        listed.contains("/\tcap\t^capped$\tall\t{\"max-length\":1}\t0"),
+        "{listed}"
+    );
+    let queues = stdout(&ctl(&broker, &["queues", "list"]).await);
+    assert!(queues.contains("/\tcapped\t1\t"), "{queues}");
+    let bad = ctl(&broker, &["policies", "set", "bad", ".*", "{not json"]).await;
+    assert!(!bad.status.success());
+    stdout(&ctl(&broker, &["policies", "clear", "cap"]).await);
+    let listed = stdout(&ctl(&broker, &["policies", "list"]).await);
+    assert_eq!(listed.lines().count(), 1, "only the header: {listed}");
+}

@@ -180,8 +180,11 @@ async fn definitions_exported_from_one_broker_rebuild_another() {
     let bind = json!({"routing_key": "order.*"});
     let (status, _) = api.post("/api/bindings/prod/e/events/q/orders", bind).await;
     assert_eq!(status, StatusCode::CREATED);
+    let cap = json!({"pattern": "^ord", "definition": {"max-length": 5}, "apply-to": "queues"});
+    api.put("/api/policies/prod/cap", cap).await;
     let exported = api.get_ok("/api/definitions").await;
     assert_eq!(exported["queues"][0]["arguments"]["x-max-length"], 10);
+    assert_eq!(exported["policies"][0]["definition"]["max-length"], 5);
 
     let target = Broker::start().await;
     let (status, _) = Api::new(&target)

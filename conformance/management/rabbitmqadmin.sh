@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The management HTTP API through rabbitmqadmin, RabbitMQ's own command-line client of it
 # (taken out of Debian's rabbitmq-server package by conformance/run into conformance/.tools):
-# list, declare, publish, get, purge and delete, as an operator's scripts use them.
+# list, declare, publish, get, purge and delete, and policies, as an operator's scripts use them.
 # Needs MQBRIDGE_MANAGEMENT_URL (http://HOST:PORT); cases that cross to AMQP also use
 # MQBRIDGE_AMQP_URL. Run it through conformance/run.
 set -uo pipefail
@@ -125,6 +125,25 @@ case_purge_and_delete_queue() {
     fi
 }
 
+case_policy_limits_a_queue() {
+    local queue policy
+    queue=$(unique_name admin-policy)
+    policy=$(unique_name cap)
+    admin declare queue name="$queue" durable=false >/dev/null
+    expect_eq "policy output" "policy declared" \
+        "$(admin declare policy name="$policy" pattern="^$queue\$" apply-to=queues priority=1 \
+            definition='{"max-length": 1}')"
+    rows list policies name pattern apply-to priority | grep -qxF "$policy	^$queue\$	queues	1" ||
+        fail "list policies: $(rows list policies name pattern apply-to priority)"
+    for payload in one two three; do
+        admin publish routing_key="$queue" payload="$payload" >/dev/null
+    done
+    expect_messages "capped by the policy" "$queue" 1
+    expect_eq "queue's policy" "$policy" "$(queue_column "$queue" policy)"
+    expect_eq "delete output" "policy deleted" "$(admin delete policy name="$policy")"
+    admin delete queue name="$queue" >/dev/null
+}
+
 case_show_overview() {
     local version exchanges
     IFS=$'\t' read -r version exchanges < <(rows show overview rabbitmq_version object_totals.exchanges)
@@ -146,6 +165,7 @@ case_run "publish from stdin, read with amqp-get" case_publish_from_stdin_reache
 case_run "list exchanges has the built-ins" case_list_exchanges_has_the_built_ins
 case_run "exchange, binding, routing, unbinding" case_exchange_binding_and_routing
 case_run "purge queue, delete queue" case_purge_and_delete_queue
+case_run "declare policy, it caps a queue, delete it" case_policy_limits_a_queue
 case_run "show overview" case_show_overview
 case_run "a wrong password is refused" case_wrong_password_is_refused
 suite_end

@@ -3,7 +3,8 @@
 //! and bindings. Loaded at start-up from `definitions_file` and imported over the management
 //! API, so that a RabbitMQ export applies here and ours applies there.
 //!
-//! Policies and parameters are read and ignored with a warning (not supported yet).
+//! Policies are imported and exported; parameters (federation, shovels, limits) are read and
+//! ignored with a warning.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Number, Value};
 
 use super::access::{PermissionRecord, TopicPermissionRecord, UserRecord, password};
+use super::policy::PolicyRecord;
 use super::{Core, VhostRecord};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -34,7 +36,7 @@ pub struct Definitions {
     pub topic_permissions: Vec<TopicPermissionRecord>,
     pub parameters: Vec<Value>,
     pub global_parameters: Vec<Value>,
-    pub policies: Vec<Value>,
+    pub policies: Vec<PolicyRecord>,
     pub queues: Vec<QueueDefinition>,
     pub exchanges: Vec<ExchangeDefinition>,
     pub bindings: Vec<BindingDefinition>,
@@ -188,6 +190,7 @@ impl Core {
         let mut definitions = self.export_access();
         for view in self.vhost_views() {
             let vhost = view.name().to_owned();
+            definitions.policies.extend(view.policies());
             for queue in view.queues() {
                 let spec = queue.spec;
                 if spec.durable && !spec.exclusive {
@@ -255,8 +258,9 @@ impl Core {
         }
     }
 
-    /// Applies a definitions document: vhosts, users and permissions first, then exchanges,
-    /// queues and bindings in that order. Stops at the first definition the broker refuses.
+    /// Applies a definitions document: vhosts, users, permissions and policies first, then
+    /// exchanges, queues and bindings in that order. Stops at the first definition the broker
+    /// refuses.
     pub fn import(self: &Arc<Self>, definitions: Definitions) -> Result<(), BrokerError> {
         for vhost in definitions.vhosts {
             self.put_vhost(VhostRecord {
@@ -274,8 +278,11 @@ impl Core {
         for topic in definitions.topic_permissions {
             self.access.set_topic_permission(topic)?;
         }
-        if !definitions.policies.is_empty() || !definitions.parameters.is_empty() {
-            tracing::warn!("definitions: policies and parameters are not supported; ignored");
+        for policy in definitions.policies {
+            self.put_policy(policy)?;
+        }
+        if !definitions.parameters.is_empty() || !definitions.global_parameters.is_empty() {
+            tracing::warn!("definitions: parameters are not supported; ignored");
         }
         self.import_topology(
             definitions.exchanges,

@@ -9,6 +9,7 @@ use mqbridge_broker_api::{BindingSpec, ConnectionId, ExchangeSpec, QueueSpec};
 
 use super::Core;
 pub use super::memory::Alarms;
+use super::policy::PolicyRecord;
 pub use super::queue::{MessageEvents, QueueCounts};
 use super::vhost::VHost;
 
@@ -19,6 +20,8 @@ pub struct QueueSnapshot {
     /// The connection an exclusive queue belongs to.
     pub owner: Option<ConnectionId>,
     pub counts: QueueCounts,
+    /// The policy that applies to it.
+    pub policy: Option<String>,
 }
 
 /// Read access to one vhost.
@@ -52,6 +55,10 @@ impl VHostView {
 
     pub fn message_totals(&self) -> MessageEvents {
         self.0.message_totals()
+    }
+
+    pub fn policies(&self) -> Vec<PolicyRecord> {
+        self.0.policy_records()
     }
 }
 

@@ -11,6 +11,7 @@ pub mod definitions;
 mod guard;
 pub mod inspect;
 pub mod memory;
+pub mod policy;
 mod queue;
 mod vhost;
 
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 
 use self::access::{Access, BROKER_SCOPE_VHOST, PermissionRecord, UserRecord};
 use self::memory::MemoryGauge;
+use self::policy::{Policy, PolicyRecord};
 use self::vhost::VHost;
 use crate::store::{Record, Recovered, Store};
 
@@ -187,6 +189,17 @@ impl Core {
         );
         vhosts.insert(record.name.clone(), (record, vhost));
         true
+    }
+
+    /// Sets a policy in its vhost and applies it; `true` if it is new. The vhost must exist.
+    pub fn put_policy(&self, record: PolicyRecord) -> Result<bool, BrokerError> {
+        let vhost = self.find(&record.vhost)?;
+        Ok(vhost.put_policy(Policy::parse(record)?))
+    }
+
+    /// Removes a policy; `false` if the vhost has none by that name (or does not exist).
+    pub fn clear_policy(&self, vhost: &str, name: &str) -> bool {
+        self.find(vhost).is_ok_and(|vhost| vhost.clear_policy(name))
     }
 
     /// Deletes a vhost with everything in it: its queues (and their messages), exchanges,

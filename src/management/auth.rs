@@ -2,7 +2,7 @@
 //! users (with the peer's address, so a loopback-only user stays loopback-only), then the
 //! user's right to use the management API: one of RabbitMQ's management tags
 //! (administrator, management, monitoring, policymaker). Users, permissions, vhosts and
-//! definitions need administrator; the rest is open to any management user, and changes go
+//! definitions need administrator; policies administrator or policymaker; the rest is open to any management user, and changes go
 //! through the vhost opened as that user, so they are held to the user's permissions.
 
 use std::net::IpAddr;
@@ -51,8 +51,11 @@ pub fn authenticate(
     Ok(user)
 }
 
+/// The tag that lets a user set policies in the vhosts they have permissions in.
+pub const POLICYMAKER: &str = "policymaker";
+
 /// Tags that open the management API, RabbitMQ's.
-const MANAGEMENT_TAGS: &[&str] = &[ADMINISTRATOR, "management", "monitoring", "policymaker"];
+const MANAGEMENT_TAGS: &[&str] = &[ADMINISTRATOR, "management", "monitoring", POLICYMAKER];
 
 fn is_management_user(core: &Core, user: &User) -> bool {
     core.access().user(&user.name).is_some_and(|record| {
@@ -63,25 +66,21 @@ fn is_management_user(core: &Core, user: &User) -> bool {
     })
 }
 
-/// Administrators and monitoring users see every vhost in listings; others only their own.
-pub fn sees_every_vhost(management: &Management, user: &User) -> bool {
+/// Whether the user (as stored now) has `tag`.
+pub fn has_tag(management: &Management, user: &User, tag: &str) -> bool {
     management
         .core
         .access()
         .user(&user.name)
-        .is_some_and(|record| {
-            record
-                .tags
-                .iter()
-                .any(|tag| tag == ADMINISTRATOR || tag == "monitoring")
-        })
+        .is_some_and(|record| record.tags.iter().any(|t| t == tag))
+}
+
+/// Administrators and monitoring users see every vhost in listings; others only their own.
+pub fn sees_every_vhost(management: &Management, user: &User) -> bool {
+    has_tag(management, user, ADMINISTRATOR) || has_tag(management, user, "monitoring")
 }
 
 /// Users, permissions, vhosts and definitions are the administrators'.
 pub fn is_administrator(management: &Management, user: &User) -> bool {
-    management
-        .core
-        .access()
-        .user(&user.name)
-        .is_some_and(|record| record.tags.iter().any(|tag| tag == ADMINISTRATOR))
+    has_tag(management, user, ADMINISTRATOR)
 }

@@ -15,9 +15,9 @@
 //!
 //! Files: `http.rs` (paths, bodies, errors), `auth.rs` (basic auth, tags), one file per
 //! resource family (`overview.rs`, `queues.rs`, `exchanges.rs`, `bindings.rs`,
-//! `connections.rs`; `access.rs` for users, permissions, vhosts and definitions), `json.rs`
-//! (typed values as JSON), `metrics.rs` (Prometheus), `console.rs` (the web console's static
-//! files at `/`, which call this API from the browser).
+//! `connections.rs`, `policies.rs`; `access.rs` for users, permissions, vhosts and
+//! definitions), `json.rs` (typed values as JSON), `metrics.rs` (Prometheus), `console.rs`
+//! (the web console's static files at `/`, which call this API from the browser).
 
 mod access;
 mod auth;
@@ -29,6 +29,7 @@ mod http;
 mod json;
 mod metrics;
 mod overview;
+mod policies;
 mod queues;
 
 use std::convert::Infallible;
@@ -280,6 +281,7 @@ async fn route(management: &Management, request: &ApiRequest) -> Result<HttpResp
         ["exchanges", rest @ ..] => exchanges::route(management, request, rest).await,
         ["queues", rest @ ..] => queues::route(management, request, rest).await,
         ["bindings", rest @ ..] => bindings::route(management, request, rest),
+        ["policies", rest @ ..] => policies::route(management, request, rest),
         [
             "users" | "permissions" | "topic-permissions" | "definitions",
             ..,

@@ -87,6 +87,11 @@ pub fn describe(management: &Management, vhost: &str, queue: &QueueSnapshot) -> 
     let counts = queue.counts;
     let ready = u64::from(counts.messages_ready);
     let unacknowledged = u64::from(counts.messages_unacknowledged);
+    let effective = queue.policy.as_ref().and_then(|name| {
+        let policies = management.core.vhost_view(vhost)?.policies();
+        let record = policies.into_iter().find(|p| p.name == *name)?;
+        Some(record.definition)
+    });
     json!({
         "name": queue.spec.name,
         "vhost": vhost,
@@ -97,6 +102,8 @@ pub fn describe(management: &Management, vhost: &str, queue: &QueueSnapshot) -> 
         "node": management.node,
         "type": "classic",
         "state": "running",
+        "policy": queue.policy,
+        "effective_policy_definition": effective.unwrap_or_default(),
         "messages": ready + unacknowledged,
         "messages_ready": ready,
         "messages_unacknowledged": unacknowledged,

@@ -8,7 +8,7 @@
 //! RabbitMQ's per-channel permission cache makes them apply there.
 
 pub mod password;
-mod pattern;
+pub(crate) mod pattern;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;

@@ -35,13 +35,26 @@ pub enum Overflow {
     RejectPublishDlx,
 }
 
+impl Overflow {
+    /// RabbitMQ's names: `drop-head`, `reject-publish`, `reject-publish-dlx`.
+    pub fn parse(name: &str) -> Option<Overflow> {
+        match name {
+            "drop-head" => Some(Overflow::DropHead),
+            "reject-publish" => Some(Overflow::RejectPublish),
+            "reject-publish-dlx" => Some(Overflow::RejectPublishDlx),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueConfig {
     pub message_ttl: Option<Duration>,
     pub expires: Option<Duration>,
     pub max_length: Option<u64>,
     pub max_length_bytes: Option<u64>,
-    pub overflow: Overflow,
+    /// `None` when not given: drop-head, unless a policy says otherwise.
+    pub overflow: Option<Overflow>,
     pub dead_letter_exchange: Option<String>,
     pub dead_letter_routing_key: Option<String>,
     pub max_priority: Option<u8>,
@@ -90,12 +103,12 @@ impl QueueConfig {
                 ));
             }
         };
-        let overflow = match text("x-overflow")?.as_deref() {
-            None | Some("drop-head") => Overflow::DropHead,
-            Some("reject-publish") => Overflow::RejectPublish,
-            Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
-            Some(other) => return Err(invalid("x-overflow", &format!("unknown policy '{other}'"))),
-        };
+        let overflow = text("x-overflow")?
+            .map(|name| {
+                Overflow::parse(&name)
+                    .ok_or_else(|| invalid("x-overflow", &format!("unknown policy '{name}'")))
+            })
+            .transpose()?;
         if let Some(kind) = text("x-queue-type")?.filter(|kind| kind != "classic") {
             return Err(invalid(
                 "x-queue-type",
@@ -197,7 +210,7 @@ mod tests {
         assert_eq!(config.message_ttl, Some(Duration::from_millis(1500)));
         assert_eq!(config.expires, Some(Duration::from_secs(60)));
         assert_eq!(config.max_length, Some(10));
-        assert_eq!(config.overflow, Overflow::RejectPublishDlx);
+        assert_eq!(config.overflow, Some(Overflow::RejectPublishDlx));
         assert_eq!(config.dead_letter_exchange.as_deref(), Some("dlx"));
         assert_eq!(config.max_priority, Some(9));
     }

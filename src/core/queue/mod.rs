@@ -23,7 +23,7 @@ use mqbridge_broker_api::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-pub use arguments::{QueueConfig, first_difference};
+pub use arguments::{Overflow, QueueConfig, first_difference};
 pub use task::{QueueSetup, spawn};
 
 /// A durable queue's place in the store: persistent messages published to it are journaled
@@ -45,6 +45,9 @@ enum Command {
     Purge(oneshot::Sender<u32>),
     /// A redeclaration: the queue counts as used (for `x-expires`).
     Touch,
+    /// A policy changed what the queue is configured with. The generation orders changes
+    /// that may arrive out of order (see [`QueueRef::reconfigure`]).
+    Reconfigure(Box<QueueConfig>, u64),
     /// Stop the queue. With a reply, only if the `queue.delete` conditions hold.
     Delete {
         if_unused: bool,
@@ -181,6 +184,17 @@ impl QueueRef {
     pub fn touch(&self) {
         // Losing a touch to a full inbox only shortens an `x-expires` lease by one use.
         let _ = self.inbox.try_send(Command::Touch);
+    }
+
+    /// Gives the queue a new configuration, without waiting: called under the vhost's lock.
+    /// If the inbox is full the send moves to its own task, so a later change may overtake
+    /// it; the queue applies a change only if its generation is newer than the last one.
+    pub fn reconfigure(&self, config: QueueConfig, generation: u64) {
+        let command = Command::Reconfigure(Box::new(config), generation);
+        if let Err(mpsc::error::TrySendError::Full(command)) = self.inbox.try_send(command) {
+            let inbox = self.inbox.clone();
+            tokio::spawn(async move { inbox.send(command).await });
+        }
     }
 
     /// Stops the queue if the conditions hold; the caller then removes its definition.

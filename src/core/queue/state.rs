@@ -54,6 +54,9 @@ pub struct QueueState {
     next_tag: u64,
     next_seq: u64,
     had_consumer: bool,
+    /// The policy generation of the last reconfiguration; a queue only ever receives
+    /// generations newer than the one it was created at, so it starts at zero.
+    generation: u64,
     last_used: Instant,
     /// The time the current batch of commands arrived; every decision in a batch uses it, so
     /// that a message with TTL 0 can still go to a consumer that is ready right now.
@@ -94,6 +97,7 @@ impl QueueState {
             next_tag: 1,
             next_seq: 0,
             had_consumer: false,
+            generation: 0,
             last_used: now,
             now,
             dead_letters: Vec::new(),
@@ -183,12 +187,32 @@ impl QueueState {
         self.last_used = self.now;
     }
 
+    /// A policy changed: the limits, TTL, expiry, overflow and dead-letter target are
+    /// replaced. Priorities and message groups shape the ready list, and no policy sets them.
+    /// Messages already queued keep the expiry they were given, as in RabbitMQ; a shorter
+    /// length limit trims the queue when the batch ends.
+    pub fn reconfigure(&mut self, config: QueueConfig, generation: u64) {
+        if generation <= self.generation {
+            return;
+        }
+        self.generation = generation;
+        if config.expires != self.config.expires {
+            // The unused-queue lease starts again, as a new `expires` re-arms RabbitMQ's timer.
+            self.last_used = self.now;
+        }
+        self.config = QueueConfig {
+            max_priority: self.config.max_priority,
+            message_groups: self.config.message_groups,
+            ..config
+        };
+    }
+
     pub fn publish(&mut self, message: Arc<Message>, confirm: Option<Confirm>) {
-        let overflow = self.config.overflow;
+        let overflow = self.config.overflow.unwrap_or_default();
         let accepted = match overflow {
             Overflow::DropHead => true,
             Overflow::RejectPublish | Overflow::RejectPublishDlx if self.refuses(&message) => {
-                if self.config.overflow == Overflow::RejectPublishDlx {
+                if overflow == Overflow::RejectPublishDlx {
                     self.dead_letter(&message, Reason::MaxLength);
                 }
                 false
@@ -274,7 +298,7 @@ impl QueueState {
 
     /// Drop-head: once deliveries had their chance, trims the queue to its limits.
     pub fn enforce_limits(&mut self) {
-        if self.config.overflow != Overflow::DropHead {
+        if self.config.overflow.unwrap_or_default() != Overflow::DropHead {
             return;
         }
         let over = |ready: &ReadyMessages, config: &QueueConfig| {

@@ -143,6 +143,9 @@ impl QueueTask {
                 let _ = reply.send(self.state.purge());
             }
             Command::Touch => self.state.touch(),
+            Command::Reconfigure(config, generation) => {
+                self.state.reconfigure(*config, generation);
+            }
             Command::Delete {
                 if_unused,
                 if_empty,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use mqbridge_broker_api::{BindingSpec, Destination, ExchangeSpec, Headers, Message, QueueSpec};
 
-use super::{Definitions, Exchange, QueueEntry, VHost};
+use super::{Definitions, QueueEntry, VHost};
 use crate::core::queue::{self, QueueConfig, QueueStore};
 use crate::store::{Record, RecoveredQueue, Store};
 
@@ -88,7 +88,9 @@ impl Definitions {
 
 impl VHost {
     /// Keeps the adapters' recovered metadata until each adapter takes its scope.
-    pub fn restore_metadata(&self, metadata: Vec<(String, String, bytes::Bytes)>) {
+    /// Policies are the vhost's own and are taken first.
+    pub fn restore_metadata(&self, mut metadata: Vec<(String, String, bytes::Bytes)>) {
+        self.restore_policies(&mut metadata);
         *self
             .recovered_metadata
             .lock()
@@ -115,10 +117,9 @@ impl VHost {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = sessions;
         let mut definitions = self.write();
         for spec in exchanges {
-            definitions
-                .exchanges
-                .entry(spec.name.clone())
-                .or_insert_with(|| Exchange::new(spec));
+            if !definitions.exchanges.contains_key(&spec.name) {
+                definitions.insert_exchange(spec);
+            }
         }
         for recovered in queues {
             self.restore_queue(&mut definitions, recovered);
@@ -130,8 +131,8 @@ impl VHost {
 
     fn restore_queue(&self, definitions: &mut Definitions, recovered: RecoveredQueue) {
         let spec = recovered.spec;
-        let config = match QueueConfig::parse(&spec.arguments, &spec.name, &self.name) {
-            Ok(config) => config,
+        let arguments = match QueueConfig::parse(&spec.arguments, &spec.name, &self.name) {
+            Ok(arguments) => arguments,
             Err(error) => {
                 // Arguments it was declared with are valid by construction; a newer version's
                 // stricter check must not lose the queue's messages, so say so and use none.
@@ -139,6 +140,7 @@ impl VHost {
                 QueueConfig::default()
             }
         };
+        let (config, policy) = definitions.configure(&spec.name, &arguments);
         let store = QueueStore {
             id: recovered.id,
             store: Arc::clone(&definitions.journal.store),
@@ -159,6 +161,7 @@ impl VHost {
             spec: spec.clone(),
             owner: None,
             stored: Some(recovered.id),
+            policy,
         };
         definitions.queues.insert(spec.name, entry);
     }

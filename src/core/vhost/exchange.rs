@@ -18,6 +18,8 @@ pub struct Exchange {
     bindings: Bindings,
     /// Bindings with this exchange as source, for `if-unused` and auto-delete.
     pub binding_count: usize,
+    /// The policy that applies to it, by name, and the alternate exchange it names.
+    pub policy: Option<(String, Option<String>)>,
 }
 
 #[derive(Debug)]
@@ -47,14 +49,17 @@ impl Exchange {
             spec,
             bindings,
             binding_count: 0,
+            policy: None,
         }
     }
 
+    /// The exchange's own `alternate-exchange` argument, else its policy's.
     pub fn alternate(&self) -> Option<&str> {
         self.spec
             .arguments
             .get(ALTERNATE_EXCHANGE)
             .and_then(HeaderValue::as_str)
+            .or_else(|| self.policy.as_ref().and_then(|(_, ae)| ae.as_deref()))
     }
 
     /// Adds a binding; binding twice is a no-op (AMQP: bindings are idempotent).

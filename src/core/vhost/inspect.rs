@@ -74,5 +74,6 @@ fn snapshot(entry: &QueueEntry) -> QueueSnapshot {
         spec: entry.spec.clone(),
         owner: entry.owner,
         counts: entry.handle.counts(),
+        policy: entry.policy.clone(),
     }
 }

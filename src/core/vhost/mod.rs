@@ -9,6 +9,7 @@
 mod durable;
 mod exchange;
 mod inspect;
+mod policy;
 mod teardown;
 mod topic;
 
@@ -23,6 +24,7 @@ use mqbridge_broker_api::{
 use self::durable::Journaled;
 use self::exchange::Exchange;
 use super::memory::MemoryGauge;
+use super::policy::Policy;
 use super::queue::{self, MessageTotals, QueueConfig, QueueRef, QueueStore};
 use crate::store::Store;
 
@@ -64,6 +66,9 @@ struct Definitions {
     /// Every binding, indexed by destination, so that deleting a queue or exchange finds the
     /// bindings that point at it: (source, routing key, arguments).
     bindings_to: HashMap<Destination, Vec<(String, String, Headers)>>,
+    /// The vhost's policies by name, and how many times they changed (see `policy.rs`).
+    policies: std::collections::BTreeMap<String, Policy>,
+    policy_generation: u64,
 }
 
 #[derive(Debug)]
@@ -73,6 +78,8 @@ struct QueueEntry {
     owner: Option<ConnectionId>,
     /// The store's id for a durable queue.
     stored: Option<u64>,
+    /// The policy that applies to it, by name.
+    policy: Option<String>,
 }
 
 impl VHost {
@@ -85,6 +92,8 @@ impl VHost {
             exchanges: HashMap::new(),
             queues: HashMap::new(),
             bindings_to: HashMap::new(),
+            policies: std::collections::BTreeMap::new(),
+            policy_generation: 0,
         };
         for &(exchange, kind) in BUILT_IN_EXCHANGES {
             let spec = ExchangeSpec {
@@ -283,7 +292,8 @@ impl VHost {
                 spec.name
             )));
         }
-        let config = QueueConfig::parse(&spec.arguments, &spec.name, &self.name)?;
+        let arguments = QueueConfig::parse(&spec.arguments, &spec.name, &self.name)?;
+        let (config, policy) = definitions.configure(&spec.name, &arguments);
         // An exclusive queue goes with its connection, so a restart has nothing to restore.
         let stored = (spec.durable && !spec.exclusive).then(|| {
             let id = definitions.journal.store.next_id();
@@ -317,6 +327,7 @@ impl VHost {
                 spec,
                 owner,
                 stored,
+                policy,
             },
         );
         Ok(declared)
@@ -548,9 +559,7 @@ impl VirtualHost for VHost {
                 if spec.durable {
                     definitions.journal.declare_exchange(&spec);
                 }
-                definitions
-                    .exchanges
-                    .insert(spec.name.clone(), Exchange::new(spec));
+                definitions.insert_exchange(spec);
                 Ok(())
             }
         }

@@ -8,7 +8,7 @@ use crate::core::queue::QueueRef;
 
 impl VHost {
     /// Deletes every queue (stopping its task and cancelling its consumers, exclusive owners
-    /// notwithstanding) and every exchange.
+    /// notwithstanding), every policy and every exchange.
     pub async fn tear_down(&self) {
         let queues: Vec<(String, Arc<QueueRef>)> = self
             .read()
@@ -21,6 +21,7 @@ impl VHost {
             let _ = handle.delete(false, false).await;
             self.forget_queue(&name, handle.id);
         }
+        self.clear_policies();
         let mut definitions = self.write();
         let exchanges: Vec<String> = definitions.exchanges.keys().cloned().collect();
         for name in exchanges {
