@@ -249,18 +249,11 @@ struct Listeners<'a> {
 impl Listeners<'_> {
     async fn amqp(&self) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
         let settings = amqp_settings(self.config);
-        let core = Arc::clone(self.core);
         self.plain(
             "amqp",
             self.config.amqp_port,
-            move |stream, peer, shutdown| {
-                mqbridge_amqp::serve(
-                    stream,
-                    peer,
-                    Arc::clone(&core),
-                    Arc::clone(&settings),
-                    shutdown,
-                )
+            move |stream, peer, broker, shutdown| {
+                mqbridge_amqp::serve(stream, peer, broker, Arc::clone(&settings), shutdown)
             },
         )
         .await
@@ -283,33 +276,23 @@ impl Listeners<'_> {
             self.shutdown.subscribe(),
         );
         tokio::spawn(statistics);
-        let core = Arc::clone(self.core);
-        self.plain("mqtt", config.mqtt_port, move |stream, peer, shutdown| {
-            mqbridge_mqtt::serve(
-                stream,
-                peer,
-                Arc::clone(&core),
-                Arc::clone(&shared),
-                shutdown,
-            )
-        })
+        self.plain(
+            "mqtt",
+            config.mqtt_port,
+            move |stream, peer, broker, shutdown| {
+                mqbridge_mqtt::serve(stream, peer, broker, Arc::clone(&shared), shutdown)
+            },
+        )
         .await
     }
 
     async fn stomp(&self) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
         let settings = stomp_settings(self.config);
-        let core = Arc::clone(self.core);
         self.plain(
             "stomp",
             self.config.stomp_port,
-            move |stream, peer, shutdown| {
-                mqbridge_stomp::serve(
-                    stream,
-                    peer,
-                    Arc::clone(&core),
-                    Arc::clone(&settings),
-                    shutdown,
-                )
+            move |stream, peer, broker, shutdown| {
+                mqbridge_stomp::serve(stream, peer, broker, Arc::clone(&settings), shutdown)
             },
         )
         .await
@@ -344,7 +327,9 @@ impl Listeners<'_> {
         serve: F,
     ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)>
     where
-        F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut + Send + 'static,
+        F: Fn(tokio::net::TcpStream, SocketAddr, Arc<dyn Broker>, watch::Receiver<bool>) -> Fut
+            + Send
+            + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let listener = bind(self.config, &protocol.to_uppercase(), port).await?;
@@ -384,7 +369,8 @@ impl Listeners<'_> {
             listener,
             self.accepting("sqs", address),
             self.shutdown.subscribe(),
-            move |stream, peer, shutdown| {
+            // Each request acts as its access key's user; the connection has none of its own.
+            move |stream, peer, _broker, shutdown| {
                 mqbridge_sqs::serve(
                     stream,
                     peer,
@@ -505,7 +491,9 @@ fn spawn_acceptor<F, Fut>(
     serve: F,
 ) -> JoinHandle<()>
 where
-    F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut + Send + 'static,
+    F: Fn(tokio::net::TcpStream, SocketAddr, Arc<dyn Broker>, watch::Receiver<bool>) -> Fut
+        + Send
+        + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let Accepting {
@@ -514,6 +502,7 @@ where
         registry,
         listener: name,
     } = accepting;
+    let broker: Arc<dyn Broker> = Arc::clone(&logins) as Arc<dyn Broker>;
     let bound = listener.local_addr().ok();
     tokio::spawn(async move {
         loop {
@@ -540,7 +529,8 @@ where
             let local = stream.local_addr().ok().or(bound).unwrap_or(peer);
             let registration = registry.register(name, peer, local);
             let delay = logins.access().login_delay(peer.ip());
-            let connection = serve(stream, peer, shutdown.clone());
+            let reporting = registration.reporting(Arc::clone(&broker));
+            let connection = serve(stream, peer, reporting, shutdown.clone());
             tokio::spawn(async move {
                 // A peer guessing passwords waits before its next try is even read.
                 if !delay.is_zero() {

@@ -255,7 +255,9 @@ def exercise(channel, queue: str, count: int):
 def test_overview_counts_connections_by_protocol_and_draws_rates(page):
     if not AMQP_URL:
         pytest.skip("needs MQBRIDGE_AMQP_URL for a connection to count")
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    parameters = pika.URLParameters(AMQP_URL)
+    parameters.client_properties = {"connection_name": "console-check"}
+    connection = pika.BlockingConnection(parameters)
     try:
         channel = connection.channel()
         queue = channel.queue_declare("", exclusive=True).method.queue
@@ -278,9 +280,10 @@ def test_overview_counts_connections_by_protocol_and_draws_rates(page):
 
         page.click('#tabs a[data-tab="connections"]')
         page.wait_for(
-            "the AMQP connection listed",
+            "the AMQP connection listed with its name and user",
             "[...document.querySelectorAll('#connections-table tbody tr')]"
-            ".some(row => row.textContent.includes('AMQP 0-9-1'))",
+            ".some(row => row.textContent.includes('AMQP 0-9-1')"
+            " && row.textContent.includes('console-check') && row.textContent.includes('guest'))",
         )
     finally:
         connection.close()

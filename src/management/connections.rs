@@ -1,13 +1,15 @@
 //! `/api/connections`: the sockets the protocol listeners are serving, from the server's
-//! registry. What the registry cannot know yet (the user, vhost, client id and channels a
-//! connection's adapter holds) is left out rather than guessed; `/api/channels` is empty for
-//! the same reason.
+//! registry, with what each adapter reported: the user and vhost once it opened one, its
+//! client id (MQTT client id, AMQP `connection_name`) and its channels (AMQP). Fields not
+//! known yet (before login) are null. `/api/channels` is empty: channels are counted, not
+//! listed.
 
 use std::time::UNIX_EPOCH;
 
 use serde_json::{Value, json};
 
 use super::Management;
+use crate::server::registry::ConnectionInfo;
 
 pub fn list(management: &Management) -> Value {
     let connections = management.registry.list();
@@ -15,6 +17,8 @@ pub fn list(management: &Management) -> Value {
         connections
             .iter()
             .map(|connection| {
+                let report = &connection.report;
+                let (published, delivered) = report.messages();
                 let connected_at = connection
                     .connected_at
                     .duration_since(UNIX_EPOCH)
@@ -33,8 +37,23 @@ pub fn list(management: &Management) -> Value {
                     "peer_port": connection.peer.port(),
                     "connected_at": connected_at,
                     "state": "running",
+                    "user": report.user(),
+                    "vhost": report.vhost(),
+                    "client_properties": client_properties(connection),
+                    "channels": report.channels(),
+                    "messages_published": published,
+                    "messages_delivered": delivered,
                 })
             })
             .collect(),
     )
+}
+
+/// The client's name for itself where RabbitMQ's tools look for it: `connection_name` (AMQP)
+/// and `client_id` (MQTT), both the same reported value.
+fn client_properties(connection: &ConnectionInfo) -> Value {
+    match connection.report.client_id() {
+        Some(id) => json!({"connection_name": id, "client_id": id}),
+        None => json!({}),
+    }
 }

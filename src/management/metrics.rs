@@ -7,8 +7,11 @@
 //! - `/metrics/detailed`: one sample per queue, labelled `vhost` and `queue`, under RabbitMQ's
 //!   `rabbitmq_detailed_` names. Separate, as there, because its size grows with the queues.
 //!
-//! Message totals are not split by protocol: queues count what they accept, deliver and have
-//! acknowledged, and do not know which protocol a publisher or consumer speaks.
+//! Queue message totals are broker-wide: queues count what they accept, deliver and have
+//! acknowledged, and do not know which protocol a publisher or consumer speaks. The
+//! connections count by protocol what their clients published and were sent
+//! (`mqbridge_protocol_messages_*_total`, AMQP, MQTT and STOMP, WebSocket ones under MQTT and
+//! STOMP's listener `ws`); SQS and SNS requests are not connections and are not counted there.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -70,6 +73,27 @@ fn aggregated(management: &Management, out: &mut String) {
         .collect();
     let help = "Connections currently open, by listener";
     family(out, "mqbridge_connections", "gauge", help, &samples);
+    let totals = management.registry.message_totals();
+    let published: fn(&(u64, u64)) -> u64 = |counts| counts.0;
+    let delivered: fn(&(u64, u64)) -> u64 = |counts| counts.1;
+    for (name, help, count) in [
+        (
+            "mqbridge_protocol_messages_published_total",
+            "Messages clients published, by protocol",
+            published,
+        ),
+        (
+            "mqbridge_protocol_messages_delivered_total",
+            "Messages sent to clients, by protocol",
+            delivered,
+        ),
+    ] {
+        let samples: Vec<(String, u64)> = totals
+            .iter()
+            .map(|(protocol, counts)| (format!("{{protocol=\"{protocol}\"}}"), count(counts)))
+            .collect();
+        family(out, name, "counter", help, &samples);
+    }
     for (name, kind, help, value) in figures(management) {
         single(out, name, kind, help, value);
     }

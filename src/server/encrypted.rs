@@ -133,17 +133,15 @@ impl Listeners<'_> {
         let listener: TcpListener = bind(self.config, protocol, port).await?;
         let address = listener.local_addr()?;
         let tls = Arc::clone(tls);
-        let core = Arc::clone(self.core);
         let loopback_users: Arc<[String]> = self.config.loopback_users.clone().into();
         let serve = Arc::new(serve);
         let accept = spawn_acceptor(
             listener,
             self.accepting(protocol, address),
             self.shutdown.subscribe(),
-            move |stream, peer, shutdown| {
-                let (tls, core, users, serve) = (
+            move |stream, peer, broker, shutdown| {
+                let (tls, users, serve) = (
                     Arc::clone(&tls),
-                    Arc::clone(&core),
                     Arc::clone(&loopback_users),
                     Arc::clone(&serve),
                 );
@@ -152,8 +150,8 @@ impl Listeners<'_> {
                         return;
                     };
                     let broker = match accepted.identity {
-                        Some(name) => CertificateLogin::wrap(core, name, &users),
-                        None => core,
+                        Some(name) => CertificateLogin::wrap(broker, name, &users),
+                        None => broker,
                     };
                     serve(accepted.stream, peer, broker, shutdown).await;
                 }

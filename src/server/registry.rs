@@ -3,17 +3,24 @@
 //! adapter's task ends (the [`Registration`] is dropped with it), so the list is exactly the
 //! sockets being served.
 //!
+//! Each connection's adapter is handed the broker wrapped in [`Reporting`], which records the
+//! user and vhost it opens in the connection's [`ConnectionReport`]; the adapter adds its
+//! client id, channels and message counts there. When a connection goes, its message counts
+//! are added to its protocol's totals, so the totals cover closed connections too.
+//!
 //! Concurrency: one `std::sync::Mutex`, taken once at accept, once at close and once per
 //! listing; never held across an `.await`, and a leaf (nothing else is locked under it).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-/// One accepted connection, as the listener saw it. The adapter's own view (user, vhost,
-/// client id, channels) is not here yet.
+use mqbridge_broker_api::{Broker, BrokerError, ConnectionReport, User, VirtualHost};
+use tokio::sync::watch;
+
+/// One accepted connection: what the listener saw, and what its adapter reported.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     /// The listener's name: `amqp`, `mqtt`, `stomp`, `ws`, `sqs`, or a TLS twin (`amqps`, ...).
@@ -21,6 +28,7 @@ pub struct ConnectionInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub connected_at: SystemTime,
+    pub report: Arc<ConnectionReport>,
 }
 
 impl ConnectionInfo {
@@ -51,7 +59,14 @@ pub fn protocol_of(listener: &str) -> &'static str {
 pub struct ConnectionRegistry {
     /// Keys of `connections`, unique for the life of the process.
     next_id: AtomicU64,
-    connections: Mutex<BTreeMap<u64, ConnectionInfo>>,
+    connections: Mutex<Connections>,
+}
+
+#[derive(Debug, Default)]
+struct Connections {
+    open: BTreeMap<u64, ConnectionInfo>,
+    /// Messages published and delivered by closed connections, by protocol.
+    closed: BTreeMap<&'static str, (u64, u64)>,
 }
 
 impl ConnectionRegistry {
@@ -63,25 +78,41 @@ impl ConnectionRegistry {
         local: SocketAddr,
     ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let report = Arc::new(ConnectionReport::default());
         let info = ConnectionInfo {
             listener,
             peer,
             local,
             connected_at: SystemTime::now(),
+            report: Arc::clone(&report),
         };
-        self.lock().insert(id, info);
+        self.lock().open.insert(id, info);
         Registration {
             registry: Arc::clone(self),
             id,
+            report,
         }
     }
 
     /// Every connection, oldest first.
     pub fn list(&self) -> Vec<ConnectionInfo> {
-        self.lock().values().cloned().collect()
+        self.lock().open.values().cloned().collect()
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, ConnectionInfo>> {
+    /// Messages published and delivered over each protocol since the broker started, open
+    /// and closed connections together, by protocol name (`AMQP 0-9-1`, `MQTT`, ...).
+    pub fn message_totals(&self) -> BTreeMap<&'static str, (u64, u64)> {
+        let connections = self.lock();
+        let mut totals = connections.closed.clone();
+        for info in connections.open.values() {
+            let (published, delivered) = info.report.messages();
+            let total = totals.entry(info.protocol()).or_default();
+            *total = (total.0 + published, total.1 + delivered);
+        }
+        totals
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connections> {
         // A map of plain records: a panic elsewhere cannot leave it half-updated.
         self.connections
             .lock()
@@ -94,11 +125,62 @@ impl ConnectionRegistry {
 pub struct Registration {
     registry: Arc<ConnectionRegistry>,
     id: u64,
+    report: Arc<ConnectionReport>,
+}
+
+impl Registration {
+    /// `broker` as this connection's adapter is to see it: reporting what it opens.
+    pub fn reporting(&self, broker: Arc<dyn Broker>) -> Arc<dyn Broker> {
+        Arc::new(Reporting {
+            broker,
+            report: Arc::clone(&self.report),
+        })
+    }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.registry.lock().remove(&self.id);
+        let mut connections = self.registry.lock();
+        if let Some(info) = connections.open.remove(&self.id) {
+            let (published, delivered) = info.report.messages();
+            let total = connections.closed.entry(info.protocol()).or_default();
+            *total = (total.0 + published, total.1 + delivered);
+        }
+    }
+}
+
+/// The broker as one connection sees it: the same, plus its report.
+struct Reporting {
+    broker: Arc<dyn Broker>,
+    report: Arc<ConnectionReport>,
+}
+
+impl Broker for Reporting {
+    fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<User, BrokerError> {
+        self.broker.authenticate(username, password, peer)
+    }
+
+    fn vhost(&self, name: &str, user: &User) -> Result<Arc<dyn VirtualHost>, BrokerError> {
+        let vhost = self.broker.vhost(name, user)?;
+        self.report.opened(&user.name, name);
+        Ok(vhost)
+    }
+
+    fn publish_blocked(&self) -> watch::Receiver<bool> {
+        self.broker.publish_blocked()
+    }
+
+    fn product(&self) -> (&str, &str) {
+        self.broker.product()
+    }
+
+    fn report(&self) -> Option<Arc<ConnectionReport>> {
+        Some(Arc::clone(&self.report))
     }
 }
 
@@ -123,5 +205,22 @@ mod tests {
         assert_eq!(listed[0].listener, "mqtts");
         drop(second);
         assert!(registry.list().is_empty());
+    }
+
+    #[test]
+    fn message_totals_keep_what_closed_connections_counted() {
+        let registry = Arc::new(ConnectionRegistry::default());
+        let peer: SocketAddr = "127.0.0.1:40000".parse().expect("address");
+        let (first, second) = (
+            registry.register("mqtt", peer, peer),
+            registry.register("mqtts", peer, peer),
+        );
+        first.report.published();
+        first.report.delivered();
+        second.report.delivered();
+        drop(first);
+        assert_eq!(registry.message_totals().get("MQTT"), Some(&(1, 2)));
+        drop(second);
+        assert_eq!(registry.message_totals().get("MQTT"), Some(&(1, 2)));
     }
 }

@@ -40,19 +40,12 @@ impl Listeners<'_> {
         let listener = bind(self.config, "WebSocket", self.config.ws_port).await?;
         let address = listener.local_addr()?;
         let route = self.websocket_route();
-        let core = Arc::clone(self.core);
         let accept = spawn_acceptor(
             listener,
             self.accepting("ws", address),
             self.shutdown.subscribe(),
-            move |stream, peer, shutdown| {
-                serve(
-                    stream,
-                    peer,
-                    Arc::clone(&core),
-                    Arc::clone(&route),
-                    shutdown,
-                )
+            move |stream, peer, broker, shutdown| {
+                serve(stream, peer, broker, Arc::clone(&route), shutdown)
             },
         );
         tracing::info!(protocol = "websocket", %address, paths = "/ws /mqtt", "listening");

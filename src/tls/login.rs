@@ -68,6 +68,10 @@ impl Broker for CertificateLogin {
         self.broker.publish_blocked()
     }
 
+    fn report(&self) -> Option<Arc<mqbridge_broker_api::ConnectionReport>> {
+        self.broker.report()
+    }
+
     fn product(&self) -> (&str, &str) {
         self.broker.product()
     }

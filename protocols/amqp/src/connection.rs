@@ -17,8 +17,8 @@ use amq_protocol::protocol::{AMQPClass, BasicProperties, channel as amqp_channel
 use amq_protocol::types::ShortString;
 use bytes::BytesMut;
 use mqbridge_broker_api::{
-    Broker, ConfirmSink, ConnectionId, ConsumerEvent, ConsumerId, DeliverySink, QueueHandle, User,
-    VirtualHost,
+    Broker, ConfirmSink, ConnectionId, ConnectionReport, ConsumerEvent, ConsumerId, DeliverySink,
+    QueueHandle, User, VirtualHost,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -105,12 +105,28 @@ pub struct Ctx {
     /// Scratch space for routing, reused by every publish.
     pub routes: Vec<Arc<dyn QueueHandle>>,
     pub consumer_channels: HashMap<ConsumerId, u16>,
+    /// What operators see of this connection (user, channels, message counts).
+    pub report: Option<Arc<ConnectionReport>>,
     /// The client has published on this connection; only publishers are blocked by the
     /// memory alarm, as in RabbitMQ.
     pub published: bool,
 }
 
 impl Ctx {
+    /// Counts a message the client published and the broker accepted.
+    pub fn published(&self) {
+        if let Some(report) = &self.report {
+            report.published();
+        }
+    }
+
+    /// Counts a message written to the client (basic.deliver, basic.get-ok).
+    pub fn delivered(&self) {
+        if let Some(report) = &self.report {
+            report.delivered();
+        }
+    }
+
     /// Takes every event already in the sink. Deliveries for `channel` are handled at once
     /// (written when `write`, else only recorded for requeue); others wait in `deferred`.
     pub fn drain_deliveries(&mut self, channel: &mut Channel, out: &mut Output, write: bool) {
@@ -120,6 +136,9 @@ impl Ctx {
                     if self.consumer_channels.get(&d.consumer) == Some(&channel.id) =>
                 {
                     channel.deliver(out, d, write);
+                    if write {
+                        self.delivered();
+                    }
                 }
                 other => self.deferred.push(other),
             }
@@ -431,6 +450,9 @@ impl Connection {
             self.incarnations.insert(incarnation, channel);
             self.channels
                 .insert(channel, Channel::new(channel, incarnation));
+            if let Some(report) = &ctx.report {
+                report.set_channels(self.channels.len());
+            }
         }
         let Some(open) = self.channels.get_mut(&channel) else {
             // A close or close-ok for a channel we already released after a soft error.
@@ -507,7 +529,10 @@ impl Connection {
                         .get(&delivery.consumer)
                         .and_then(|id| self.channels.get_mut(id));
                     match channel {
-                        Some(channel) => channel.deliver(&mut self.out, delivery, true),
+                        Some(channel) => {
+                            channel.deliver(&mut self.out, delivery, true);
+                            ctx.delivered();
+                        }
                         None => tracing::warn!(
                             consumer = delivery.consumer.0,
                             "delivery for an unknown consumer dropped"
@@ -596,6 +621,9 @@ impl Connection {
         };
         self.incarnations.remove(&channel.incarnation);
         let Some(ctx) = self.ctx.as_mut() else { return };
+        if let Some(report) = &ctx.report {
+            report.set_channels(self.channels.len());
+        }
         let consumers = channel.cancel_consumers().await;
         ctx.drain_deliveries(&mut channel, &mut self.out, false);
         channel.release().await;

@@ -2,8 +2,8 @@
 //! pause.
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::watch;
 
@@ -47,5 +47,79 @@ pub trait Broker: Send + Sync + 'static {
     /// Product name and version for handshakes (e.g. AMQP server-properties).
     fn product(&self) -> (&str, &str) {
         ("mqbridge", env!("CARGO_PKG_VERSION"))
+    }
+
+    /// Where this connection reports what operators see of it, when the broker was handed to
+    /// one accepted connection (see [`ConnectionReport`]); `None` otherwise. Adapters take it
+    /// once, when the connection starts.
+    fn report(&self) -> Option<Arc<ConnectionReport>> {
+        None
+    }
+}
+
+/// What one client connection tells operators about itself (the management API's connection
+/// list, per-protocol message totals). The broker fills in the user and vhost when the
+/// connection opens one; the adapter adds its client id, channel count and message counts.
+/// Written by the connection's task, read at any time by others: every field is set once or
+/// counted with relaxed atomics, and a reader may see a count one message behind.
+#[derive(Debug, Default)]
+pub struct ConnectionReport {
+    user: OnceLock<String>,
+    vhost: OnceLock<String>,
+    client_id: OnceLock<String>,
+    channels: AtomicU32,
+    published: AtomicU64,
+    delivered: AtomicU64,
+}
+
+impl ConnectionReport {
+    /// The connection opened `vhost` as `user`; only the first vhost opened is kept.
+    pub fn opened(&self, user: &str, vhost: &str) {
+        let _ = self.user.set(user.to_owned());
+        let _ = self.vhost.set(vhost.to_owned());
+    }
+
+    /// The client's own name for itself: an MQTT client id, an AMQP `connection_name`.
+    pub fn set_client_id(&self, client_id: &str) {
+        let _ = self.client_id.set(client_id.to_owned());
+    }
+
+    pub fn set_channels(&self, channels: usize) {
+        let channels = u32::try_from(channels).unwrap_or(u32::MAX);
+        self.channels.store(channels, Ordering::Relaxed);
+    }
+
+    /// A message the client published was accepted.
+    pub fn published(&self) {
+        self.published.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message was sent to the client.
+    pub fn delivered(&self) {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        self.user.get().map(String::as_str)
+    }
+
+    pub fn vhost(&self) -> Option<&str> {
+        self.vhost.get().map(String::as_str)
+    }
+
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.get().map(String::as_str)
+    }
+
+    pub fn channels(&self) -> u32 {
+        self.channels.load(Ordering::Relaxed)
+    }
+
+    /// Messages published and delivered so far.
+    pub fn messages(&self) -> (u64, u64) {
+        (
+            self.published.load(Ordering::Relaxed),
+            self.delivered.load(Ordering::Relaxed),
+        )
     }
 }

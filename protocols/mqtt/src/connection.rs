@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use mqbridge_broker_api::{
-    Broker, ConnectionId, ConsumeSpec, ConsumerEvent, ConsumerId, DeliverySink, Message,
-    QueueHandle, QueueSpec, Settlement, VirtualHost,
+    Broker, ConnectionId, ConnectionReport, ConsumeSpec, ConsumerEvent, ConsumerId, DeliverySink,
+    Message, QueueHandle, QueueSpec, Settlement, VirtualHost,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -334,6 +334,8 @@ pub struct Connection {
     closing: Option<End>,
     /// PUBACKs and PUBRECs owed, waiting for the queues to confirm.
     acks: acks::InboundAcks,
+    /// What operators see of this connection (client id, message counts).
+    report: Option<Arc<ConnectionReport>>,
 }
 
 impl Connection {
@@ -341,6 +343,7 @@ impl Connection {
         Connection {
             id: ConnectionId::next(),
             peer,
+            report: broker.report(),
             broker,
             shared,
             version: None,

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use mqbridge_broker_api::{
-    Broker, BrokerError, ConfirmSink, ConnectionId, ConsumerEvent, ConsumerId, DeliverySink,
-    QueueHandle, VirtualHost,
+    Broker, BrokerError, ConfirmSink, ConnectionId, ConnectionReport, ConsumerEvent, ConsumerId,
+    DeliverySink, QueueHandle, VirtualHost,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -236,11 +236,14 @@ pub(crate) struct Connection {
     /// Nothing more is read or delivered; the connection ends once the output is flushed, or
     /// at this deadline.
     closing_until: Option<Instant>,
+    /// What operators see of this connection (message counts).
+    pub report: Option<Arc<ConnectionReport>>,
 }
 
 impl Connection {
     fn new(peer: SocketAddr, broker: Arc<dyn Broker>, settings: Arc<StompSettings>) -> Self {
         let alarm = broker.publish_blocked();
+        let report = broker.report();
         Connection {
             id: ConnectionId::next(),
             peer,
@@ -263,6 +266,7 @@ impl Connection {
             alarm_open: true,
             disconnecting: false,
             closing_until: None,
+            report,
         }
     }
 

@@ -426,15 +426,23 @@ function mountExchange(view, [vhost, name]) {
   };
 }
 
+/** The client's name for itself: an MQTT client id or an AMQP connection name. */
+function clientId(connection) {
+  const properties = connection.client_properties ?? {};
+  return properties.client_id ?? properties.connection_name ?? "";
+}
+
 function mountConnections(view) {
-  const list = table("connections-table", ["Protocol", "Peer", "Listener", "TLS", "Connected since"]);
+  const list = table("connections-table",
+    ["Protocol", "Client id", "User", "Virtual host", "Peer", "Listener", "TLS", "Connected since"]);
   view.append(el("h1", { text: "Connections" }), list);
   return async () => {
     const connections = await api("GET", "/api/connections");
     connections.sort((a, b) => a.connected_at - b.connected_at);
     fillRows(list.tBodies[0], connections, (connection) => [
       { "data-connection": connection.name },
-      [connection.protocol, `${connection.peer_host}:${connection.peer_port}`, connection.listener,
+      [connection.protocol, clientId(connection), connection.user ?? "", connection.vhost ?? "",
+        `${connection.peer_host}:${connection.peer_port}`, connection.listener,
         yesNo(connection.ssl), new Date(connection.connected_at).toLocaleString()],
     ], "No connections.");
   };

@@ -112,6 +112,7 @@ impl Channel {
         );
         routed.map_err(|e| self.soft(e))?;
         ctx.published = true;
+        ctx.published();
         if ctx.routes.is_empty() && publish.mandatory {
             let returned = basic::Return {
                 reply_code: reply_code::NO_ROUTE,
@@ -277,6 +278,7 @@ impl Channel {
             &properties,
             &message.body,
         );
+        ctx.delivered();
         Ok(())
     }
 

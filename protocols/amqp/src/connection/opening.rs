@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use amq_protocol::protocol::{AMQPClass, connection};
+use amq_protocol::types::AMQPValue;
 use mqbridge_broker_api::ConfirmSink;
 use tokio::sync::mpsc;
 
@@ -45,6 +46,12 @@ impl Connection {
 
     pub(super) fn on_start_ok(&mut self, start_ok: connection::StartOk) -> Option<End> {
         let caps = &start_ok.client_properties;
+        if let (Some(report), Some(AMQPValue::LongString(name))) =
+            (self.broker.report(), caps.inner().get("connection_name"))
+        {
+            // The name a client gives its connection (pika's, lapin's, the Java client's).
+            report.set_client_id(&name.to_string());
+        }
         self.capabilities = ClientCapabilities {
             consumer_cancel_notify: handshake::client_capability(caps, "consumer_cancel_notify"),
             connection_blocked: handshake::client_capability(caps, "connection.blocked"),
@@ -121,6 +128,7 @@ impl Connection {
                     confirms: ConfirmSink::new(),
                     routes: Vec::new(),
                     consumer_channels: HashMap::new(),
+                    report: self.broker.report(),
                     published: false,
                 });
                 let ok = connection::OpenOk {};

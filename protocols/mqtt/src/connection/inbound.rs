@@ -206,6 +206,9 @@ impl Connection {
             properties,
         }));
         Statistics::count(&self.shared.statistics.clients_connected, 1);
+        if let Some(report) = &self.report {
+            report.set_client_id(&self.client_id);
+        }
         if let Some(suspended) = suspended {
             self.resume(suspended).await;
         }
@@ -421,6 +424,9 @@ impl Connection {
                 accepted.retain = Some(publish.topic.clone());
             }
             accepted.message = Some(message);
+            if let Some(report) = &self.report {
+                report.published();
+            }
         }
         Then::Forward(accepted)
     }

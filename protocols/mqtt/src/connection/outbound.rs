@@ -130,6 +130,9 @@ impl Connection {
             return;
         }
         Statistics::count(&self.shared.statistics.publish_sent, 1);
+        if let Some(report) = &self.report {
+            report.delivered();
+        }
         let mut packet = Packet::Publish(publish);
         let named = match &mut packet {
             Packet::Publish(publish) => self.apply_alias(publish),

@@ -107,6 +107,9 @@ impl Connection {
             queue.publish(Arc::clone(&message), ticket.clone()).await;
         }
         opened.routes = routes;
+        if let Some(report) = &self.report {
+            report.published();
+        }
         Ok(id)
     }
 

@@ -100,6 +100,9 @@ impl Connection {
         };
         let frame = translate::message_out(&delivery.message, delivered);
         codec::encode(&frame, version, &mut self.out);
+        if let Some(report) = &self.report {
+            report.delivered();
+        }
     }
 
     /// Publish confirms are in: the receipts waiting for them may go. A queue that refused the
