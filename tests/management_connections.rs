@@ -4,11 +4,17 @@
 mod common;
 
 use common::management::{Api, sample};
+use common::mqtt::v5::server_disconnect;
 use common::mqtt::{next_publish, subscribed};
-use common::{Broker, declare, eventually, get, publish, within};
+use common::stomp::StompClient;
+use common::{
+    Broker, assert_round_trip, connect_url, declare, eventually, get, next_error, publish,
+    reply_code, within,
+};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use rumqttc::QoS;
+use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use serde_json::Value;
 
 /// The listed connection whose `field` is `value`, once it is listed so.
@@ -119,4 +125,100 @@ async fn a_connection_not_yet_logged_in_has_no_user() {
         .expect("listed");
     assert_eq!(entry["user"], Value::Null);
     assert_eq!(entry["client_properties"], serde_json::json!({}));
+}
+
+/// The API path of a listed connection (its name has spaces and `>`).
+fn connection_path(entry: &Value) -> String {
+    let name = entry["name"].as_str().expect("name");
+    format!(
+        "/api/connections/{}",
+        name.replace(' ', "%20").replace('>', "%3E")
+    )
+}
+
+#[tokio::test]
+async fn closing_connections_through_the_api_uses_each_protocols_words() {
+    let broker = Broker::start().await;
+    let api = Api::new(&broker);
+    let bystander = broker.connect().await;
+
+    let properties = ConnectionProperties::default().with_connection_name("doomed".into());
+    let amqp = within(Connection::connect(&broker.amqp_url(), properties))
+        .await
+        .expect("connect");
+    let mut events = amqp.events_listener();
+    let entry = listed(&api, "connection_name", "doomed").await;
+    let (status, _) = api.delete(&connection_path(&entry)).await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
+    let error = next_error(&mut events).await;
+    assert_eq!(reply_code(&error), Some(320), "{error}");
+
+    let mut mqtt = broker.mqtt5(broker.mqtt5_options("doomed-5")).await;
+    let entry = listed(&api, "client_id", "doomed-5").await;
+    api.delete(&connection_path(&entry)).await;
+    assert_eq!(
+        server_disconnect(&mut mqtt.events).await,
+        DisconnectReasonCode::AdministrativeAction
+    );
+
+    let mut stomp = StompClient::connect(&broker).await;
+    let entry = eventually_one(&api, "STOMP").await;
+    api.delete(&connection_path(&entry)).await;
+    let error = stomp.expect_error().await;
+    assert_eq!(error.header("message"), Some("connection closed"));
+
+    assert_eq!(
+        api.delete(&connection_path(&entry)).await.0,
+        reqwest::StatusCode::NOT_FOUND,
+        "gone once closed"
+    );
+    assert_round_trip(&bystander, "bystander").await;
+}
+
+/// The one listed connection of `protocol`, once listed.
+async fn eventually_one(api: &Api, protocol: &str) -> Value {
+    let find = || async {
+        let (_, connections) = api.get("/api/connections").await;
+        connections
+            .as_array()
+            .and_then(|list| list.iter().find(|c| c["protocol"] == protocol).cloned())
+    };
+    eventually(&format!("a {protocol} connection"), || async {
+        find().await.is_some()
+    })
+    .await;
+    find().await.expect("listed")
+}
+
+#[tokio::test]
+async fn deleting_a_user_closes_their_connections_and_only_theirs() {
+    let broker = Broker::start().await;
+    let api = Api::new(&broker);
+    api.put(
+        "/api/users/temp",
+        serde_json::json!({"password": "pw", "tags": "management"}),
+    )
+    .await;
+    let everything = serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"});
+    api.put("/api/permissions/%2F/temp", everything).await;
+    let url = format!("amqp://temp:pw@{}/%2f", broker.server.amqp_addr);
+    let temp = connect_url(&url).await.expect("temp logs in");
+    let mut events = temp.events_listener();
+    let guest = broker.connect().await;
+
+    // A management user sees only their own connections.
+    let as_temp = Api::as_user(&broker, Some(("temp", "pw")));
+    let (_, own) = as_temp.get("/api/connections").await;
+    let users: Vec<&str> = own
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["user"].as_str())
+        .collect();
+    assert_eq!(users, ["temp"]);
+
+    api.delete("/api/users/temp").await;
+    let error = next_error(&mut events).await;
+    assert_eq!(reply_code(&error), Some(320), "{error}");
+    assert_round_trip(&guest, "still-here").await;
 }

@@ -9,6 +9,7 @@ use super::{ApiRequest, Management, auth, declared};
 use crate::core::VhostRecord;
 use crate::core::access::{PermissionRecord, TopicPermissionRecord, UserRecord, password};
 use crate::core::definitions::{Definitions, UserDefinition};
+use crate::server::registry::ConnectionInfo;
 
 pub async fn route(
     management: &Management,
@@ -28,7 +29,14 @@ pub async fn route(
             list(user_json(&access.user(name).ok_or(ApiError::NotFound)?))
         }
         (&Method::PUT, ["users", name]) => put_user(management, name, &request.body),
-        (&Method::DELETE, ["users", name]) => gone(access.delete_user(name)),
+        (&Method::DELETE, ["users", name]) => {
+            let existed = access.delete_user(name);
+            // A deleted user's open connections go too, as in RabbitMQ.
+            let reason = format!("user '{name}' was deleted");
+            let from = |c: &ConnectionInfo| c.report.user() == Some(*name);
+            management.registry.close_where(&reason, from);
+            gone(existed)
+        }
         (&Method::GET, ["users", name, "permissions"]) => {
             let mine = access.permissions().into_iter().filter(|p| p.user == *name);
             list(json!(mine.collect::<Vec<_>>()))
@@ -62,7 +70,13 @@ pub async fn route(
             gone(access.clear_topic_permission(vhost, user, None))
         }
         (&Method::PUT, ["vhosts", name]) => put_vhost(management, name, &request.body),
-        (&Method::DELETE, ["vhosts", name]) => gone(management.core.delete_vhost(name).await),
+        (&Method::DELETE, ["vhosts", name]) => {
+            let existed = management.core.delete_vhost(name).await;
+            let reason = format!("vhost '{name}' is deleted");
+            let inside = |c: &ConnectionInfo| c.report.vhost() == Some(*name);
+            management.registry.close_where(&reason, inside);
+            gone(existed)
+        }
         (&Method::GET, ["definitions"]) => list(export(management)),
         (&Method::POST, ["definitions"]) => import(management, &request.body),
         _ => Err(ApiError::MethodNotAllowed),

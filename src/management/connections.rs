@@ -3,50 +3,92 @@
 //! client id (MQTT client id, AMQP `connection_name`) and its channels (AMQP). Fields not
 //! known yet (before login) are null. `/api/channels` is empty: channels are counted, not
 //! listed.
+//!
+//! As in RabbitMQ, administrators and monitoring users see every connection, others their
+//! own; a `DELETE` closes one (an administrator's, or the user's own) with the protocol's own
+//! words: AMQP connection.close 320, MQTT 5 DISCONNECT 0x98, a STOMP ERROR frame.
 
 use std::time::UNIX_EPOCH;
 
+use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::Management;
+use super::http::{self, ApiError, HttpResponse};
+use super::{ApiRequest, Management, auth};
 use crate::server::registry::ConnectionInfo;
 
-pub fn list(management: &Management) -> Value {
-    let connections = management.registry.list();
-    Value::Array(
-        connections
-            .iter()
-            .map(|connection| {
-                let report = &connection.report;
-                let (published, delivered) = report.messages();
-                let connected_at = connection
-                    .connected_at
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-                    .unwrap_or(0);
-                json!({
-                    "name": format!("{} -> {}", connection.peer, connection.local),
-                    "node": management.node,
-                    "type": "network",
-                    "protocol": connection.protocol(),
-                    "listener": connection.listener,
-                    "ssl": connection.tls(),
-                    "host": connection.local.ip().to_string(),
-                    "port": connection.local.port(),
-                    "peer_host": connection.peer.ip().to_string(),
-                    "peer_port": connection.peer.port(),
-                    "connected_at": connected_at,
-                    "state": "running",
-                    "user": report.user(),
-                    "vhost": report.vhost(),
-                    "client_properties": client_properties(connection),
-                    "channels": report.channels(),
-                    "messages_published": published,
-                    "messages_delivered": delivered,
-                })
-            })
-            .collect(),
-    )
+pub fn route(
+    management: &Management,
+    request: &ApiRequest,
+    path: &[&str],
+) -> Result<HttpResponse, ApiError> {
+    let columns = request.query.get("columns");
+    let visible = |connection: &ConnectionInfo| {
+        auth::sees_every_vhost(management, &request.user)
+            || connection.report.user() == Some(request.user.name.as_str())
+    };
+    let find = |name: &str| {
+        let connections = management.registry.list();
+        let found = connections.into_iter().find(|c| c.name() == name);
+        found.filter(|c| visible(c)).ok_or(ApiError::NotFound)
+    };
+    match (&request.method, path) {
+        (&Method::GET, []) => {
+            let connections = management.registry.list().into_iter().filter(visible);
+            let listed: Vec<Value> = connections.map(|c| describe(management, &c)).collect();
+            Ok(http::ok(&http::select_columns(
+                Value::Array(listed),
+                columns,
+            )))
+        }
+        (&Method::GET, [name]) => Ok(http::ok(&describe(management, &find(name)?))),
+        (&Method::DELETE, [name]) => {
+            let connection = find(name)?;
+            let own = connection.report.user() == Some(request.user.name.as_str());
+            if !own && !auth::is_administrator(management, &request.user) {
+                return Err(ApiError::AccessRefused(
+                    "only administrators close other users' connections".to_owned(),
+                ));
+            }
+            connection.report.close(CLOSED_BY_OPERATOR);
+            Ok(http::empty(StatusCode::NO_CONTENT))
+        }
+        (_, [] | [_]) => Err(ApiError::MethodNotAllowed),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// The reason a connection closed through the API is given, RabbitMQ's.
+pub const CLOSED_BY_OPERATOR: &str = "Closed via management plugin";
+
+fn describe(management: &Management, connection: &ConnectionInfo) -> Value {
+    let report = &connection.report;
+    let (published, delivered) = report.messages();
+    let connected_at = connection
+        .connected_at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    json!({
+        "name": connection.name(),
+        "node": management.node,
+        "type": "network",
+        "protocol": connection.protocol(),
+        "listener": connection.listener,
+        "ssl": connection.tls(),
+        "host": connection.local.ip().to_string(),
+        "port": connection.local.port(),
+        "peer_host": connection.peer.ip().to_string(),
+        "peer_port": connection.peer.port(),
+        "connected_at": connected_at,
+        "state": "running",
+        "user": report.user(),
+        "vhost": report.vhost(),
+        "client_properties": client_properties(connection),
+        "channels": report.channels(),
+        "messages_published": published,
+        "messages_delivered": delivered,
+    })
 }
 
 /// The client's name for itself where RabbitMQ's tools look for it: `connection_name` (AMQP)

@@ -282,6 +282,7 @@ async fn route(management: &Management, request: &ApiRequest) -> Result<HttpResp
         ["queues", rest @ ..] => queues::route(management, request, rest).await,
         ["bindings", rest @ ..] => bindings::route(management, request, rest),
         ["policies", rest @ ..] => policies::route(management, request, rest),
+        ["connections", rest @ ..] => connections::route(management, request, rest),
         [
             "users" | "permissions" | "topic-permissions" | "definitions",
             ..,
@@ -297,7 +298,7 @@ async fn route(management: &Management, request: &ApiRequest) -> Result<HttpResp
         ["vhosts"] => listing(overview::vhosts(management, &request.user, None)?),
         ["vhosts", name] => listing(overview::vhosts(management, &request.user, Some(name))?),
         ["health", "checks", "alarms"] => Ok(overview::alarms(management)),
-        ["connections"] => listing(connections::list(management)),
+
         ["channels"] => listing(serde_json::Value::Array(Vec::new())),
         _ => Err(ApiError::NotFound),
     }

@@ -32,6 +32,11 @@ pub struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
+    /// Its name in the management API, RabbitMQ's form: `peer -> local`.
+    pub fn name(&self) -> String {
+        format!("{} -> {}", self.peer, self.local)
+    }
+
     /// The protocol in RabbitMQ's words (`AMQP 0-9-1`, `MQTT`, `STOMP`, ...).
     pub fn protocol(&self) -> &'static str {
         protocol_of(self.listener)
@@ -110,6 +115,13 @@ impl ConnectionRegistry {
             *total = (total.0 + published, total.1 + delivered);
         }
         totals
+    }
+
+    /// Asks every open connection that `matches` to close, with `reason`; how many did.
+    pub fn close_where(&self, reason: &str, matches: impl Fn(&ConnectionInfo) -> bool) -> usize {
+        let connections = self.lock();
+        let chosen = connections.open.values().filter(|info| matches(info));
+        chosen.map(|info| info.report.close(reason)).count()
     }
 
     fn lock(&self) -> MutexGuard<'_, Connections> {

@@ -18,7 +18,7 @@ use amq_protocol::types::ShortString;
 use bytes::BytesMut;
 use mqbridge_broker_api::{
     Broker, ConfirmSink, ConnectionId, ConnectionReport, ConsumerEvent, ConsumerId, DeliverySink,
-    QueueHandle, User, VirtualHost,
+    QueueHandle, User, VirtualHost, close_requested,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -199,6 +199,8 @@ struct Connection {
     alarm: watch::Receiver<bool>,
     blocked_sent: bool,
     confirmed: Vec<(u64, bool)>,
+    /// What operators see of this connection, and how they close it.
+    report: Option<Arc<ConnectionReport>>,
 }
 
 #[derive(Debug, Default)]
@@ -210,6 +212,7 @@ struct ClientCapabilities {
 impl Connection {
     fn new(peer: SocketAddr, broker: Arc<dyn Broker>, settings: Arc<AmqpSettings>) -> Self {
         let alarm = broker.publish_blocked();
+        let report = broker.report();
         Connection {
             id: ConnectionId::next(),
             peer,
@@ -235,6 +238,7 @@ impl Connection {
             alarm,
             blocked_sent: false,
             confirmed: Vec::new(),
+            report,
         }
     }
 
@@ -293,14 +297,14 @@ impl Connection {
                 changed = shutdown.changed(), if !shutdown_seen => {
                     shutdown_seen = true;
                     if changed.is_ok() {
-                        let text = "broker forced connection closure with reason 'shutdown'";
-                        self.close_connection(Violation::connection(reply_code::CONNECTION_FORCED, text));
+                        self.force_close("broker forced connection closure with reason 'shutdown'");
                     }
                 }
-                changed = self.alarm.changed() => {
-                    if changed.is_ok() {
-                        self.on_alarm();
-                    }
+                // An error (the broker gone) only disables the branch for this turn.
+                Ok(()) = self.alarm.changed() => self.on_alarm(),
+                reason = close_requested(self.report.as_deref()), if !shutdown_seen => {
+                    shutdown_seen = true;
+                    self.force_close(&format!("CONNECTION_FORCED - {reason}"));
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     return match self.closing_until {
@@ -494,6 +498,13 @@ impl Connection {
             }
             None => self.close_connection(violation),
         }
+    }
+
+    /// Closes the connection with 320 CONNECTION_FORCED: the broker is shutting down, or an
+    /// operator closed it (RabbitMQ's texts for each).
+    fn force_close(&mut self, text: &str) {
+        let violation = Violation::connection(reply_code::CONNECTION_FORCED, text.to_owned());
+        self.close_connection(violation);
     }
 
     fn close_connection(&mut self, violation: Violation) {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::{BrokerError, VirtualHost};
 
@@ -70,9 +70,26 @@ pub struct ConnectionReport {
     channels: AtomicU32,
     published: AtomicU64,
     delivered: AtomicU64,
+    /// Set by an operator's close (or the user's deletion); the adapter closes the connection
+    /// with the protocol's own words for it.
+    close_reason: OnceLock<String>,
+    close: Notify,
 }
 
 impl ConnectionReport {
+    /// Asks the connection to close, saying why (RabbitMQ's "Closed via management plugin").
+    pub fn close(&self, reason: &str) {
+        let _ = self.close_reason.set(reason.to_owned());
+        // A stored permit: the adapter sees it even if it is not waiting at this moment.
+        self.close.notify_one();
+    }
+
+    /// Completes once [`close`](Self::close) was called, with its reason.
+    pub async fn closed(&self) -> &str {
+        self.close.notified().await;
+        self.close_reason.get().map_or("closed", String::as_str)
+    }
+
     /// The connection opened `vhost` as `user`; only the first vhost opened is kept.
     pub fn opened(&self, user: &str, vhost: &str) {
         let _ = self.user.set(user.to_owned());
@@ -121,5 +138,14 @@ impl ConnectionReport {
             self.published.load(Ordering::Relaxed),
             self.delivered.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// [`ConnectionReport::closed`] for a connection that may have no report (one not accepted by
+/// a listener): then it never completes.
+pub async fn close_requested(report: Option<&ConnectionReport>) -> String {
+    match report {
+        Some(report) => report.closed().await.to_owned(),
+        None => std::future::pending().await,
     }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use mqbridge_broker_api::{
     Broker, ConnectionId, ConnectionReport, ConsumeSpec, ConsumerEvent, ConsumerId, DeliverySink,
-    Message, QueueHandle, QueueSpec, Settlement, VirtualHost,
+    Message, QueueHandle, QueueSpec, Settlement, VirtualHost, close_requested,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -455,6 +455,10 @@ impl Connection {
                     if changed.is_ok() {
                         self.disconnect(reason::SERVER_SHUTTING_DOWN, "broker shutdown");
                     }
+                }
+                why = close_requested(self.report.as_deref()), if self.closing.is_none() => {
+                    // v5: DISCONNECT 0x98 Administrative action; v3 has no word for it.
+                    self.disconnect(reason::ADMINISTRATIVE_ACTION, &why);
                 }
                 () = sleep_until(deadline) => {
                     // [MQTT-3.1.2-24] no packet within one and a half keep-alive periods (or no

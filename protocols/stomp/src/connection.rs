@@ -23,7 +23,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use mqbridge_broker_api::{
     Broker, BrokerError, ConfirmSink, ConnectionId, ConnectionReport, ConsumerEvent, ConsumerId,
-    DeliverySink, QueueHandle, VirtualHost,
+    DeliverySink, QueueHandle, VirtualHost, close_requested,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -359,6 +359,9 @@ impl Connection {
                     // waiting on a dropped sender again would return at once, forever.
                     let violation = Violation::new("server shutting down", "the broker is shutting down");
                     self.fail(violation, None);
+                }
+                why = close_requested(self.report.as_deref()), if !self.closing() => {
+                    self.fail(Violation::new("connection closed", why), None);
                 }
                 changed = self.alarm.changed(), if self.alarm_open => {
                     // A closed alarm means the broker is going away; reading goes on meanwhile.

@@ -128,7 +128,7 @@ impl Connection {
                     confirms: ConfirmSink::new(),
                     routes: Vec::new(),
                     consumer_channels: HashMap::new(),
-                    report: self.broker.report(),
+                    report: self.report.clone(),
                     published: false,
                 });
                 let ok = connection::OpenOk {};
