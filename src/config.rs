@@ -23,6 +23,8 @@ pub struct Config {
     /// is told this one in CONNACK; a 3.x client asking for more is refused (Mosquitto's
     /// `max_keepalive`).
     pub mqtt_max_keep_alive: u16,
+    /// Seconds between `$SYS/broker/...` updates (Mosquitto's `sys_interval`).
+    pub mqtt_sys_interval: u16,
     /// STOMP 1.0/1.1/1.2 port; 0 picks a free port (tests).
     pub stomp_port: u16,
     /// Largest STOMP frame (headers and body) accepted from a logged-in client, in bytes.
@@ -91,6 +93,8 @@ pub struct Config {
 const JOURNAL_SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
 /// Mosquitto's `max_keepalive` default: the largest value the protocol can carry.
 const MQTT_MAX_KEEP_ALIVE_DEFAULT: u16 = u16::MAX;
+/// Mosquitto's `sys_interval` default.
+const MQTT_SYS_INTERVAL_DEFAULT: u16 = 10;
 /// RabbitMQ's default heartbeat proposal.
 const HEARTBEAT_SECS_DEFAULT: u16 = 60;
 /// Bounds what one MQTT client can make us buffer; Mosquitto and RabbitMQ allow more (256 MiB)
@@ -129,6 +133,7 @@ impl Default for Config {
             mqtt_max_packet_size: MQTT_MAX_PACKET_SIZE_DEFAULT,
             mqtt_anonymous: true,
             mqtt_max_keep_alive: MQTT_MAX_KEEP_ALIVE_DEFAULT,
+            mqtt_sys_interval: MQTT_SYS_INTERVAL_DEFAULT,
             stomp_port: 61613,
             stomp_max_frame_size: STOMP_MAX_FRAME_SIZE_DEFAULT,
             stomp_heartbeat_ms: STOMP_HEARTBEAT_MS_DEFAULT,
@@ -223,6 +228,9 @@ pub struct Settings {
     /// Longest MQTT keep alive granted, seconds.
     #[arg(long, env = "MQBRIDGE_MQTT_MAX_KEEP_ALIVE")]
     pub mqtt_max_keep_alive: Option<u16>,
+    /// Seconds between MQTT `$SYS/broker/...` updates.
+    #[arg(long, env = "MQBRIDGE_MQTT_SYS_INTERVAL", value_parser = clap::value_parser!(u16).range(1..))]
+    pub mqtt_sys_interval: Option<u16>,
     /// STOMP port (0 = any free port).
     #[arg(long, env = "MQBRIDGE_STOMP_PORT")]
     pub stomp_port: Option<u16>,
@@ -380,6 +388,7 @@ impl Settings {
             mqtt_max_packet_size,
             mqtt_anonymous,
             mqtt_max_keep_alive,
+            mqtt_sys_interval,
             stomp_port,
             stomp_max_frame_size,
             stomp_heartbeat_ms,

@@ -270,9 +270,18 @@ impl Listeners<'_> {
         )?;
         shared.restore_retained(vhost.take_retained());
         shared.restore_sessions(&vhost, vhost.take_session_states());
+        // `$SYS/broker/messages/*` are the connections' own counts, the ones `/metrics` sums.
+        let registry = Arc::clone(self.registry);
+        let totals: mqbridge_mqtt::MessageTotals = Arc::new(move || {
+            let totals = registry.message_totals();
+            totals
+                .values()
+                .fold((0, 0), |(p, d), (a, b)| (p + a, d + b))
+        });
         let statistics = mqbridge_mqtt::publish_statistics(
             Arc::clone(&shared),
             vhost,
+            totals,
             self.shutdown.subscribe(),
         );
         tokio::spawn(statistics);
@@ -404,6 +413,7 @@ fn mqtt_shared(config: &Config) -> Arc<MqttShared> {
             .mqtt_anonymous
             .then(|| (config.default_user.clone(), config.default_pass.clone())),
         max_keep_alive: config.mqtt_max_keep_alive,
+        sys_interval: Duration::from_secs(config.mqtt_sys_interval.max(1).into()),
     })
 }
 

@@ -410,3 +410,32 @@ async fn sys_topics_report_the_broker_in_mosquitto_naming() {
         got.payload
     );
 }
+
+#[tokio::test]
+async fn sys_message_counts_include_every_protocol() {
+    let broker = Broker::start_with(|config| config.mqtt_sys_interval = 1).await;
+    let (_amqp, channel) = broker.channel().await;
+    common::declare(&channel, "counted", FieldTable::default()).await;
+    for body in [b"1", b"2", b"3"] {
+        common::publish(&channel, "", "counted", body).await;
+    }
+    let mut sub = broker.mqtt(broker.mqtt_options("sys-counter")).await;
+    sub.client
+        .subscribe("$SYS/broker/messages/received", QoS::AtMostOnce)
+        .await
+        .expect("subscribe");
+    // Updated every second: wait for a value that counts the AMQP publishes.
+    within(async {
+        loop {
+            let got = next_publish(&mut sub.events).await;
+            let count: u64 = std::str::from_utf8(&got.payload)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .expect("a number");
+            if count >= 3 {
+                return;
+            }
+        }
+    })
+    .await;
+}

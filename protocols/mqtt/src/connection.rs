@@ -47,6 +47,8 @@ pub struct MqttSettings {
     pub anonymous: Option<(String, String)>,
     /// Longest keep alive granted, in seconds (`u16::MAX`: whatever the client asks).
     pub max_keep_alive: u16,
+    /// Time between `$SYS` updates.
+    pub sys_interval: std::time::Duration,
 }
 
 /// How a new connection asks the one holding its client id to leave: it sends a channel on

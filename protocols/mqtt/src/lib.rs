@@ -20,4 +20,4 @@ pub mod topic;
 pub mod translate;
 
 pub use connection::{MqttSettings, MqttShared, serve};
-pub use sys::publish_statistics;
+pub use sys::{MessageTotals, publish_statistics};

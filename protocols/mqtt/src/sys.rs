@@ -1,12 +1,15 @@
 //! `$SYS/broker/...` statistics in Mosquitto's naming, so that dashboards and
-//! `mosquitto_sub -t '$SYS/#' -v` work unchanged. Published every [`SYS_INTERVAL`] as retained
-//! messages on `amq.topic`: a new subscriber gets the latest values at once. `$SYS` topics are
+//! `mosquitto_sub -t '$SYS/#' -v` work unchanged. Published every `sys_interval` (10 s, as
+//! Mosquitto) as retained messages on `amq.topic`: a new subscriber gets the latest values at
+//! once. `messages/received` and `messages/sent` count every protocol's messages, from the
+//! same per-connection counters the management API's metrics sum; `publish/messages/*` and
+//! `clients/connected` are MQTT's own. `$SYS` topics are
 //! not matched by filters starting with a wildcard [MQTT-4.7.2-1], so `#` subscribers do not
 //! receive them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use mqbridge_broker_api::{HeaderValue, Headers, Message, Properties, VirtualHost};
@@ -16,8 +19,8 @@ use crate::connection::MqttShared;
 use crate::topic;
 use crate::translate::{PUBLISH_QOS_HEADER, TOPIC_EXCHANGE};
 
-/// Mosquitto's default `sys_interval`.
-pub const SYS_INTERVAL: Duration = Duration::from_secs(10);
+/// Messages the broker's clients published and were sent, over every protocol so far.
+pub type MessageTotals = Arc<dyn Fn() -> (u64, u64) + Send + Sync>;
 
 /// Counters the connections update; read by the `$SYS` task.
 #[derive(Debug)]
@@ -49,7 +52,11 @@ impl Statistics {
     }
 
     /// Topic name and value of every `$SYS` statistic now.
-    fn snapshot(&self, retained: usize) -> Vec<(&'static str, String)> {
+    fn snapshot(
+        &self,
+        retained: usize,
+        (received, sent): (u64, u64),
+    ) -> Vec<(&'static str, String)> {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
         vec![
             (
@@ -64,11 +71,8 @@ impl Statistics {
                 "$SYS/broker/clients/connected",
                 read(&self.clients_connected),
             ),
-            (
-                "$SYS/broker/messages/received",
-                read(&self.publish_received),
-            ),
-            ("$SYS/broker/messages/sent", read(&self.publish_sent)),
+            ("$SYS/broker/messages/received", received.to_string()),
+            ("$SYS/broker/messages/sent", sent.to_string()),
             (
                 "$SYS/broker/publish/messages/received",
                 read(&self.publish_received),
@@ -82,19 +86,23 @@ impl Statistics {
     }
 }
 
-/// Publishes the statistics every [`SYS_INTERVAL`] until shutdown. Runs on its own task.
+/// Publishes the statistics every `sys_interval` until shutdown. Runs on its own task.
 pub async fn publish_statistics(
     shared: Arc<MqttShared>,
     vhost: Arc<dyn VirtualHost>,
+    totals: MessageTotals,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(SYS_INTERVAL);
+    let mut ticker = tokio::time::interval(shared.settings.sys_interval);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.changed() => return,
         }
-        for (name, value) in shared.statistics.snapshot(shared.retained_count()) {
+        let snapshot = shared
+            .statistics
+            .snapshot(shared.retained_count(), totals());
+        for (name, value) in snapshot {
             let message = Arc::new(statistic(name, value));
             shared.retain(name, &message);
             let mut routes = Vec::new();
@@ -135,7 +143,7 @@ mod tests {
         let statistics = Statistics::default();
         Statistics::count(&statistics.clients_connected, 2);
         Statistics::count(&statistics.clients_connected, -1);
-        let snapshot = statistics.snapshot(3);
+        let snapshot = statistics.snapshot(3, (7, 5));
         let value = |name: &str| {
             snapshot
                 .iter()
@@ -147,6 +155,8 @@ mod tests {
             value("$SYS/broker/retained messages/count").as_deref(),
             Some("3")
         );
+        assert_eq!(value("$SYS/broker/messages/received").as_deref(), Some("7"));
+        assert_eq!(value("$SYS/broker/messages/sent").as_deref(), Some("5"));
         assert!(value("$SYS/broker/version").is_some_and(|v| v.starts_with("mqbridge")));
     }
 }
