@@ -87,12 +87,17 @@ pub struct Config {
     pub memory_high_watermark_bytes: u64,
     /// How long shutdown waits for connections to close before exiting anyway.
     pub shutdown_grace_secs: u64,
+    /// Milliseconds between the management API's samples for message rates (RabbitMQ's
+    /// `collect_statistics_interval`).
+    pub collect_statistics_interval_ms: u64,
 }
 
 /// Large enough that old segments are few, small enough that reclaiming one is cheap.
 const JOURNAL_SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
 /// Mosquitto's `max_keepalive` default: the largest value the protocol can carry.
 const MQTT_MAX_KEEP_ALIVE_DEFAULT: u16 = u16::MAX;
+/// RabbitMQ's `collect_statistics_interval` default.
+const COLLECT_STATISTICS_INTERVAL_MS_DEFAULT: u64 = 5000;
 /// Mosquitto's `sys_interval` default.
 const MQTT_SYS_INTERVAL_DEFAULT: u16 = 10;
 /// RabbitMQ's default heartbeat proposal.
@@ -164,6 +169,7 @@ impl Default for Config {
             max_connections: MAX_CONNECTIONS_DEFAULT,
             memory_high_watermark_bytes: default_memory_watermark(),
             shutdown_grace_secs: SHUTDOWN_GRACE_SECS_DEFAULT,
+            collect_statistics_interval_ms: COLLECT_STATISTICS_INTERVAL_MS_DEFAULT,
         }
     }
 }
@@ -326,6 +332,9 @@ pub struct Settings {
     /// Seconds shutdown waits for connections to close.
     #[arg(long, env = "MQBRIDGE_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Milliseconds between samples for the management API's message rates.
+    #[arg(long, env = "MQBRIDGE_COLLECT_STATISTICS_INTERVAL_MS", value_parser = clap::value_parser!(u64).range(100..))]
+    pub collect_statistics_interval_ms: Option<u64>,
 }
 
 /// An SQS access key and the broker user it acts as. In TOML:
@@ -419,6 +428,7 @@ impl Settings {
             max_connections,
             memory_high_watermark_bytes,
             shutdown_grace_secs,
+            collect_statistics_interval_ms,
         );
     }
 }

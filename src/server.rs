@@ -176,7 +176,8 @@ async fn start_management(
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = bind(config, "management", config.management_port).await?;
     let address = listener.local_addr()?;
-    let accept = management::spawn(listener, management, shutdown);
+    let sample_interval = Duration::from_millis(config.collect_statistics_interval_ms);
+    let accept = management::spawn(listener, management, sample_interval, shutdown);
     tracing::info!(protocol = "http", %address, "listening (management API, /metrics)");
     Ok((address, accept))
 }

@@ -627,3 +627,37 @@ async fn an_exclusive_queue_of_a_connection_is_locked_to_the_api() {
     assert_eq!(delivery.data, b"still mine");
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn rates_follow_traffic_and_fall_to_zero_when_it_stops() {
+    let broker = Broker::start_with(|config| config.collect_statistics_interval_ms = 100).await;
+    let api = Api::new(&broker);
+    let (_connection, channel) = broker.channel().await;
+    declare(&channel, "busy", FieldTable::default()).await;
+    let rate = |value: &Value, counter: &str| {
+        value["message_stats"][format!("{counter}_details")]["rate"]
+            .as_f64()
+            .expect("a rate")
+    };
+    // Publish until a sample sees it: the rate is over one interval, whichever it was.
+    let mut sent = 0;
+    eventually("a publish rate on the queue and the broker", || {
+        sent += 1;
+        let channel = channel.clone();
+        let api = &api;
+        async move {
+            publish(&channel, "", "busy", format!("m{sent}").as_bytes()).await;
+            let queue = api.get_ok("/api/queues/%2F/busy").await;
+            let overview = api.get_ok("/api/overview").await;
+            rate(&queue, "publish") > 0.0 && rate(&overview, "publish") > 0.0
+        }
+    })
+    .await;
+    eventually("the rate back at zero once publishing stops", || async {
+        rate(&api.get_ok("/api/queues/%2F/busy").await, "publish") == 0.0
+    })
+    .await;
+    let vhost = api.get_ok("/api/vhosts/%2F").await;
+    assert!(vhost["message_stats"]["publish"].as_u64() > Some(0));
+    assert!(vhost["message_stats"]["ack_details"]["rate"].is_number());
+}

@@ -17,7 +17,8 @@
 //! resource family (`overview.rs`, `queues.rs`, `exchanges.rs`, `bindings.rs`,
 //! `connections.rs`, `policies.rs`; `access.rs` for users, permissions, vhosts and
 //! definitions), `json.rs` (typed values as JSON), `metrics.rs` (Prometheus), `console.rs`
-//! (the web console's static files at `/`, which call this API from the browser).
+//! (the web console's static files at `/`, which call this API from the browser), `rates.rs`
+//! (message rates, sampled by their own task).
 
 mod access;
 mod auth;
@@ -31,6 +32,7 @@ mod metrics;
 mod overview;
 mod policies;
 mod queues;
+mod rates;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -76,6 +78,8 @@ pub struct Management {
     started: Instant,
     /// This listener's own address, filled once bound.
     address: std::sync::OnceLock<SocketAddr>,
+    /// Message rates, sampled by their own task.
+    rates: Arc<rates::Rates>,
 }
 
 impl Management {
@@ -101,6 +105,7 @@ impl Management {
             node: format!("mqbridge@{host}"),
             started: Instant::now(),
             address: std::sync::OnceLock::new(),
+            rates: Arc::default(),
         })
     }
 
@@ -156,15 +161,23 @@ pub struct ApiRequest {
     pub user: User,
 }
 
-/// Starts the accept task of `listener`.
+/// Starts the accept task of `listener`, and the task sampling message rates every
+/// `sample_interval`.
 pub fn spawn(
     listener: TcpListener,
     management: Arc<Management>,
+    sample_interval: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     if let Ok(address) = listener.local_addr() {
         let _ = management.address.set(address);
     }
+    rates::spawn(
+        Arc::clone(&management.rates),
+        Arc::clone(&management.core),
+        sample_interval,
+        shutdown.clone(),
+    );
     let slots = Arc::new(Semaphore::new(HTTP_CONNECTIONS_MAX));
     tokio::spawn(async move {
         loop {

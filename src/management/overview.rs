@@ -6,6 +6,7 @@ use mqbridge_broker_api::User;
 use serde_json::{Value, json};
 
 use super::http::{self, ApiError, HttpResponse};
+use super::rates::Subject;
 use super::{Management, RABBITMQ_API_VERSION};
 use crate::core::inspect::{MessageEvents, VHostView};
 
@@ -48,15 +49,6 @@ impl Totals {
     }
 }
 
-/// Message counts since start in RabbitMQ's `message_stats` names (no rates yet).
-pub fn message_stats(events: MessageEvents) -> Value {
-    json!({
-        "publish": events.published,
-        "deliver_get": events.delivered,
-        "ack": events.acknowledged,
-    })
-}
-
 pub fn overview(management: &Management) -> Value {
     let views = management.core.vhost_views();
     let totals = Totals::of(&views);
@@ -75,7 +67,7 @@ pub fn overview(management: &Management) -> Value {
             "consumers": totals.consumers,
         },
         "queue_totals": totals.queue_totals(),
-        "message_stats": message_stats(totals.events),
+        "message_stats": management.rates.message_stats(&Subject::Broker, totals.events),
         "listeners": listeners(management),
     })
 }
@@ -154,7 +146,8 @@ pub fn vhosts(management: &Management, user: &User, name: Option<&str>) -> Resul
             object["description"] = record.map_or("", |r| r.description.as_str()).into();
             object["tags"] = json!(record.map(|r| r.tags.clone()).unwrap_or_default());
             object["tracing"] = false.into();
-            object["message_stats"] = message_stats(totals.events);
+            let subject = Subject::Vhost(view.name().to_owned());
+            object["message_stats"] = management.rates.message_stats(&subject, totals.events);
             object
         })
         .collect();

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::http::{self, ApiError, HttpResponse};
 use super::json::{encode_payload, headers_to_json, json_to_headers, properties_to_json};
-use super::overview::message_stats;
+use super::rates::Subject;
 use super::{ApiRequest, Management, bindings, declared};
 use crate::core::inspect::QueueSnapshot;
 
@@ -87,6 +87,10 @@ pub fn describe(management: &Management, vhost: &str, queue: &QueueSnapshot) -> 
     let counts = queue.counts;
     let ready = u64::from(counts.messages_ready);
     let unacknowledged = u64::from(counts.messages_unacknowledged);
+    let subject = Subject::Queue {
+        vhost: vhost.to_owned(),
+        name: queue.spec.name.clone(),
+    };
     let effective = queue.policy.as_ref().and_then(|name| {
         let policies = management.core.vhost_view(vhost)?.policies();
         let record = policies.into_iter().find(|p| p.name == *name)?;
@@ -108,7 +112,7 @@ pub fn describe(management: &Management, vhost: &str, queue: &QueueSnapshot) -> 
         "messages_ready": ready,
         "messages_unacknowledged": unacknowledged,
         "consumers": counts.consumers,
-        "message_stats": message_stats(counts.events),
+        "message_stats": management.rates.message_stats(&subject, counts.events),
     })
 }
 
