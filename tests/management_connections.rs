@@ -57,6 +57,24 @@ async fn an_amqp_connection_shows_its_user_vhost_name_channels_and_messages() {
     assert_eq!(entry["channels"], 2);
     assert_eq!(entry["messages_published"], 3);
     assert_eq!(entry["messages_delivered"], 1);
+    let channels = api.get_ok("/api/channels").await;
+    let names: Vec<&str> = channels
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    let connection_name = entry["name"].as_str().expect("name");
+    assert_eq!(
+        names,
+        [
+            format!("{connection_name} (1)"),
+            format!("{connection_name} (2)")
+        ]
+    );
+    assert_eq!(channels[0]["user"], "guest");
+    let text = api.metrics("/metrics").await;
+    assert_eq!(sample(&text, "rabbitmq_channels"), Some(2.0), "{text}");
 
     within(connection.close(200, "done".into()))
         .await

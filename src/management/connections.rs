@@ -1,13 +1,14 @@
 //! `/api/connections`: the sockets the protocol listeners are serving, from the server's
 //! registry, with what each adapter reported: the user and vhost once it opened one, its
 //! client id (MQTT client id, AMQP `connection_name`) and its channels (AMQP). Fields not
-//! known yet (before login) are null. `/api/channels` is empty: channels are counted, not
-//! listed.
+//! known yet (before login) are null. `/api/channels` lists each AMQP connection's open
+//! channels by number, RabbitMQ's `conn (n)` names, with the connection's user and vhost.
 //!
 //! As in RabbitMQ, administrators and monitoring users see every connection, others their
 //! own; a `DELETE` closes one (an administrator's, or the user's own) with the protocol's own
 //! words: AMQP connection.close 320, MQTT 5 DISCONNECT 0x98, a STOMP ERROR frame.
 
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use hyper::{Method, StatusCode};
@@ -58,6 +59,36 @@ pub fn route(
     }
 }
 
+/// `/api/channels`: the visible connections' channels, named `<connection> (<number>)`.
+pub fn channels(management: &Management, request: &ApiRequest) -> Value {
+    let connections = management.registry.list().into_iter();
+    let visible = connections.filter(|c| {
+        auth::sees_every_vhost(management, &request.user)
+            || c.report.user() == Some(request.user.name.as_str())
+    });
+    let listed = visible.flat_map(|connection| {
+        let name = connection.name();
+        let report = Arc::clone(&connection.report);
+        let node = management.node.clone();
+        report.channels().into_iter().map(move |number| {
+            json!({
+                "name": format!("{name} ({number})"),
+                "number": number,
+                "node": node,
+                "user": report.user(),
+                "vhost": report.vhost(),
+                "state": "running",
+                "connection_details": {
+                    "name": name,
+                    "peer_host": connection.peer.ip().to_string(),
+                    "peer_port": connection.peer.port(),
+                },
+            })
+        })
+    });
+    Value::Array(listed.collect())
+}
+
 /// The reason a connection closed through the API is given, RabbitMQ's.
 pub const CLOSED_BY_OPERATOR: &str = "Closed via management plugin";
 
@@ -85,7 +116,7 @@ fn describe(management: &Management, connection: &ConnectionInfo) -> Value {
         "user": report.user(),
         "vhost": report.vhost(),
         "client_properties": client_properties(connection),
-        "channels": report.channels(),
+        "channels": report.channels().len(),
         "messages_published": published,
         "messages_delivered": delivered,
     })

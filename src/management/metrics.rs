@@ -55,6 +55,17 @@ fn aggregated(management: &Management, out: &mut String) {
         "Connections currently open",
         connections.len() as u64,
     );
+    let channels = connections
+        .iter()
+        .map(|c| c.report.channels().len())
+        .sum::<usize>();
+    single(
+        out,
+        "rabbitmq_channels",
+        "gauge",
+        "AMQP channels currently open",
+        channels as u64,
+    );
     let mut by_listener: BTreeMap<&str, u64> = management
         .listeners
         .iter()

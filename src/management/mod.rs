@@ -312,7 +312,7 @@ async fn route(management: &Management, request: &ApiRequest) -> Result<HttpResp
         ["vhosts", name] => listing(overview::vhosts(management, &request.user, Some(name))?),
         ["health", "checks", "alarms"] => Ok(overview::alarms(management)),
 
-        ["channels"] => listing(serde_json::Value::Array(Vec::new())),
+        ["channels"] => listing(connections::channels(management, request)),
         _ => Err(ApiError::NotFound),
     }
 }

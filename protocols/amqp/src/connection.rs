@@ -455,7 +455,7 @@ impl Connection {
             self.channels
                 .insert(channel, Channel::new(channel, incarnation));
             if let Some(report) = &ctx.report {
-                report.set_channels(self.channels.len());
+                report.set_channels(self.channels.keys().copied());
             }
         }
         let Some(open) = self.channels.get_mut(&channel) else {
@@ -633,7 +633,7 @@ impl Connection {
         self.incarnations.remove(&channel.incarnation);
         let Some(ctx) = self.ctx.as_mut() else { return };
         if let Some(report) = &ctx.report {
-            report.set_channels(self.channels.len());
+            report.set_channels(self.channels.keys().copied());
         }
         let consumers = channel.cancel_consumers().await;
         ctx.drain_deliveries(&mut channel, &mut self.out, false);

@@ -2,8 +2,8 @@
 //! pause.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tokio::sync::{Notify, watch};
 
@@ -59,15 +59,18 @@ pub trait Broker: Send + Sync + 'static {
 
 /// What one client connection tells operators about itself (the management API's connection
 /// list, per-protocol message totals). The broker fills in the user and vhost when the
-/// connection opens one; the adapter adds its client id, channel count and message counts.
-/// Written by the connection's task, read at any time by others: every field is set once or
-/// counted with relaxed atomics, and a reader may see a count one message behind.
+/// connection opens one; the adapter adds its client id, channels and message counts.
+/// Written by the connection's task, read at any time by others: fields are set once, counted
+/// with relaxed atomics (a reader may see a count one message behind) or, for the channel
+/// list that changes only on channel open and close, behind a mutex.
 #[derive(Debug, Default)]
 pub struct ConnectionReport {
     user: OnceLock<String>,
     vhost: OnceLock<String>,
     client_id: OnceLock<String>,
-    channels: AtomicU32,
+    /// The numbers of the connection's open channels (AMQP), in order. Changed only when a
+    /// channel opens or closes, so a mutex costs nothing on the message path.
+    channels: Mutex<Vec<u16>>,
     published: AtomicU64,
     delivered: AtomicU64,
     /// Set by an operator's close (or the user's deletion); the adapter closes the connection
@@ -101,9 +104,11 @@ impl ConnectionReport {
         let _ = self.client_id.set(client_id.to_owned());
     }
 
-    pub fn set_channels(&self, channels: usize) {
-        let channels = u32::try_from(channels).unwrap_or(u32::MAX);
-        self.channels.store(channels, Ordering::Relaxed);
+    /// The connection's open channels are now `numbers`.
+    pub fn set_channels(&self, numbers: impl IntoIterator<Item = u16>) {
+        let mut numbers: Vec<u16> = numbers.into_iter().collect();
+        numbers.sort_unstable();
+        *self.channels.lock().unwrap_or_else(PoisonError::into_inner) = numbers;
     }
 
     /// A message the client published was accepted.
@@ -128,8 +133,12 @@ impl ConnectionReport {
         self.client_id.get().map(String::as_str)
     }
 
-    pub fn channels(&self) -> u32 {
-        self.channels.load(Ordering::Relaxed)
+    /// The numbers of the open channels, in order.
+    pub fn channels(&self) -> Vec<u16> {
+        self.channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Messages published and delivered so far.
