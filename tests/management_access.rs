@@ -246,3 +246,48 @@ async fn a_management_user_lists_only_the_vhosts_they_have_permissions_in() {
     seen.sort();
     assert_eq!(seen, ["hidden", "open"], "monitoring sees every vhost");
 }
+
+#[tokio::test]
+async fn one_vhosts_definitions_load_into_another() {
+    let broker = Broker::start().await;
+    let api = Api::new(&broker);
+    let everything = json!({"configure": ".*", "write": ".*", "read": ".*"});
+    for vhost in ["blue", "green"] {
+        api.put(&format!("/api/vhosts/{vhost}"), json!({})).await;
+        api.put(
+            &format!("/api/permissions/{vhost}/guest"),
+            everything.clone(),
+        )
+        .await;
+    }
+    api.put("/api/queues/blue/jobs", json!({"durable": true}))
+        .await;
+    let cap = json!({"pattern": "^jobs$", "definition": {"max-length": 3}});
+    api.put("/api/policies/blue/cap", cap).await;
+    api.put("/api/queues/%2F/elsewhere", json!({"durable": true}))
+        .await;
+
+    let exported = api.get_ok("/api/definitions/blue").await;
+    let queues: Vec<&str> = exported["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .filter_map(|q| q["name"].as_str())
+        .collect();
+    assert_eq!(queues, ["jobs"]);
+    assert_eq!(exported["users"], json!([]), "users are not a vhost's");
+    let (status, _) = api.post("/api/definitions/green", exported).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(api.get_ok("/api/queues/green/jobs").await["policy"], "cap");
+
+    // RabbitMQ's per-vhost exports name no vhost in their items.
+    let bare = json!({"queues": [{"name": "bare", "durable": true, "auto_delete": false,
+                                  "arguments": {}}]});
+    let (status, _) = api.post("/api/definitions/green", bare).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(api.get("/api/queues/green/bare").await.0, StatusCode::OK);
+    assert_eq!(
+        api.get("/api/definitions/nowhere").await.0,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -68,6 +68,8 @@ pub struct VhostDefinition {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct QueueDefinition {
     pub name: String,
+    /// Absent in RabbitMQ's per-vhost exports; filled by the importer.
+    #[serde(default)]
     pub vhost: String,
     #[serde(default = "yes")]
     pub durable: bool,
@@ -80,6 +82,8 @@ pub struct QueueDefinition {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ExchangeDefinition {
     pub name: String,
+    /// Absent in RabbitMQ's per-vhost exports; filled by the importer.
+    #[serde(default)]
     pub vhost: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -96,6 +100,7 @@ pub struct ExchangeDefinition {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BindingDefinition {
     pub source: String,
+    #[serde(default)]
     pub vhost: String,
     pub destination: String,
     pub destination_type: String,

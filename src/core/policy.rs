@@ -21,6 +21,8 @@ use super::queue::{Overflow, QueueConfig};
 /// A policy as stored, listed and exported: RabbitMQ's JSON shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyRecord {
+    /// Absent in RabbitMQ's per-vhost exports; filled by the importer.
+    #[serde(default)]
     pub vhost: String,
     pub name: String,
     pub pattern: String,

@@ -77,8 +77,7 @@ pub async fn route(
             management.registry.close_where(&reason, inside);
             gone(existed)
         }
-        (&Method::GET, ["definitions"]) => list(export(management)),
-        (&Method::POST, ["definitions"]) => import(management, &request.body),
+        (_, ["definitions", rest @ ..]) => definitions(management, request, rest),
         _ => Err(ApiError::MethodNotAllowed),
     }
 }
@@ -200,8 +199,40 @@ fn put_vhost(management: &Management, name: &str, body: &[u8]) -> Result<HttpRes
     Ok(declared(management.core.put_vhost(record)))
 }
 
-fn export(management: &Management) -> Value {
+/// `/api/definitions[/{vhost}]`: export (GET) and import (POST).
+fn definitions(
+    management: &Management,
+    request: &ApiRequest,
+    path: &[&str],
+) -> Result<HttpResponse, ApiError> {
+    let vhost = match path {
+        [] => None,
+        [vhost] => Some(existing_vhost(management, vhost).map_err(|_| ApiError::NotFound)?),
+        _ => return Err(ApiError::NotFound),
+    };
+    match request.method {
+        Method::GET => Ok(http::ok(&export(management, vhost.as_deref()))),
+        Method::POST => import(management, vhost.as_deref(), &request.body),
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+/// Everything, or (RabbitMQ's per-vhost export) one vhost's topology and policies.
+fn export(management: &Management, vhost: Option<&str>) -> Value {
     let mut definitions = management.core.export();
+    if let Some(vhost) = vhost {
+        definitions = Definitions {
+            policies: definitions.policies,
+            queues: definitions.queues,
+            exchanges: definitions.exchanges,
+            bindings: definitions.bindings,
+            ..Definitions::default()
+        };
+        definitions.policies.retain(|p| p.vhost == vhost);
+        definitions.queues.retain(|q| q.vhost == vhost);
+        definitions.exchanges.retain(|x| x.vhost == vhost);
+        definitions.bindings.retain(|b| b.vhost == vhost);
+    }
     definitions.rabbit_version = Some(super::RABBITMQ_API_VERSION.to_owned());
     let (product, version) = mqbridge_broker_api::Broker::product(&*management.broker);
     definitions.product_name = Some(product.to_owned());
@@ -209,9 +240,38 @@ fn export(management: &Management) -> Value {
     serde_json::to_value(definitions).unwrap_or(Value::Null)
 }
 
-fn import(management: &Management, body: &[u8]) -> Result<HttpResponse, ApiError> {
-    let definitions: Definitions = serde_json::from_slice(body)
+/// Applies a definitions document. Into one vhost, only its topology and policies count, and
+/// they go to that vhost whatever vhost they name (so one vhost's export loads into another).
+fn import(
+    management: &Management,
+    vhost: Option<&str>,
+    body: &[u8],
+) -> Result<HttpResponse, ApiError> {
+    let mut definitions: Definitions = serde_json::from_slice(body)
         .map_err(|error| ApiError::bad_request(format!("invalid definitions: {error}")))?;
+    if let Some(vhost) = vhost {
+        definitions.users.clear();
+        definitions.vhosts.clear();
+        definitions.permissions.clear();
+        definitions.topic_permissions.clear();
+        let into = |name: &mut String| vhost.clone_into(name);
+        definitions
+            .policies
+            .iter_mut()
+            .for_each(|p| into(&mut p.vhost));
+        definitions
+            .queues
+            .iter_mut()
+            .for_each(|q| into(&mut q.vhost));
+        definitions
+            .exchanges
+            .iter_mut()
+            .for_each(|x| into(&mut x.vhost));
+        definitions
+            .bindings
+            .iter_mut()
+            .for_each(|b| into(&mut b.vhost));
+    }
     management.core.import(definitions)?;
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
