@@ -240,3 +240,59 @@ async fn deleting_a_user_closes_their_connections_and_only_theirs() {
     assert_eq!(reply_code(&error), Some(320), "{error}");
     assert_round_trip(&guest, "still-here").await;
 }
+
+#[tokio::test]
+async fn consumers_are_listed_with_their_queue_and_connection() {
+    let broker = Broker::start().await;
+    let api = Api::new(&broker);
+    let properties = ConnectionProperties::default().with_connection_name("worker".into());
+    let connection = within(Connection::connect(&broker.amqp_url(), properties))
+        .await
+        .expect("connect");
+    let channel = within(connection.create_channel()).await.expect("channel");
+    declare(&channel, "tasks", FieldTable::default()).await;
+    within(channel.basic_qos(7, lapin::options::BasicQosOptions::default()))
+        .await
+        .expect("qos");
+    let _consumer = within(channel.basic_consume(
+        "tasks".into(),
+        "worker-1".into(),
+        lapin::options::BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .expect("consume");
+    let mut mqtt = broker.mqtt(broker.mqtt_options("listener")).await;
+    mqtt.client
+        .subscribe("alerts/#", QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
+    subscribed(&mut mqtt.events).await;
+
+    let consumers = api.get_ok("/api/consumers/%2F").await;
+    let list = consumers.as_array().expect("list");
+    let worker = list
+        .iter()
+        .find(|c| c["consumer_tag"] == "worker-1")
+        .expect("the AMQP consumer");
+    assert_eq!(worker["queue"]["name"], "tasks");
+    assert_eq!(worker["queue"]["vhost"], "/");
+    assert_eq!(worker["prefetch_count"], 7);
+    assert_eq!(worker["ack_required"], true);
+    assert_eq!(worker["channel_details"]["user"], "guest");
+    let by_name = listed(&api, "connection_name", "worker").await;
+    assert_eq!(
+        worker["channel_details"]["connection_name"],
+        by_name["name"]
+    );
+    let mqtt_connection = listed(&api, "client_id", "listener").await;
+    assert!(
+        list.iter()
+            .any(|c| c["channel_details"]["connection_name"] == mqtt_connection["name"]),
+        "the MQTT session's consumer: {consumers}"
+    );
+    assert_eq!(
+        api.get_ok("/api/consumers").await.as_array().map(Vec::len),
+        Some(list.len())
+    );
+}

@@ -10,7 +10,7 @@ use mqbridge_broker_api::{BindingSpec, ConnectionId, ExchangeSpec, QueueSpec};
 use super::Core;
 pub use super::memory::Alarms;
 use super::policy::PolicyRecord;
-pub use super::queue::{MessageEvents, QueueCounts};
+pub use super::queue::{ConsumerInfo, MessageEvents, QueueCounts};
 use super::vhost::VHost;
 
 /// A queue as listed: its declaration, its exclusive owner, its counters.
@@ -55,6 +55,11 @@ impl VHostView {
 
     pub fn message_totals(&self) -> MessageEvents {
         self.0.message_totals()
+    }
+
+    /// Every queue's consumers, by queue name (asks each queue with consumers).
+    pub async fn consumers(&self) -> Vec<(String, ConsumerInfo)> {
+        self.0.consumers().await
     }
 
     pub fn policies(&self) -> Vec<PolicyRecord> {

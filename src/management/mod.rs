@@ -15,9 +15,10 @@
 //!
 //! Files: `http.rs` (paths, bodies, errors), `auth.rs` (basic auth, tags), one file per
 //! resource family (`overview.rs`, `queues.rs`, `exchanges.rs`, `bindings.rs`,
-//! `connections.rs`, `policies.rs`; `access.rs` for users, permissions, vhosts and
-//! definitions), `json.rs` (typed values as JSON), `metrics.rs` (Prometheus), `console.rs`
-//! (the web console's static files at `/`, which call this API from the browser), `rates.rs`
+//! `connections.rs`, `consumers.rs`, `policies.rs`; `access.rs` for users, permissions,
+//! vhosts and definitions), `json.rs` (typed values as JSON), `metrics.rs` (Prometheus),
+//! `console.rs` (the web console's static files at `/`, which call this API from the
+//! browser), `rates.rs`
 //! (message rates, sampled by their own task).
 
 mod access;
@@ -25,6 +26,7 @@ mod auth;
 mod bindings;
 mod connections;
 mod console;
+mod consumers;
 mod exchanges;
 mod http;
 mod json;
@@ -313,6 +315,8 @@ async fn route(management: &Management, request: &ApiRequest) -> Result<HttpResp
         ["health", "checks", "alarms"] => Ok(overview::alarms(management)),
 
         ["channels"] => listing(connections::channels(management, request)),
+        ["consumers"] => consumers::list(management, request, None).await,
+        ["consumers", vhost] => consumers::list(management, request, Some(vhost)).await,
         _ => Err(ApiError::NotFound),
     }
 }

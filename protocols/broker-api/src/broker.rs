@@ -65,6 +65,8 @@ pub trait Broker: Send + Sync + 'static {
 /// list that changes only on channel open and close, behind a mutex.
 #[derive(Debug, Default)]
 pub struct ConnectionReport {
+    /// The id the adapter gave the connection, which its consumers carry.
+    connection: OnceLock<ConnectionId>,
     user: OnceLock<String>,
     vhost: OnceLock<String>,
     client_id: OnceLock<String>,
@@ -97,6 +99,15 @@ impl ConnectionReport {
     pub fn opened(&self, user: &str, vhost: &str) {
         let _ = self.user.set(user.to_owned());
         let _ = self.vhost.set(vhost.to_owned());
+    }
+
+    /// The adapter's id for the connection (see [`ConsumeSpec::connection`](crate::ConsumeSpec)).
+    pub fn set_connection(&self, id: ConnectionId) {
+        let _ = self.connection.set(id);
+    }
+
+    pub fn connection(&self) -> Option<ConnectionId> {
+        self.connection.get().copied()
     }
 
     /// The client's own name for itself: an MQTT client id, an AMQP `connection_name`.

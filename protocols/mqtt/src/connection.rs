@@ -342,10 +342,15 @@ pub struct Connection {
 
 impl Connection {
     fn new(peer: SocketAddr, broker: Arc<dyn Broker>, shared: Arc<MqttShared>) -> Self {
+        let id = ConnectionId::next();
+        let report = broker.report();
+        if let Some(report) = &report {
+            report.set_connection(id);
+        }
         Connection {
-            id: ConnectionId::next(),
+            id,
             peer,
-            report: broker.report(),
+            report,
             broker,
             shared,
             version: None,

@@ -244,8 +244,12 @@ impl Connection {
     fn new(peer: SocketAddr, broker: Arc<dyn Broker>, settings: Arc<StompSettings>) -> Self {
         let alarm = broker.publish_blocked();
         let report = broker.report();
+        let id = ConnectionId::next();
+        if let Some(report) = &report {
+            report.set_connection(id);
+        }
         Connection {
-            id: ConnectionId::next(),
+            id,
             peer,
             broker,
             settings,

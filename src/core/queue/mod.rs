@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use mqbridge_broker_api::{
-    BoxFuture, BrokerError, Confirm, ConsumeSpec, ConsumerEvent, ConsumerId, DeliverySink, GetOk,
-    Message, QueueHandle, Settlement,
+    BoxFuture, BrokerError, Confirm, ConnectionId, ConsumeSpec, ConsumerEvent, ConsumerId,
+    DeliverySink, GetOk, Message, QueueHandle, Settlement,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -45,6 +45,8 @@ enum Command {
     Purge(oneshot::Sender<u32>),
     /// A redeclaration: the queue counts as used (for `x-expires`).
     Touch,
+    /// The consumers, for the management API.
+    Consumers(oneshot::Sender<Vec<ConsumerInfo>>),
     /// A policy changed what the queue is configured with. The generation orders changes
     /// that may arrive out of order (see [`QueueRef::reconfigure`]).
     Reconfigure(Box<QueueConfig>, u64),
@@ -110,6 +112,20 @@ impl MessageTotals {
             acknowledged: self.acknowledged.load(Ordering::Relaxed),
         }
     }
+}
+
+/// One consumer of a queue, as the management API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerInfo {
+    /// The connection it belongs to.
+    pub connection: ConnectionId,
+    pub tag: String,
+    pub ack_required: bool,
+    pub exclusive: bool,
+    /// 0: no limit.
+    pub prefetch: u32,
+    /// Deliveries it has not settled yet.
+    pub unacknowledged: u32,
 }
 
 /// A queue's counters as read at one moment.
@@ -178,6 +194,14 @@ impl QueueRef {
     /// The queue's counters as its task last published them.
     pub fn counts(&self) -> QueueCounts {
         self.counters.read()
+    }
+
+    /// The queue's consumers now; none if the queue is gone.
+    pub async fn consumers(&self) -> Vec<ConsumerInfo> {
+        let (reply, answer) = oneshot::channel();
+        self.call(Command::Consumers(reply), answer)
+            .await
+            .unwrap_or_default()
     }
 
     /// Tells the queue it was redeclared.

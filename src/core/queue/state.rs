@@ -17,7 +17,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::arguments::{Overflow, QueueConfig};
 use super::dead_letter::{self, Reason, Target};
 use super::ready::{Entry, ReadyMessages};
-use super::{MessageEvents, MessageTotals, QueueCounters, QueueStore};
+use super::{ConsumerInfo, MessageEvents, MessageTotals, QueueCounters, QueueStore};
 use crate::core::memory::MemoryGauge;
 use crate::store::{Durable, Record};
 
@@ -316,6 +316,19 @@ impl QueueState {
             self.dead_letter(&entry.message, Reason::MaxLength);
             self.release(entry);
         }
+    }
+
+    /// The consumers as the management API lists them.
+    pub fn consumers(&self) -> Vec<ConsumerInfo> {
+        let info = |c: &Consumer| ConsumerInfo {
+            connection: c.spec.connection,
+            tag: c.spec.tag.clone(),
+            ack_required: !c.spec.no_ack,
+            exclusive: c.spec.exclusive,
+            prefetch: c.spec.prefetch,
+            unacknowledged: c.unacked,
+        };
+        self.consumers.iter().map(info).collect()
     }
 
     pub fn consume(&mut self, spec: ConsumeSpec) -> Result<(), BrokerError> {

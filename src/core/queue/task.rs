@@ -143,6 +143,9 @@ impl QueueTask {
                 let _ = reply.send(self.state.purge());
             }
             Command::Touch => self.state.touch(),
+            Command::Consumers(reply) => {
+                let _ = reply.send(self.state.consumers());
+            }
             Command::Reconfigure(config, generation) => {
                 self.state.reconfigure(*config, generation);
             }

@@ -7,6 +7,7 @@ use mqbridge_broker_api::{BindingSpec, ExchangeSpec};
 
 use super::{QueueEntry, VHost};
 use crate::core::inspect::{MessageEvents, QueueSnapshot};
+use crate::core::queue::{ConsumerInfo, QueueRef};
 
 impl VHost {
     /// Every queue, by name.
@@ -61,6 +62,28 @@ impl VHost {
             ))
         });
         bindings
+    }
+
+    /// Every queue's consumers, by queue name. Asks each queue with consumers in turn, so it
+    /// waits for each queue task's answer; no lock is held meanwhile.
+    pub async fn consumers(&self) -> Vec<(String, ConsumerInfo)> {
+        let queues: Vec<(String, std::sync::Arc<QueueRef>)> = {
+            let definitions = self.read();
+            let with_consumers = definitions
+                .queues
+                .iter()
+                .filter(|(_, q)| q.handle.counts().consumers > 0);
+            with_consumers
+                .map(|(name, q)| (name.clone(), std::sync::Arc::clone(&q.handle)))
+                .collect()
+        };
+        let mut listed = Vec::new();
+        for (name, handle) in queues {
+            let consumers = handle.consumers().await;
+            listed.extend(consumers.into_iter().map(|c| (name.clone(), c)));
+        }
+        listed.sort_by(|a, b| (&a.0, &a.1.tag).cmp(&(&b.0, &b.1.tag)));
+        listed
     }
 
     /// Messages published, delivered and acknowledged by every queue this vhost has had.
