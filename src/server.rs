@@ -274,10 +274,12 @@ impl Listeners<'_> {
         // `$SYS/broker/messages/*` are the connections' own counts, the ones `/metrics` sums.
         let registry = Arc::clone(self.registry);
         let totals: mqbridge_mqtt::MessageTotals = Arc::new(move || {
-            let totals = registry.message_totals();
-            totals
-                .values()
-                .fold((0, 0), |(p, d), (a, b)| (p + a, d + b))
+            let mut sum = mqbridge_broker_api::MessageCounts::default();
+            registry
+                .message_totals()
+                .into_values()
+                .for_each(|c| sum += c);
+            (sum.published, sum.delivered)
         });
         let statistics = mqbridge_mqtt::publish_statistics(
             Arc::clone(&shared),
@@ -379,13 +381,15 @@ impl Listeners<'_> {
             listener,
             self.accepting("sqs", address),
             self.shutdown.subscribe(),
-            // Each request acts as its access key's user; the connection has none of its own.
-            move |stream, peer, _broker, shutdown| {
-                mqbridge_sqs::serve(
+            // Each request acts as its access key's user: the connection reports only the
+            // messages its requests move.
+            move |stream, peer, broker, shutdown| {
+                mqbridge_sqs::serve_reporting(
                     stream,
                     peer,
                     Arc::clone(&service),
                     Some(Arc::clone(&neighbor)),
+                    broker.report(),
                     shutdown,
                 )
             },

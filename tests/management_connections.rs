@@ -11,11 +11,15 @@ use common::{
     Broker, assert_round_trip, connect_url, declare, eventually, get, next_error, publish,
     reply_code, within,
 };
+use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use rumqttc::QoS;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use serde_json::Value;
+
+/// How long one turn of an MQTT event loop is driven while waiting for something else.
+const POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The listed connection whose `field` is `value`, once it is listed so.
 async fn listed(api: &Api, field: &str, value: &str) -> Value {
@@ -49,6 +53,13 @@ async fn an_amqp_connection_shows_its_user_vhost_name_channels_and_messages() {
         publish(&channel, "", "invoices", body).await;
     }
     assert!(get(&channel, "invoices").await.is_some());
+    let taken = within(channel.basic_get("invoices".into(), BasicGetOptions { no_ack: false }))
+        .await
+        .expect("basic.get")
+        .expect("a message");
+    within(taken.delivery.ack(BasicAckOptions::default()))
+        .await
+        .expect("ack");
 
     let entry = listed(&api, "connection_name", "billing").await;
     assert_eq!(entry["user"], "guest");
@@ -56,7 +67,7 @@ async fn an_amqp_connection_shows_its_user_vhost_name_channels_and_messages() {
     assert_eq!(entry["protocol"], "AMQP 0-9-1");
     assert_eq!(entry["channels"], 2);
     assert_eq!(entry["messages_published"], 3);
-    assert_eq!(entry["messages_delivered"], 1);
+    assert_eq!(entry["messages_delivered"], 2);
     let channels = api.get_ok("/api/channels").await;
     let names: Vec<&str> = channels
         .as_array()
@@ -84,7 +95,11 @@ async fn an_amqp_connection_shows_its_user_vhost_name_channels_and_messages() {
         let text = api.metrics("/metrics").await;
         let published = r#"mqbridge_protocol_messages_published_total{protocol="AMQP 0-9-1"}"#;
         let delivered = r#"mqbridge_protocol_messages_delivered_total{protocol="AMQP 0-9-1"}"#;
-        sample(&text, published) == Some(3.0) && sample(&text, delivered) == Some(1.0)
+        let acknowledged =
+            r#"mqbridge_protocol_messages_acknowledged_total{protocol="AMQP 0-9-1"}"#;
+        sample(&text, published) == Some(3.0)
+            && sample(&text, delivered) == Some(2.0)
+            && sample(&text, acknowledged) == Some(1.0)
     })
     .await;
 }
@@ -120,6 +135,20 @@ async fn an_mqtt_connection_shows_its_client_id_and_counts_by_protocol() {
     let text = api.metrics("/metrics").await;
     let published = r#"mqbridge_protocol_messages_published_total{protocol="MQTT"}"#;
     assert_eq!(sample(&text, published), Some(2.0), "{text}");
+    // rumqttc sends its PUBACKs as its event loop runs: drive it until both are counted.
+    let acknowledged = r#"mqbridge_protocol_messages_acknowledged_total{protocol="MQTT"}"#;
+    within(async {
+        loop {
+            let polled = tokio::time::timeout(POLL, mqtt.events.poll()).await;
+            if let Ok(Err(error)) = polled {
+                panic!("mqtt connection failed: {error}");
+            }
+            if sample(&api.metrics("/metrics").await, acknowledged) == Some(2.0) {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -294,5 +323,64 @@ async fn consumers_are_listed_with_their_queue_and_connection() {
     assert_eq!(
         api.get_ok("/api/consumers").await.as_array().map(Vec::len),
         Some(list.len())
+    );
+}
+
+#[tokio::test]
+async fn sqs_requests_count_under_their_protocol() {
+    let broker = Broker::start().await;
+    let api = Api::new(&broker);
+    let sqs = common::sqs::client(&broker);
+    let url = common::sqs::create_queue(&sqs, "counted").await;
+    let batch: Vec<_> = (0..3)
+        .map(|i| {
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(format!("m{i}"))
+                .message_body(format!("body {i}"))
+                .build()
+                .expect("entry")
+        })
+        .collect();
+    within(
+        sqs.send_message_batch()
+            .queue_url(&url)
+            .set_entries(Some(batch))
+            .send(),
+    )
+    .await
+    .expect("batch");
+    let received = within(
+        sqs.receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .send(),
+    )
+    .await
+    .expect("receive");
+    let messages = received.messages.unwrap_or_default();
+    assert!(!messages.is_empty());
+    let receipt = messages[0].receipt_handle.clone().expect("receipt");
+    within(
+        sqs.delete_message()
+            .queue_url(&url)
+            .receipt_handle(receipt)
+            .send(),
+    )
+    .await
+    .expect("delete");
+
+    let text = api.metrics("/metrics").await;
+    let metric = |name: &str| sample(&text, &format!(r#"{name}{{protocol="SQS/SNS"}}"#));
+    assert_eq!(
+        metric("mqbridge_protocol_messages_published_total"),
+        Some(3.0)
+    );
+    assert_eq!(
+        metric("mqbridge_protocol_messages_delivered_total"),
+        Some(messages.len() as f64)
+    );
+    assert_eq!(
+        metric("mqbridge_protocol_messages_acknowledged_total"),
+        Some(1.0)
     );
 }

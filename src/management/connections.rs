@@ -94,7 +94,7 @@ pub const CLOSED_BY_OPERATOR: &str = "Closed via management plugin";
 
 fn describe(management: &Management, connection: &ConnectionInfo) -> Value {
     let report = &connection.report;
-    let (published, delivered) = report.messages();
+    let counts = report.messages();
     let connected_at = connection
         .connected_at
         .duration_since(UNIX_EPOCH)
@@ -117,8 +117,9 @@ fn describe(management: &Management, connection: &ConnectionInfo) -> Value {
         "vhost": report.vhost(),
         "client_properties": client_properties(connection),
         "channels": report.channels().len(),
-        "messages_published": published,
-        "messages_delivered": delivered,
+        "messages_published": counts.published,
+        "messages_delivered": counts.delivered,
+        "messages_acknowledged": counts.acknowledged,
     })
 }
 

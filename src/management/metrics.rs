@@ -9,12 +9,14 @@
 //!
 //! Queue message totals are broker-wide: queues count what they accept, deliver and have
 //! acknowledged, and do not know which protocol a publisher or consumer speaks. The
-//! connections count by protocol what their clients published and were sent
-//! (`mqbridge_protocol_messages_*_total`, AMQP, MQTT and STOMP, WebSocket ones under MQTT and
-//! STOMP's listener `ws`); SQS and SNS requests are not connections and are not counted there.
+//! connections count by protocol what their clients published, were sent and acknowledged
+//! (`mqbridge_protocol_messages_*_total`: AMQP, MQTT, STOMP, the WebSocket listener's, and
+//! SQS's requests; SNS requests are not counted there).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+
+use mqbridge_broker_api::MessageCounts;
 
 use super::Management;
 use super::http::{self, ApiError, HttpResponse};
@@ -85,8 +87,9 @@ fn aggregated(management: &Management, out: &mut String) {
     let help = "Connections currently open, by listener";
     family(out, "mqbridge_connections", "gauge", help, &samples);
     let totals = management.registry.message_totals();
-    let published: fn(&(u64, u64)) -> u64 = |counts| counts.0;
-    let delivered: fn(&(u64, u64)) -> u64 = |counts| counts.1;
+    let published: fn(&MessageCounts) -> u64 = |counts| counts.published;
+    let delivered: fn(&MessageCounts) -> u64 = |counts| counts.delivered;
+    let acknowledged: fn(&MessageCounts) -> u64 = |counts| counts.acknowledged;
     for (name, help, count) in [
         (
             "mqbridge_protocol_messages_published_total",
@@ -97,6 +100,11 @@ fn aggregated(management: &Management, out: &mut String) {
             "mqbridge_protocol_messages_delivered_total",
             "Messages sent to clients, by protocol",
             delivered,
+        ),
+        (
+            "mqbridge_protocol_messages_acknowledged_total",
+            "Deliveries clients acknowledged, by protocol",
+            acknowledged,
         ),
     ] {
         let samples: Vec<(String, u64)> = totals

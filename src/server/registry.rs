@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use mqbridge_broker_api::{Broker, BrokerError, ConnectionReport, User, VirtualHost};
+use mqbridge_broker_api::{
+    Broker, BrokerError, ConnectionReport, MessageCounts, User, VirtualHost,
+};
 use tokio::sync::watch;
 
 /// One accepted connection: what the listener saw, and what its adapter reported.
@@ -70,8 +72,8 @@ pub struct ConnectionRegistry {
 #[derive(Debug, Default)]
 struct Connections {
     open: BTreeMap<u64, ConnectionInfo>,
-    /// Messages published and delivered by closed connections, by protocol.
-    closed: BTreeMap<&'static str, (u64, u64)>,
+    /// Messages counted by closed connections, by protocol.
+    closed: BTreeMap<&'static str, MessageCounts>,
 }
 
 impl ConnectionRegistry {
@@ -104,15 +106,13 @@ impl ConnectionRegistry {
         self.lock().open.values().cloned().collect()
     }
 
-    /// Messages published and delivered over each protocol since the broker started, open
-    /// and closed connections together, by protocol name (`AMQP 0-9-1`, `MQTT`, ...).
-    pub fn message_totals(&self) -> BTreeMap<&'static str, (u64, u64)> {
+    /// Messages published, delivered and acknowledged over each protocol since the broker
+    /// started, open and closed connections together, by protocol name (`AMQP 0-9-1`, ...).
+    pub fn message_totals(&self) -> BTreeMap<&'static str, MessageCounts> {
         let connections = self.lock();
         let mut totals = connections.closed.clone();
         for info in connections.open.values() {
-            let (published, delivered) = info.report.messages();
-            let total = totals.entry(info.protocol()).or_default();
-            *total = (total.0 + published, total.1 + delivered);
+            *totals.entry(info.protocol()).or_default() += info.report.messages();
         }
         totals
     }
@@ -154,9 +154,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut connections = self.registry.lock();
         if let Some(info) = connections.open.remove(&self.id) {
-            let (published, delivered) = info.report.messages();
-            let total = connections.closed.entry(info.protocol()).or_default();
-            *total = (total.0 + published, total.1 + delivered);
+            *connections.closed.entry(info.protocol()).or_default() += info.report.messages();
         }
     }
 }
@@ -230,9 +228,15 @@ mod tests {
         first.report.published();
         first.report.delivered();
         second.report.delivered();
+        second.report.acknowledged(1);
+        let expected = MessageCounts {
+            published: 1,
+            delivered: 2,
+            acknowledged: 1,
+        };
         drop(first);
-        assert_eq!(registry.message_totals().get("MQTT"), Some(&(1, 2)));
+        assert_eq!(registry.message_totals().get("MQTT"), Some(&expected));
         drop(second);
-        assert_eq!(registry.message_totals().get("MQTT"), Some(&(1, 2)));
+        assert_eq!(registry.message_totals().get("MQTT"), Some(&expected));
     }
 }

@@ -120,6 +120,13 @@ impl Ctx {
         }
     }
 
+    /// Counts deliveries the client acknowledged.
+    pub fn acknowledged(&self, count: usize) {
+        if let Some(report) = self.report.as_ref().filter(|_| count > 0) {
+            report.acknowledged(count);
+        }
+    }
+
     /// Counts a message written to the client (basic.deliver, basic.get-ok).
     pub fn delivered(&self) {
         if let Some(report) = &self.report {

@@ -75,6 +75,7 @@ pub struct ConnectionReport {
     channels: Mutex<Vec<u16>>,
     published: AtomicU64,
     delivered: AtomicU64,
+    acknowledged: AtomicU64,
     /// Set by an operator's close (or the user's deletion); the adapter closes the connection
     /// with the protocol's own words for it.
     close_reason: OnceLock<String>,
@@ -132,6 +133,22 @@ impl ConnectionReport {
         self.delivered.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds a request's worth of counts at once (an SQS batch).
+    pub fn add(&self, counts: MessageCounts) {
+        self.published
+            .fetch_add(counts.published, Ordering::Relaxed);
+        self.delivered
+            .fetch_add(counts.delivered, Ordering::Relaxed);
+        self.acknowledged
+            .fetch_add(counts.acknowledged, Ordering::Relaxed);
+    }
+
+    /// The client acknowledged `count` deliveries (not counting those it took without
+    /// acknowledgement, as RabbitMQ's `ack` does not).
+    pub fn acknowledged(&self, count: usize) {
+        self.acknowledged.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
     pub fn user(&self) -> Option<&str> {
         self.user.get().map(String::as_str)
     }
@@ -152,12 +169,29 @@ impl ConnectionReport {
             .clone()
     }
 
-    /// Messages published and delivered so far.
-    pub fn messages(&self) -> (u64, u64) {
-        (
-            self.published.load(Ordering::Relaxed),
-            self.delivered.load(Ordering::Relaxed),
-        )
+    /// Messages published, delivered and acknowledged so far.
+    pub fn messages(&self) -> MessageCounts {
+        MessageCounts {
+            published: self.published.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            acknowledged: self.acknowledged.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Message counts of a connection, or a sum of them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MessageCounts {
+    pub published: u64,
+    pub delivered: u64,
+    pub acknowledged: u64,
+}
+
+impl std::ops::AddAssign for MessageCounts {
+    fn add_assign(&mut self, other: MessageCounts) {
+        self.published += other.published;
+        self.delivered += other.delivered;
+        self.acknowledged += other.acknowledged;
     }
 }
 

@@ -28,7 +28,7 @@ pub mod reply;
 pub mod text;
 pub mod vhost;
 
-pub use broker::{Broker, ConnectionId, ConnectionReport, User, close_requested};
+pub use broker::{Broker, ConnectionId, ConnectionReport, MessageCounts, User, close_requested};
 pub use confirm::{Confirm, ConfirmSink};
 pub use error::BrokerError;
 pub use message::{HeaderValue, Headers, MESSAGE_GROUP_HEADER, Message, Properties};

@@ -21,6 +21,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use mqbridge_broker_api::{ConnectionReport, MessageCounts};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
@@ -43,6 +44,21 @@ pub async fn serve<S>(
     peer: SocketAddr,
     service: Arc<SqsService>,
     neighbor: Option<Arc<dyn Neighbor>>,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve_reporting(stream, peer, service, neighbor, None, shutdown).await;
+}
+
+/// [`serve`], counting the messages each request sends, receives and deletes in `report`
+/// (the broker's per-protocol totals).
+pub async fn serve_reporting<S>(
+    stream: S,
+    peer: SocketAddr,
+    service: Arc<SqsService>,
+    neighbor: Option<Arc<dyn Neighbor>>,
+    report: Option<Arc<ConnectionReport>>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -50,7 +66,17 @@ pub async fn serve<S>(
     let handler = service_fn(move |request| {
         let service = Arc::clone(&service);
         let neighbor = neighbor.clone();
-        async move { Ok::<_, Infallible>(respond(&service, neighbor.as_deref(), peer, request).await) }
+        let report = report.clone();
+        async move {
+            let response = respond(
+                &service,
+                neighbor.as_deref(),
+                report.as_deref(),
+                peer,
+                request,
+            );
+            Ok::<_, Infallible>(response.await)
+        }
     });
     let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), handler);
     tokio::pin!(connection);
@@ -67,6 +93,25 @@ pub async fn serve<S>(
     }
 }
 
+/// The messages a successful request sent (published), received (delivered) and deleted
+/// (acknowledged).
+fn moved(action: &str, result: &serde_json::Value) -> MessageCounts {
+    let entries = |key: &str| {
+        let list = result.get(key).and_then(serde_json::Value::as_array);
+        list.map_or(0, |list| list.len() as u64)
+    };
+    let mut counts = MessageCounts::default();
+    match action {
+        "SendMessage" => counts.published = 1,
+        "SendMessageBatch" => counts.published = entries("Successful"),
+        "ReceiveMessage" => counts.delivered = entries("Messages"),
+        "DeleteMessage" => counts.acknowledged = 1,
+        "DeleteMessageBatch" => counts.acknowledged = entries("Successful"),
+        _ => {}
+    }
+    counts
+}
+
 /// What a request came to: an SQS result, or the neighbor's whole answer.
 enum Answer {
     Sqs(Request, serde_json::Value),
@@ -76,17 +121,14 @@ enum Answer {
 async fn respond(
     service: &SqsService,
     neighbor: Option<&dyn Neighbor>,
+    report: Option<&ConnectionReport>,
     peer: SocketAddr,
     request: hyper::Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let request_id = new_uuid();
     let (parts, body) = request.into_parts();
     let target = header(&parts, "x-amz-target").map(str::to_owned);
-    let protocol = if target.is_some() {
-        Protocol::Json
-    } else {
-        Protocol::Query
-    };
+    let protocol = target.as_ref().map_or(Protocol::Query, |_| Protocol::Json);
     let host = header(&parts, HOST.as_str())
         .unwrap_or(HOST_DEFAULT)
         .to_owned();
@@ -141,6 +183,9 @@ async fn respond(
         let result = service
             .handle(&request.action, &request.params, &context)
             .await?;
+        if let Some(report) = report {
+            report.add(moved(&request.action, &result));
+        }
         Ok(Answer::Sqs(request, result))
     }
     .await;

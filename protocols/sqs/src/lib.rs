@@ -49,7 +49,7 @@ pub mod sigv4;
 pub mod translate;
 
 pub use auth::AccessKey;
-pub use connection::{response, serve};
+pub use connection::{response, serve, serve_reporting};
 pub use error::{ErrorKind, SqsError};
 pub use neighbor::{Claim, Neighbor, NeighborRequest};
 pub use service::{REQUEST_SIZE_MAX_DEFAULT, SqsService, SqsSettings};

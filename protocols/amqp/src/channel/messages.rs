@@ -46,8 +46,10 @@ impl Channel {
             M::Cancel(cancel) => self.cancel(ctx, out, cancel).await,
             M::Get(get) => self.get(ctx, out, get).await?,
             M::Ack(ack) => {
-                self.settle(ack.delivery_tag, ack.multiple, Settlement::Ack)
-                    .await?
+                let settled = self
+                    .settle(ack.delivery_tag, ack.multiple, Settlement::Ack)
+                    .await?;
+                ctx.acknowledged(settled);
             }
             M::Reject(reject) => {
                 self.settle(
@@ -55,7 +57,7 @@ impl Channel {
                     false,
                     requeue_or_reject(reject.requeue),
                 )
-                .await?
+                .await?;
             }
             M::Nack(nack) => {
                 self.settle(
@@ -63,7 +65,7 @@ impl Channel {
                     nack.multiple,
                     requeue_or_reject(nack.requeue),
                 )
-                .await?
+                .await?;
             }
             M::Recover(_) => {
                 self.requeue_all().await;
@@ -333,18 +335,26 @@ impl Channel {
         );
     }
 
+    /// Settles what an ack, nack or reject names; how many were settled now (none inside a
+    /// transaction, where they wait for the commit).
     pub(super) async fn settle(
         &mut self,
         delivery_tag: u64,
         multiple: bool,
         settlement: Settlement,
-    ) -> Result<(), Violation> {
+    ) -> Result<usize, Violation> {
         let taken = self.take_unacked(delivery_tag, multiple)?;
         match &mut self.tx {
-            Some(tx) => tx.settles.push((taken, settlement)),
-            None => settle_grouped(taken.into_values().collect(), settlement).await,
+            Some(tx) => {
+                tx.settles.push((taken, settlement));
+                Ok(0)
+            }
+            None => {
+                let settled = taken.len();
+                settle_grouped(taken.into_values().collect(), settlement).await;
+                Ok(settled)
+            }
         }
-        Ok(())
     }
 
     /// Removes the deliveries an ack/nack/reject names. [AMQP 0-9-1 basic.ack] "a delivery tag

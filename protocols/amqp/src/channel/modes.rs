@@ -2,6 +2,7 @@
 //! that answer it).
 
 use amq_protocol::protocol::{AMQPClass, basic, confirm, tx};
+use mqbridge_broker_api::Settlement;
 
 use super::messages::settle_grouped;
 use super::{Channel, ConfirmMode, Transaction, server_only};
@@ -53,6 +54,9 @@ impl Channel {
             result = result.and(self.publish(ctx, out, publish, content).await);
         }
         for (taken, settlement) in work.settles {
+            if settlement == Settlement::Ack {
+                ctx.acknowledged(taken.len());
+            }
             settle_grouped(taken.into_values().collect(), settlement).await;
         }
         result

@@ -501,6 +501,9 @@ impl Connection {
     async fn settle_acknowledged(&self, delivery: (ConsumerId, u64)) {
         if let Some(opened) = self.opened.as_ref() {
             opened.settle(vec![delivery], Settlement::Ack).await;
+            if let Some(report) = &self.report {
+                report.acknowledged(1);
+            }
         }
     }
 

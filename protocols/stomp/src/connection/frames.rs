@@ -152,6 +152,13 @@ impl Connection {
             let tags = taken.iter().map(|p| p.tag).collect();
             queue.settle(consumer, tags, settlement).await;
         }
+        if let Some(report) = self
+            .report
+            .as_ref()
+            .filter(|_| settlement == Settlement::Ack)
+        {
+            report.acknowledged(taken.len());
+        }
         Ok(())
     }
 
