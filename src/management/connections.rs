@@ -1,8 +1,9 @@
 //! `/api/connections`: the sockets the protocol listeners are serving, from the server's
 //! registry, with what each adapter reported: the user and vhost once it opened one, its
-//! client id (MQTT client id, AMQP `connection_name`) and its channels (AMQP). Fields not
-//! known yet (before login) are null. `/api/channels` lists each AMQP connection's open
-//! channels by number, RabbitMQ's `conn (n)` names, with the connection's user and vhost.
+//! client id (MQTT client id, AMQP `connection_name`) and its channels (AMQP). `user` and
+//! `vhost` are left out until the connection logs in. `/api/channels` lists each AMQP
+//! connection's open channels by number, RabbitMQ's `conn (n)` names, with the connection's
+//! user and vhost.
 //!
 //! As in RabbitMQ, administrators and monitoring users see every connection, others their
 //! own; a `DELETE` closes one (an administrator's, or the user's own) with the protocol's own
@@ -100,7 +101,7 @@ fn describe(management: &Management, connection: &ConnectionInfo) -> Value {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
-    json!({
+    let mut described = json!({
         "name": connection.name(),
         "node": management.node,
         "type": "network",
@@ -113,14 +114,19 @@ fn describe(management: &Management, connection: &ConnectionInfo) -> Value {
         "peer_port": connection.peer.port(),
         "connected_at": connected_at,
         "state": "running",
-        "user": report.user(),
-        "vhost": report.vhost(),
         "client_properties": client_properties(connection),
         "channels": report.channels().len(),
         "messages_published": counts.published,
         "messages_delivered": counts.delivered,
         "messages_acknowledged": counts.acknowledged,
-    })
+    });
+    // Known once the connection logs in; left out until then rather than null, as
+    // rabbitmqadmin prints every field as text.
+    if let (Some(user), Some(vhost)) = (report.user(), report.vhost()) {
+        described["user"] = json!(user);
+        described["vhost"] = json!(vhost);
+    }
+    described
 }
 
 /// The client's name for itself where RabbitMQ's tools look for it: `connection_name` (AMQP)

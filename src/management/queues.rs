@@ -96,7 +96,7 @@ pub fn describe(management: &Management, vhost: &str, queue: &QueueSnapshot) -> 
         let record = policies.into_iter().find(|p| p.name == *name)?;
         Some(record.definition)
     });
-    json!({
+    let mut described = json!({
         "name": queue.spec.name,
         "vhost": vhost,
         "durable": queue.spec.durable,
@@ -106,14 +106,18 @@ pub fn describe(management: &Management, vhost: &str, queue: &QueueSnapshot) -> 
         "node": management.node,
         "type": "classic",
         "state": "running",
-        "policy": queue.policy,
         "effective_policy_definition": effective.unwrap_or_default(),
         "messages": ready + unacknowledged,
         "messages_ready": ready,
         "messages_unacknowledged": unacknowledged,
         "consumers": counts.consumers,
         "message_stats": management.rates.message_stats(&subject, counts.events),
-    })
+    });
+    // Left out rather than null when there is none: rabbitmqadmin prints fields as text.
+    if let Some(policy) = &queue.policy {
+        described["policy"] = json!(policy);
+    }
+    described
 }
 
 fn declare(

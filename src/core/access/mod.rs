@@ -156,7 +156,12 @@ struct Failures(HashMap<IpAddr, (u32, Instant)>);
 
 /// Failed logins older than this are forgotten.
 const FAILURE_MEMORY: Duration = Duration::from_secs(60);
-/// The wait after the first failure; it doubles with each further one, up to the cap.
+/// Failures a peer may have in the memory window before it is slowed: mistyped passwords
+/// are not an attack, and every client behind one address waits once it is slowed
+/// (fail2ban's `maxretry` default).
+const FAILURES_FORGIVEN: u32 = 5;
+/// The wait after the first failure past those; it doubles with each further one, up to the
+/// cap.
 const FAILURE_DELAY_BASE: Duration = Duration::from_millis(250);
 const FAILURE_DELAY_MAX: Duration = Duration::from_secs(4);
 /// Peers remembered at once; beyond it the oldest half is dropped, so a spray of addresses
@@ -180,8 +185,10 @@ impl Failures {
 
     fn delay(&self, peer: IpAddr, now: Instant) -> Duration {
         match self.0.get(&peer) {
-            Some(&(count, at)) if now.duration_since(at) <= FAILURE_MEMORY => {
-                let doublings = count.saturating_sub(1).min(8);
+            Some(&(count, at))
+                if count > FAILURES_FORGIVEN && now.duration_since(at) <= FAILURE_MEMORY =>
+            {
+                let doublings = (count - FAILURES_FORGIVEN - 1).min(8);
                 (FAILURE_DELAY_BASE * 2u32.pow(doublings)).min(FAILURE_DELAY_MAX)
             }
             _ => Duration::ZERO,
@@ -283,9 +290,14 @@ impl Access {
     }
 
     /// How long a new connection from `peer` waits before it may try to log in: nothing,
-    /// unless logins from there failed in the last minute; then 250 ms, doubling with each
-    /// failure up to 4 s. Guessing passwords gets slow; other peers are not slowed.
+    /// unless more than five logins from there failed in the last minute; then 250 ms,
+    /// doubling with each further failure up to 4 s. Guessing passwords gets slow; other
+    /// peers are not slowed. Loopback is never slowed: it is this machine, whose users (tests,
+    /// sidecars) could not be told apart from a guesser (fail2ban ignores it by default too).
     pub fn login_delay(&self, peer: IpAddr) -> Duration {
+        if peer.is_loopback() {
+            return Duration::ZERO;
+        }
         self.failures
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

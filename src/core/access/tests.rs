@@ -106,11 +106,16 @@ fn failed_logins_slow_their_peer_down_and_no_one_else() {
     let other = IpAddr::from([192, 0, 2, 2]);
     assert_eq!(access.login_delay(guesser), std::time::Duration::ZERO);
     let mut delays = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..11 {
         assert!(access.authenticate("u", "guess", guesser).is_err());
         delays.push(access.login_delay(guesser).as_millis());
     }
-    assert_eq!(delays, [250, 500, 1000, 2000, 4000, 4000]);
+    assert_eq!(delays, [0, 0, 0, 0, 0, 250, 500, 1000, 2000, 4000, 4000]);
+    let local = IpAddr::from([127, 0, 0, 1]);
+    for _ in 0..10 {
+        assert!(access.authenticate("u", "guess", local).is_err());
+    }
+    assert_eq!(access.login_delay(local), std::time::Duration::ZERO);
     assert_eq!(access.login_delay(other), std::time::Duration::ZERO);
     // Asking for a certificate's identity is not a guess.
     assert!(access.authenticate("", "", other).is_err());
