@@ -10,6 +10,8 @@
 //! their streams to the same adapters.
 
 mod encrypted;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod registry;
 mod websocket;
 

@@ -39,6 +39,11 @@ pub struct Request {
 /// The `X-Amz-Target` prefix of SQS's JSON protocol.
 const TARGET_PREFIX: &str = "AmazonSQS.";
 
+/// The most dot-separated parts a Query parameter name may have. The deepest name SQS's model
+/// spells has 7 (`SendMessageBatchRequestEntry.N.MessageAttribute.N.Value.StringListValue.N`);
+/// `nest` recurses once per part, so a name of thousands of parts would overflow the stack.
+pub const NAME_PARTS_MAX: usize = 16;
+
 /// Parses a JSON protocol request; `target` is the `X-Amz-Target` header.
 pub fn parse_json(target: &str, body: &[u8]) -> Result<Request, SqsError> {
     let action = target.strip_prefix(TARGET_PREFIX).ok_or_else(|| {
@@ -83,6 +88,12 @@ pub fn parse_query(path: &str, query: &[u8], body: &[u8]) -> Result<Request, Sqs
             "Version" | "AWSAccessKeyId" | "Signature" | "SignatureMethod" | "SignatureVersion"
             | "Timestamp" | "Expires" | "SecurityToken" => {}
             k if k.starts_with("X-Amz-") => {}
+            k if k.split('.').nth(NAME_PARTS_MAX).is_some() => {
+                return Err(SqsError::new(
+                    ErrorKind::MalformedRequest,
+                    format!("A parameter name has more than {NAME_PARTS_MAX} parts."),
+                ));
+            }
             _ => pairs.push((key.into_owned(), value.into_owned())),
         }
     }
@@ -289,6 +300,18 @@ mod tests {
         let odd = "Action=X&Attribute.x.Name=a&Attribute.1=b&A..B=c&.=d&Tag.1.Key.Deep.er=e\
                    &SendMessageBatchRequestEntry.=f&SendMessageBatchRequestEntry.1=g";
         assert!(parse_query("/", b"", odd.as_bytes()).is_ok());
+    }
+
+    /// Found by review and confirmed with the sqs_request fuzz target: each part of a name
+    /// was one level of recursion (and a copy of the remaining parts), so a 40 KB body
+    /// overflowed the stack and took the broker down.
+    #[test]
+    fn a_name_of_thousands_of_parts_is_refused_not_recursed_into() {
+        let deep = format!("Action=SendMessage&{}=v", "a.".repeat(20_000));
+        let error = parse_query("/", b"", deep.as_bytes()).expect_err("too deep");
+        assert_eq!(error.kind, ErrorKind::MalformedRequest);
+        let limit = format!("Action=SendMessage&{}a=v", "a.".repeat(NAME_PARTS_MAX - 1));
+        assert!(parse_query("/", b"", limit.as_bytes()).is_ok());
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub fn decode(
     octets.advance(header.header_size);
     let version = version.unwrap_or(ProtocolVersion::V3_1_1);
     let mut r = Reader::new(octets, version.is_v5());
-    decode_body(header, &mut r).map(Some)
+    decode_body(header, version, &mut r).map(Some)
 }
 
 /// Reads and checks the fixed header without consuming it. The type and flags are checked
@@ -193,10 +193,14 @@ fn check_publish_flags(flags: u8) -> Result<(), DecodeError> {
     Ok(())
 }
 
-fn decode_body(header: FixedHeader, r: &mut Reader) -> Result<Packet, DecodeError> {
+fn decode_body(
+    header: FixedHeader,
+    version: ProtocolVersion,
+    r: &mut Reader,
+) -> Result<Packet, DecodeError> {
     let packet = match header.packet_type {
         CONNECT => Packet::Connect(Box::new(decode_connect(r)?)),
-        CONNACK => Packet::ConnAck(decode_connack(r)?),
+        CONNACK => Packet::ConnAck(decode_connack(r, version)?),
         PUBLISH => Packet::Publish(decode_publish(r, header.flags)?),
         PUBACK => Packet::PubAck(decode_ack(r, &PUBACK_RULES)?),
         PUBREC => Packet::PubRec(decode_ack(r, &PUBREC_RULES)?),
@@ -252,7 +256,7 @@ fn check_reason(code: u8, allowed: &[u8], error: &'static str) -> Result<u8, Dec
     }
 }
 
-fn decode_connack(r: &mut Reader) -> Result<ConnAck, DecodeError> {
+fn decode_connack(r: &mut Reader, version: ProtocolVersion) -> Result<ConnAck, DecodeError> {
     let flags = r.u8("the connect acknowledge flags")?;
     // [MQTT-3.2.2-1] "Bits 7-1 are reserved and MUST be set to 0." (3.1.1 says the same in
     // 3.2.2.1, without an id.)
@@ -282,7 +286,9 @@ fn decode_connack(r: &mut Reader) -> Result<ConnAck, DecodeError> {
     };
     r.finish("[MQTT 3.2] CONNACK has octets after its last field")?;
     Ok(ConnAck {
-        session_present: flags & 0x01 != 0,
+        // MQTT 3.1 has no session present flag: its first CONNACK octet is reserved (and
+        // unused), so bit 0 means nothing there, and encoding writes 0.
+        session_present: version != ProtocolVersion::V3_1 && flags & 0x01 != 0,
         code,
         properties,
     })

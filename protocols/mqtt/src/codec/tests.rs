@@ -194,6 +194,19 @@ fn connack_v3() {
     assert_eq!(encoded(&packet, ProtocolVersion::V3_1), [0x20, 2, 0, 0]);
 }
 
+/// Found by fuzzing (mqtt_packets): a 3.1 CONNACK with bit 0 set decoded as "session
+/// present", which 3.1 cannot say, so it did not survive a round trip.
+#[test]
+fn connack_v3_1_ignores_its_reserved_first_octet() {
+    let octets = [0x20, 0x02, 0x01, 0x00];
+    let packet = decode_one(&octets, Some(ProtocolVersion::V3_1)).unwrap();
+    let Packet::ConnAck(connack) = &packet else {
+        panic!("not a CONNACK: {packet:?}");
+    };
+    assert!(!connack.session_present);
+    assert_eq!(encoded(&packet, ProtocolVersion::V3_1), [0x20, 2, 0, 0]);
+}
+
 #[test]
 fn connack_v5_with_properties() {
     #[rustfmt::skip]
