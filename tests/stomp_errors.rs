@@ -233,8 +233,10 @@ async fn a_client_that_sends_heart_beats_stays_and_receives_them() {
     let broker = Broker::start_with(|c| c.stomp_heartbeat_ms = 100).await;
     let connect = connect_frame("1.2").with("heart-beat", "100,100");
     let (mut client, _) = StompClient::open_with(&broker, connect).await;
-    for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(80)).await;
+    // Beats at well under the 100 ms promised, so a busy machine's late wake-up does not
+    // make the client look silent.
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
         client.send_bytes(b"\n").await;
     }
     let queue = unique("beating");
