@@ -90,6 +90,15 @@ pub struct Config {
     /// Milliseconds between the management API's samples for message rates (RabbitMQ's
     /// `collect_statistics_interval`).
     pub collect_statistics_interval_ms: u64,
+    /// How long a write to a client may wait with the socket taking no byte before the
+    /// connection is closed as a slow consumer, in milliseconds (RabbitMQ's
+    /// `tcp_listen_options.send_timeout` with `send_timeout_close`).
+    pub send_timeout_ms: u64,
+    /// Most connections at once from one peer IP address, over all listeners; 0 for no limit.
+    pub max_connections_per_address: usize,
+    /// How long a client has to finish its TLS handshake, its WebSocket upgrade and its
+    /// protocol's login, each, in milliseconds (RabbitMQ's `handshake_timeout`).
+    pub handshake_timeout_ms: u64,
 }
 
 /// Large enough that old segments are few, small enough that reclaiming one is cheap.
@@ -128,6 +137,15 @@ const MEMORY_FRACTION_DEFAULT: f64 = 0.4;
 const MEMORY_FALLBACK_BYTES: u64 = 1 << 30;
 /// Long enough for clients to answer connection.close, short enough for service managers.
 const SHUTDOWN_GRACE_SECS_DEFAULT: u64 = 5;
+/// RabbitMQ's `tcp_listen_options.send_timeout`: long enough for a client paused by a GC or a
+/// congested link, short enough that a client that stopped reading loses its deliveries to
+/// the other consumers within seconds.
+const SEND_TIMEOUT_MS_DEFAULT: u64 = 15_000;
+/// Generous for NAT gateways and test runners sharing one address, small against the global
+/// `max_connections`, so one host cannot take every slot.
+const MAX_CONNECTIONS_PER_ADDRESS_DEFAULT: usize = 4_096;
+/// RabbitMQ's `handshake_timeout`.
+const HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -170,6 +188,9 @@ impl Default for Config {
             memory_high_watermark_bytes: default_memory_watermark(),
             shutdown_grace_secs: SHUTDOWN_GRACE_SECS_DEFAULT,
             collect_statistics_interval_ms: COLLECT_STATISTICS_INTERVAL_MS_DEFAULT,
+            send_timeout_ms: SEND_TIMEOUT_MS_DEFAULT,
+            max_connections_per_address: MAX_CONNECTIONS_PER_ADDRESS_DEFAULT,
+            handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS_DEFAULT,
         }
     }
 }
@@ -335,6 +356,15 @@ pub struct Settings {
     /// Milliseconds between samples for the management API's message rates.
     #[arg(long, env = "MQBRIDGE_COLLECT_STATISTICS_INTERVAL_MS", value_parser = clap::value_parser!(u64).range(100..))]
     pub collect_statistics_interval_ms: Option<u64>,
+    /// Milliseconds a write to a client may wait for the socket before it is closed.
+    #[arg(long, env = "MQBRIDGE_SEND_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub send_timeout_ms: Option<u64>,
+    /// Most connections at once from one IP address (0 = no limit).
+    #[arg(long, env = "MQBRIDGE_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+    /// Milliseconds a client has for each handshake step (TLS, WebSocket, login).
+    #[arg(long, env = "MQBRIDGE_HANDSHAKE_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub handshake_timeout_ms: Option<u64>,
 }
 
 /// An SQS access key and the broker user it acts as. In TOML:
@@ -429,6 +459,9 @@ impl Settings {
             memory_high_watermark_bytes,
             shutdown_grace_secs,
             collect_statistics_interval_ms,
+            send_timeout_ms,
+            max_connections_per_address,
+            handshake_timeout_ms,
         );
     }
 }

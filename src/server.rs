@@ -8,11 +8,17 @@
 //!
 //! The WebSocket listener (`websocket`) and the TLS twins of the listeners (`encrypted`) hand
 //! their streams to the same adapters.
+//!
+//! Every accepted socket passes the connection guards before any protocol sees it: the
+//! per-address cap (`registry`), TCP keepalive (`keepalive`) and the send timeout
+//! (`send_timeout`, which wraps the socket below TLS and WebSocket).
 
 mod encrypted;
 #[doc(hidden)]
 pub mod fuzzing;
+mod keepalive;
 pub(crate) mod registry;
+mod send_timeout;
 mod websocket;
 
 pub use encrypted::TlsAddrs;
@@ -29,11 +35,13 @@ use mqbridge_mqtt::{MqttSettings, MqttShared};
 use mqbridge_sns::{SnsNeighbor, SnsService};
 use mqbridge_sqs::{AccessKey, SqsService, SqsSettings};
 use mqbridge_stomp::StompSettings;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use self::registry::ConnectionRegistry;
+use self::send_timeout::SendTimeout;
 use crate::config::Config;
 use crate::core::memory::MemoryGauge;
 use crate::core::{Bootstrap, Core, DEFAULT_VHOST};
@@ -330,6 +338,8 @@ impl Listeners<'_> {
             logins: Arc::clone(self.logins),
             registry: Arc::clone(self.registry),
             listener,
+            per_address_max: self.config.max_connections_per_address,
+            send_timeout: Duration::from_millis(self.config.send_timeout_ms.max(1)),
         }
     }
 
@@ -341,9 +351,7 @@ impl Listeners<'_> {
         serve: F,
     ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)>
     where
-        F: Fn(tokio::net::TcpStream, SocketAddr, Arc<dyn Broker>, watch::Receiver<bool>) -> Fut
-            + Send
-            + 'static,
+        F: Fn(Accepted, SocketAddr, Arc<dyn Broker>, watch::Receiver<bool>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let listener = bind(self.config, &protocol.to_uppercase(), port).await?;
@@ -409,6 +417,7 @@ fn amqp_settings(config: &Config) -> Arc<AmqpSettings> {
         heartbeat_secs: config.heartbeat_secs,
         frame_max: config.frame_max,
         channel_max: config.channel_max,
+        handshake_timeout: handshake_timeout(config),
     })
 }
 
@@ -421,6 +430,7 @@ fn mqtt_shared(config: &Config) -> Arc<MqttShared> {
             .then(|| (config.default_user.clone(), config.default_pass.clone())),
         max_keep_alive: config.mqtt_max_keep_alive,
         sys_interval: Duration::from_secs(config.mqtt_sys_interval.max(1).into()),
+        handshake_timeout: handshake_timeout(config),
     })
 }
 
@@ -432,7 +442,14 @@ fn stomp_settings(config: &Config) -> Arc<StompSettings> {
         anonymous: config
             .stomp_anonymous
             .then(|| (config.default_user.clone(), config.default_pass.clone())),
+        handshake_timeout: handshake_timeout(config),
     })
+}
+
+/// `handshake_timeout_ms`, the bound on each step before a client is logged in: the TLS
+/// handshake, the WebSocket upgrade, the protocol's own opening.
+fn handshake_timeout(config: &Config) -> Duration {
+    Duration::from_millis(config.handshake_timeout_ms.max(1))
 }
 
 /// The SQS settings, with the configured access keys checked: each names a user the broker
@@ -496,7 +513,13 @@ struct Accepting {
     registry: Arc<ConnectionRegistry>,
     /// The listener's name in the registry (`amqp`, `mqtts`, ...).
     listener: &'static str,
+    /// `max_connections_per_address` (0: no cap).
+    per_address_max: usize,
+    send_timeout: Duration,
 }
+
+/// An accepted socket as the adapters get it: guarded by the send timeout.
+pub(crate) type Accepted = SendTimeout<TcpStream>;
 
 /// Accepts connections while a permit is free (so a full broker stops accepting rather than
 /// accepting and failing), and runs `serve` for each on its own task, registered for the
@@ -508,23 +531,16 @@ fn spawn_acceptor<F, Fut>(
     serve: F,
 ) -> JoinHandle<()>
 where
-    F: Fn(tokio::net::TcpStream, SocketAddr, Arc<dyn Broker>, watch::Receiver<bool>) -> Fut
-        + Send
-        + 'static,
+    F: Fn(Accepted, SocketAddr, Arc<dyn Broker>, watch::Receiver<bool>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let Accepting {
-        connections,
-        logins,
-        registry,
-        listener: name,
-    } = accepting;
-    let broker: Arc<dyn Broker> = Arc::clone(&logins) as Arc<dyn Broker>;
+    let broker: Arc<dyn Broker> = Arc::clone(&accepting.logins) as Arc<dyn Broker>;
     let bound = listener.local_addr().ok();
+    let mut refusals = RefusalLog::default();
     tokio::spawn(async move {
         loop {
             let permit = tokio::select! {
-                permit = Arc::clone(&connections).acquire_owned() => match permit {
+                permit = Arc::clone(&accepting.connections).acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => return,
                 },
@@ -542,10 +558,28 @@ where
                 },
                 _ = shutdown.changed() => return,
             };
-            let _ = stream.set_nodelay(true);
             let local = stream.local_addr().ok().or(bound).unwrap_or(peer);
-            let registration = registry.register(name, peer, local);
-            let delay = logins.access().login_delay(peer.ip());
+            let Some(registration) = accepting.registry.register(
+                accepting.listener,
+                peer,
+                local,
+                accepting.per_address_max,
+            ) else {
+                // Before any handshake, so the protocol's own refusal cannot be sent: the
+                // socket is closed as it is dropped.
+                refusals.refused(accepting.listener, peer, accepting.per_address_max);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            if let Err(error) = keepalive::enable(&stream) {
+                tracing::debug!(%peer, %error, "cannot set TCP keepalive");
+            }
+            let stream = SendTimeout::new(
+                stream,
+                accepting.send_timeout,
+                Arc::clone(&accepting.registry),
+            );
+            let delay = accepting.logins.access().login_delay(peer.ip());
             let reporting = registration.reporting(Arc::clone(&broker));
             let connection = serve(stream, peer, reporting, shutdown.clone());
             tokio::spawn(async move {
@@ -563,3 +597,33 @@ where
 
 /// Pause after a failed accept (e.g. EMFILE) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// A host opening connection after connection over its cap is logged once per this, with
+/// how many were refused, rather than once per connection.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Connections refused by the per-address cap since the last log line of one accept loop.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    logged_at: Option<Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    fn refused(&mut self, listener: &str, peer: SocketAddr, max: usize) {
+        self.unlogged += 1;
+        let due = self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_INTERVAL);
+        if due {
+            tracing::warn!(
+                listener,
+                address = %peer.ip(),
+                max_connections_per_address = max,
+                refused = self.unlogged,
+                "connections refused: too many from one address"
+            );
+            self.logged_at = Some(Instant::now());
+            self.unlogged = 0;
+        }
+    }
+}

@@ -20,7 +20,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -29,10 +29,6 @@ use tokio_rustls::rustls::{RootCertStore, ServerConfig, crypto};
 use tokio_rustls::server::TlsStream;
 
 pub use login::CertificateLogin;
-
-/// A client must finish its TLS handshake within this, so a silent or stalled client cannot
-/// hold a connection slot.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the PEM files are; read at start and on every reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +48,8 @@ pub struct Tls {
 }
 
 /// A connection past its TLS handshake.
-pub struct Accepted {
-    pub stream: TlsStream<TcpStream>,
+pub struct Accepted<S> {
+    pub stream: TlsStream<S>,
     /// The client certificate's subject CN, when the client presented one.
     pub identity: Option<String>,
 }
@@ -76,11 +72,21 @@ impl Tls {
         Ok(())
     }
 
-    /// Runs the server handshake on `stream`; `None` (after logging why) if it failed.
-    pub async fn accept(&self, stream: TcpStream, peer: SocketAddr) -> Option<Accepted> {
+    /// Runs the server handshake on `stream`; `None` (after logging why) if it failed or did
+    /// not finish within `timeout` (`handshake_timeout_ms`), so a silent or stalled client
+    /// cannot hold a connection slot.
+    pub async fn accept<S>(
+        &self,
+        stream: S,
+        peer: SocketAddr,
+        timeout: Duration,
+    ) -> Option<Accepted<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let config = Arc::clone(&self.config.read().unwrap_or_else(PoisonError::into_inner));
         let handshake = TlsAcceptor::from(config).accept(stream);
-        let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        let stream = match tokio::time::timeout(timeout, handshake).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
                 tracing::info!(%peer, %error, "TLS handshake failed");

@@ -92,6 +92,7 @@ async fn serve(far: DuplexStream) -> Vec<u8> {
     let settings = WsSettings {
         origins: OriginPolicy::default(),
         max_message_size: MESSAGE_SIZE_MAX,
+        handshake_timeout: std::time::Duration::from_secs(10),
     };
     let Ok(mut stream) = mqbridge_websocket::accept(far, &settings).await else {
         return Vec::new();

@@ -125,7 +125,26 @@ type Figure = (&'static str, &'static str, &'static str, u64);
 fn figures(management: &Management) -> Vec<Figure> {
     let mut figures = message_figures(&Totals::of(&management.core.vhost_views()));
     figures.extend(resource_figures(management));
+    figures.extend(guard_figures(management));
     figures
+}
+
+/// What the per-connection guards did (src/server: the send timeout, the per-address cap).
+fn guard_figures(management: &Management) -> Vec<Figure> {
+    vec![
+        (
+            "mqbridge_slow_consumer_disconnects_total",
+            "counter",
+            "Connections closed because the client read nothing for send_timeout_ms",
+            management.registry.slow_consumer_disconnects(),
+        ),
+        (
+            "mqbridge_connections_refused_per_address_total",
+            "counter",
+            "Connections closed at accept: their address had max_connections_per_address open",
+            management.registry.refused_per_address(),
+        ),
+    ]
 }
 
 fn message_figures(totals: &Totals) -> Vec<Figure> {

@@ -11,12 +11,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mqbridge_broker_api::Broker;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 
-use super::{Listeners, amqp_settings, bind, spawn_acceptor, stomp_settings, websocket};
+use super::{Accepted, Listeners, amqp_settings, bind, spawn_acceptor, stomp_settings, websocket};
 use crate::config::Config;
 use crate::tls::{CertificateLogin, Tls, TlsFiles};
 
@@ -124,7 +124,7 @@ impl Listeners<'_> {
         serve: F,
     ) -> anyhow::Result<SocketAddr>
     where
-        F: Fn(TlsStream<TcpStream>, SocketAddr, Arc<dyn Broker>, watch::Receiver<bool>) -> Fut
+        F: Fn(TlsStream<Accepted>, SocketAddr, Arc<dyn Broker>, watch::Receiver<bool>) -> Fut
             + Send
             + Sync
             + 'static,
@@ -135,6 +135,7 @@ impl Listeners<'_> {
         let tls = Arc::clone(tls);
         let loopback_users: Arc<[String]> = self.config.loopback_users.clone().into();
         let serve = Arc::new(serve);
+        let timeout = super::handshake_timeout(self.config);
         let accept = spawn_acceptor(
             listener,
             self.accepting(protocol, address),
@@ -146,7 +147,7 @@ impl Listeners<'_> {
                     Arc::clone(&serve),
                 );
                 async move {
-                    let Some(accepted) = tls.accept(stream, peer).await else {
+                    let Some(accepted) = tls.accept(stream, peer, timeout).await else {
                         return;
                     };
                     let broker = match accepted.identity {

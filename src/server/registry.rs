@@ -8,10 +8,16 @@
 //! client id, channels and message counts there. When a connection goes, its message counts
 //! are added to its protocol's totals, so the totals cover closed connections too.
 //!
+//! It also holds the per-address connection cap (`max_connections_per_address`): the open
+//! connections are counted by peer IP, and [`ConnectionRegistry::register`] refuses one over
+//! the cap before anything is allocated for it. And it counts what the connection guards did:
+//! slow consumers disconnected by the send timeout, connections refused by the cap.
+//!
 //! Concurrency: one `std::sync::Mutex`, taken once at accept, once at close and once per
-//! listing; never held across an `.await`, and a leaf (nothing else is locked under it).
+//! listing; never held across an `.await`, and a leaf (nothing else is locked under it). The
+//! guards' counters are atomics outside it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -67,23 +73,38 @@ pub struct ConnectionRegistry {
     /// Keys of `connections`, unique for the life of the process.
     next_id: AtomicU64,
     connections: Mutex<Connections>,
+    slow_consumer_disconnects: AtomicU64,
+    refused_per_address: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Connections {
     open: BTreeMap<u64, ConnectionInfo>,
+    /// How many of `open` each peer address has; addresses with none are removed.
+    per_address: HashMap<IpAddr, usize>,
     /// Messages counted by closed connections, by protocol.
     closed: BTreeMap<&'static str, MessageCounts>,
 }
 
 impl ConnectionRegistry {
-    /// Records an accepted connection until the returned registration is dropped.
+    /// Records an accepted connection until the returned registration is dropped, unless its
+    /// peer address already has `per_address_max` open (0: no cap); a refusal is counted and
+    /// allocates nothing.
     pub fn register(
         self: &Arc<Self>,
         listener: &'static str,
         peer: SocketAddr,
         local: SocketAddr,
-    ) -> Registration {
+        per_address_max: usize,
+    ) -> Option<Registration> {
+        let mut connections = self.lock();
+        let from_address = connections.per_address.get(&peer.ip()).copied();
+        if per_address_max > 0 && from_address.unwrap_or(0) >= per_address_max {
+            drop(connections);
+            self.refused_per_address.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        *connections.per_address.entry(peer.ip()).or_default() += 1;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let report = Arc::new(ConnectionReport::default());
         let info = ConnectionInfo {
@@ -93,12 +114,28 @@ impl ConnectionRegistry {
             connected_at: SystemTime::now(),
             report: Arc::clone(&report),
         };
-        self.lock().open.insert(id, info);
-        Registration {
+        connections.open.insert(id, info);
+        Some(Registration {
             registry: Arc::clone(self),
             id,
             report,
-        }
+        })
+    }
+
+    /// Counts a connection closed because its client stopped reading (the send timeout).
+    pub fn slow_consumer_disconnected(&self) {
+        self.slow_consumer_disconnects
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections closed because their client stopped reading, since the broker started.
+    pub fn slow_consumer_disconnects(&self) -> u64 {
+        self.slow_consumer_disconnects.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused by `max_connections_per_address`, since the broker started.
+    pub fn refused_per_address(&self) -> u64 {
+        self.refused_per_address.load(Ordering::Relaxed)
     }
 
     /// Every connection, oldest first.
@@ -155,6 +192,13 @@ impl Drop for Registration {
         let mut connections = self.registry.lock();
         if let Some(info) = connections.open.remove(&self.id) {
             *connections.closed.entry(info.protocol()).or_default() += info.report.messages();
+            let address = info.peer.ip();
+            if let Some(count) = connections.per_address.get_mut(&address) {
+                *count -= 1;
+                if *count == 0 {
+                    connections.per_address.remove(&address);
+                }
+            }
         }
     }
 }
@@ -203,8 +247,8 @@ mod tests {
         let registry = Arc::new(ConnectionRegistry::default());
         let peer: SocketAddr = "127.0.0.1:40000".parse().expect("address");
         let local: SocketAddr = "127.0.0.1:5672".parse().expect("address");
-        let first = registry.register("amqp", peer, local);
-        let second = registry.register("mqtts", peer, local);
+        let first = registry.register("amqp", peer, local, 0).expect("no cap");
+        let second = registry.register("mqtts", peer, local, 0).expect("no cap");
         let listed = registry.list();
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[0].protocol(), "AMQP 0-9-1");
@@ -222,8 +266,8 @@ mod tests {
         let registry = Arc::new(ConnectionRegistry::default());
         let peer: SocketAddr = "127.0.0.1:40000".parse().expect("address");
         let (first, second) = (
-            registry.register("mqtt", peer, peer),
-            registry.register("mqtts", peer, peer),
+            registry.register("mqtt", peer, peer, 0).expect("no cap"),
+            registry.register("mqtts", peer, peer, 0).expect("no cap"),
         );
         first.report.published();
         first.report.delivered();
@@ -238,5 +282,26 @@ mod tests {
         assert_eq!(registry.message_totals().get("MQTT"), Some(&expected));
         drop(second);
         assert_eq!(registry.message_totals().get("MQTT"), Some(&expected));
+    }
+
+    #[test]
+    fn an_address_over_its_cap_is_refused_until_one_of_its_connections_goes() {
+        let registry = Arc::new(ConnectionRegistry::default());
+        let peer: SocketAddr = "192.0.2.1:40000".parse().expect("address");
+        let other: SocketAddr = "192.0.2.2:40000".parse().expect("address");
+        let first = registry
+            .register("amqp", peer, peer, 2)
+            .expect("under the cap");
+        let _second = registry
+            .register("stomp", peer, peer, 2)
+            .expect("at the cap");
+        assert!(registry.register("mqtt", peer, peer, 2).is_none());
+        assert!(
+            registry.register("mqtt", other, peer, 2).is_some(),
+            "per address"
+        );
+        assert_eq!(registry.refused_per_address(), 1);
+        drop(first);
+        assert!(registry.register("mqtt", peer, peer, 2).is_some());
     }
 }

@@ -30,6 +30,7 @@ impl Listeners<'_> {
                     allowed: self.config.ws_allowed_origins.clone(),
                 },
                 max_message_size: self.config.ws_max_message_size,
+                handshake_timeout: super::handshake_timeout(self.config),
             },
             mqtt: Arc::clone(&self.mqtt),
             stomp: stomp_settings(self.config),

@@ -38,10 +38,11 @@ pub struct AmqpSettings {
     pub heartbeat_secs: u16,
     pub frame_max: u32,
     pub channel_max: u16,
+    /// RabbitMQ's `handshake_timeout`: a client that has not opened its connection by then
+    /// goes.
+    pub handshake_timeout: Duration,
 }
 
-/// RabbitMQ's `handshake_timeout`: a client that has not opened its connection by then goes.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest frame accepted before tune-ok. Below our default frame_max, and large enough for
@@ -261,7 +262,7 @@ impl Connection {
         let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES);
         let mut writing = BytesMut::with_capacity(READ_BUFFER_BYTES);
         let mut events = Vec::with_capacity(EVENT_BATCH_MAX);
-        let handshake_deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        let handshake_deadline = Instant::now() + self.settings.handshake_timeout;
         let mut ticker: Option<Interval> = None;
         let mut shutdown_seen = false;
         loop {

@@ -49,6 +49,9 @@ pub struct MqttSettings {
     pub max_keep_alive: u16,
     /// Time between `$SYS` updates.
     pub sys_interval: std::time::Duration,
+    /// A client that has not sent CONNECT by then is dropped [MQTT-3.1.4] (RabbitMQ's
+    /// `handshake_timeout`).
+    pub handshake_timeout: Duration,
 }
 
 /// How a new connection asks the one holding its client id to leave: it sends a channel on
@@ -116,11 +119,9 @@ impl MqttShared {
 }
 
 /// RabbitMQ's `mqtt.max_packet_size_unauthenticated`: the most a client may send before it
-/// has logged in.
+/// has logged in. A will message counts against it; wills are small status notes in practice,
+/// and a larger bound would let every unauthenticated socket make us buffer that much.
 const CONNECT_PACKET_MAX: u32 = 65_536;
-/// A client that has not sent CONNECT by then is dropped [MQTT-3.1.4] (RabbitMQ and Mosquitto
-/// use similar limits).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries the session queue may put in our sink before it waits for us.
 const DELIVERY_SINK_CAPACITY: usize = 1024;
 /// Outbound QoS 1 messages awaiting PUBACK when the client states no Receive Maximum (v3).
@@ -415,7 +416,7 @@ impl Connection {
         let mut read_size = READ_SIZE_INITIAL;
         let mut writing = BytesMut::new();
         let mut events = Vec::new();
-        let connect_deadline = Instant::now() + CONNECT_TIMEOUT;
+        let connect_deadline = Instant::now() + self.shared.settings.handshake_timeout;
         loop {
             if writing.is_empty() {
                 if writing.capacity() > WRITE_BUFFER_KEEP {

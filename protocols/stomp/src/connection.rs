@@ -45,13 +45,14 @@ pub struct StompSettings {
     /// Credentials a CONNECT without `login` is logged in with, from loopback only (RabbitMQ's
     /// `stomp.default_user`).
     pub anonymous: Option<(String, String)>,
+    /// A client that has not sent CONNECT by then is dropped, as in the other adapters
+    /// (RabbitMQ's `handshake_timeout`).
+    pub handshake_timeout: Duration,
 }
 
 /// The most a client may send before it has logged in (RabbitMQ's MQTT adapter uses the same
 /// bound for its unauthenticated packets).
 const CONNECT_FRAME_MAX: usize = 64 * 1024;
-/// A client that has not sent CONNECT by then is dropped, as in the other adapters.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection may take to write its last frames to a client that does not
 /// read.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -319,7 +320,7 @@ impl Connection {
         let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES);
         let mut writing = BytesMut::new();
         let mut events = Vec::with_capacity(EVENT_BATCH_MAX);
-        let connect_deadline = Instant::now() + CONNECT_TIMEOUT;
+        let connect_deadline = Instant::now() + self.settings.handshake_timeout;
         let mut ticker: Option<Interval> = None;
         loop {
             if writing.is_empty() {

@@ -26,9 +26,6 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 pub use handshake::{OriginPolicy, Subprotocol};
 pub use stream::WsStream;
 
-/// A client that connects and sends nothing (or dribbles its request) is dropped after this,
-/// so it cannot hold a connection slot.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// tungstenite allocates its read buffer up front, per connection (128 KiB by default); idle
 /// browser connections are the common case, and larger messages still arrive in one read
 /// after another.
@@ -42,14 +39,17 @@ pub struct WsSettings {
     /// Largest message (and frame) accepted from a client, in bytes; larger ones close the
     /// connection with 1009.
     pub max_message_size: usize,
+    /// A client that connects and sends nothing (or dribbles its request) is dropped after
+    /// this, so it cannot hold a connection slot.
+    pub handshake_timeout: Duration,
 }
 
 /// Why a connection did not become a WebSocket.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AcceptError {
-    #[error("no complete upgrade request within {HANDSHAKE_TIMEOUT:?}")]
-    Timeout,
+    #[error("no complete upgrade request within {0:?}")]
+    Timeout(Duration),
     #[error("refused with HTTP {status}: {detail}")]
     Refused { status: u16, detail: String },
     #[error("connection ended during the upgrade: {0}")]
@@ -62,8 +62,9 @@ pub async fn accept<S>(mut stream: S, settings: &WsSettings) -> Result<WsStream<
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut stream, settings));
-    let (head, length, outcome) = read.await.map_err(|_| AcceptError::Timeout)??;
+    let timeout = settings.handshake_timeout;
+    let read = tokio::time::timeout(timeout, read_head(&mut stream, settings));
+    let (head, length, outcome) = read.await.map_err(|_| AcceptError::Timeout(timeout))??;
     match outcome {
         Ok(upgrade) => {
             stream.write_all(&upgrade.response()).await?;

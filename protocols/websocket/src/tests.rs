@@ -11,6 +11,7 @@ fn settings() -> WsSettings {
     WsSettings {
         origins: OriginPolicy::default(),
         max_message_size: 1024,
+        handshake_timeout: std::time::Duration::from_secs(10),
     }
 }
 
@@ -87,6 +88,6 @@ async fn a_silent_client_times_out() {
     let (server, _client) = tokio::io::duplex(4096);
     assert!(matches!(
         accept(server, &settings()).await,
-        Err(AcceptError::Timeout)
+        Err(AcceptError::Timeout(_))
     ));
 }

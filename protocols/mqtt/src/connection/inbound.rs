@@ -40,15 +40,14 @@ impl Connection {
     /// to queues, settling deliveries, the rare packets' boxed handlers) is awaited.
     pub(super) async fn on_input(&mut self, input: &mut BytesMut) {
         while self.closing.is_none() {
-            let max = if self.version.is_some() {
-                self.shared.settings.max_packet_size
-            } else {
-                CONNECT_PACKET_MAX
+            let (max, announced) = match self.version {
+                Some(_) => (self.shared.settings.max_packet_size, None),
+                None => (CONNECT_PACKET_MAX, codec::peek_connect_version(input)),
             };
             let packet = match codec::decode(input, self.version, max) {
                 Ok(Some(packet)) => packet,
                 Ok(None) => return,
-                Err(error) => return self.on_decode_error(&error),
+                Err(error) => return self.on_decode_error(&error, announced),
             };
             match self.on_packet(packet) {
                 Then::Done => {}
@@ -58,9 +57,25 @@ impl Connection {
             }
         }
     }
-    fn on_decode_error(&mut self, error: &DecodeError) {
+    /// `announced`: the version a CONNECT being refused announced, if its octets had come.
+    fn on_decode_error(&mut self, error: &DecodeError, announced: Option<ProtocolVersion>) {
         tracing::debug!(peer = %self.peer, %error, "bad mqtt packet");
         match (error, self.version) {
+            // MQTT 5 3.2.2.2: 0x95 "Packet too large" refuses a CONNECT over the limit before
+            // login, on its declared length; 3.x has no such return code and is only closed.
+            (DecodeError::PacketTooLarge { .. }, None)
+                if announced == Some(ProtocolVersion::V5) =>
+            {
+                let connack = Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code: reason::PACKET_TOO_LARGE,
+                    properties: ConnAckProperties::default(),
+                });
+                if let Err(error) = codec::encode(&connack, ProtocolVersion::V5, &mut self.out) {
+                    tracing::error!(%error, "cannot encode mqtt packet");
+                }
+                self.closing = Some(End::Abnormal);
+            }
             // [MQTT-3.1.2-2] an unsupported protocol level gets CONNACK 0x01, then the close.
             (DecodeError::UnsupportedProtocolVersion { .. }, None) => {
                 let connack = ConnAck {
