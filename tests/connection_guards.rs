@@ -14,11 +14,11 @@ use common::management::{Api, sample};
 use common::mqtt::next_publish;
 use common::mqtt::raw::{Raw, V3, V5};
 use common::stomp::StompClient;
-use common::{Broker, WAIT, eventually, next_delivery, publish, within};
+use common::{Broker, WAIT, eventually, next_delivery, publish, publish_with, within};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::protocol::{AMQPClass, basic, channel, connection};
 use lapin::types::{FieldTable, LongString, ShortString};
-use lapin::{Channel, Consumer};
+use lapin::{BasicProperties, Channel, Consumer};
 use mqbridge_amqp::codec;
 use mqbridge_mqtt::codec::Packet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -397,12 +397,9 @@ fn mqtt_opening(filter: &str) -> Vec<u8> {
     opening
 }
 
-// The send timeout closes the stuck member in time (the counter reaches 1), but the
-// deliveries it held do not come back to the group's queue: they are neither ready nor
-// unacknowledged there afterwards. A bug of the MQTT adapter's shared subscriptions on an
-// abrupt close, issue 11; run with `--run-ignored all` once it is fixed.
+// The messages are persistent: a transient one reaches an MQTT subscriber as QoS 0, which is
+// settled once written (at most once, RabbitMQ's rule too) and may go with the connection.
 #[tokio::test]
-#[ignore = "issue 11: a shared subscription member's deliveries are lost when it is closed"]
 async fn an_mqtt_consumer_that_stops_reading_is_disconnected_and_loses_nothing() {
     let broker = slow_consumer_broker().await;
     let filter = "$share/guards/slow";
@@ -415,22 +412,19 @@ async fn an_mqtt_consumer_that_stops_reading_is_disconnected_and_loses_nothing()
     let mut stuck = stuck_client(broker.server.mqtt_addr, &mqtt_opening(filter)).await;
     both_consuming(&broker, "mqtt-shared/guards/slow").await;
     let (_connection, publisher) = broker.channel().await;
+    let persistent = BasicProperties::default().with_delivery_mode(2);
     for index in 0..BACKLOG {
-        publish(&publisher, "amq.topic", "slow", &body(index)).await;
+        publish_with(
+            &publisher,
+            "amq.topic",
+            "slow",
+            &body(index),
+            persistent.clone(),
+        )
+        .await;
     }
     let mut seen = BTreeSet::new();
     while seen.len() < BACKLOG {
-        if seen.len() == 100 {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            let queues = Api::new(&broker).get_ok("/api/queues").await;
-            eprintln!("QUEUES {queues:#}");
-            let port = broker.server.mqtt_addr.port();
-            let out = std::process::Command::new("ss")
-                .args(["-tni", &format!("( sport = :{port} or dport = :{port} )")])
-                .output()
-                .unwrap();
-            eprintln!("SS {}", String::from_utf8_lossy(&out.stdout));
-        }
         let message = next_publish(&mut good.events).await;
         if seen.is_empty() {
             assert_eq!(
