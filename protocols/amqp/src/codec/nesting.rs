@@ -55,14 +55,8 @@ pub fn header_within_limit(payload: &[u8]) -> bool {
     let Some(flags) = cursor.short() else {
         return true;
     };
-    // Further flag words (bit 0 set) only hold properties after the headers.
-    let mut more = flags & 1 == 1;
-    while more {
-        match cursor.short() {
-            Some(word) => more = word & 1 == 1,
-            None => return true,
-        }
-    }
+    // The properties follow this one flags word even when its continuation bit (bit 0) is
+    // set: amq-protocol ignores that bit, and the walk must look where the parser will.
     for flag in [CONTENT_TYPE, CONTENT_ENCODING] {
         if flags & flag != 0 && cursor.short_string().is_none() {
             return true;
@@ -244,6 +238,10 @@ mod tests {
         // Class 60, weight 0, body size 0, flags: content-type and headers.
         let mut payload = vec![0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xA0, 0];
         payload.extend_from_slice(&[4, b't', b'e', b'x', b't']);
+        payload.extend_from_slice(&nested(100));
+        assert!(!header_within_limit(&payload));
+        // The continuation bit changes nothing: the parser reads the same offsets.
+        let mut payload = vec![0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 1];
         payload.extend_from_slice(&nested(100));
         assert!(!header_within_limit(&payload));
     }
