@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod hostile;
+
 pub mod interop;
 
 pub mod management;

@@ -77,6 +77,10 @@
 use std::io;
 use std::ops::Range;
 
+mod nesting;
+
+pub use nesting::{FIELD_NESTING_MAX, table_octets_within_limit};
+
 use amq_protocol::frame::parsing::parse_content_header;
 use amq_protocol::frame::{BackToTheBuffer, GenError, GenResult, WriteContext};
 use amq_protocol::protocol::basic::gen_properties;
@@ -474,6 +478,14 @@ fn decode_payload(header: FrameHeader, payload: BytesMut) -> Result<Frame, Decod
 }
 
 fn decode_method(channel: u16, payload: &[u8]) -> Result<Frame, DecodeError> {
+    if !nesting::method_within_limit(payload) {
+        let (class_id, method_id) = leading_ids(payload);
+        return Err(DecodeError::Syntax {
+            channel,
+            class_id,
+            method_id,
+        });
+    }
     match parse_class(payload) {
         // The payload is exactly one method; trailing octets mean the peer and we disagree on
         // the method's fields, which is a syntax error like a truncated payload.
@@ -525,6 +537,14 @@ fn leading_ids(payload: &[u8]) -> (u16, u16) {
 }
 
 fn decode_content_header(channel: u16, payload: &[u8]) -> Result<Frame, DecodeError> {
+    let refused = DecodeError::Syntax {
+        channel,
+        class_id: leading_ids(payload).0,
+        method_id: 0,
+    };
+    if !nesting::header_within_limit(payload) {
+        return Err(refused);
+    }
     match parse_content_header(payload) {
         Ok(([], header)) => Ok(Frame::Header {
             channel,
@@ -532,11 +552,7 @@ fn decode_content_header(channel: u16, payload: &[u8]) -> Result<Frame, DecodeEr
             body_size: header.body_size,
             properties: header.properties,
         }),
-        _ => Err(DecodeError::Syntax {
-            channel,
-            class_id: leading_ids(payload).0,
-            method_id: 0,
-        }),
+        _ => Err(refused),
     }
 }
 

@@ -66,6 +66,10 @@ pub fn credentials(mechanism: &str, response: &[u8]) -> Result<(String, String),
         "AMQPLAIN" => {
             let mut framed = (response.len() as u32).to_be_bytes().to_vec();
             framed.extend_from_slice(response);
+            // The parser recurses per nested table; a deep one would overflow the stack.
+            if !crate::codec::table_octets_within_limit(&framed) {
+                return Err("malformed AMQPLAIN response".to_owned());
+            }
             let (_, table) = amq_protocol::types::parsing::parse_field_table(framed.as_slice())
                 .map_err(|_| "malformed AMQPLAIN response".to_owned())?;
             let field = |name: &str| match table.inner().get(name) {

@@ -92,8 +92,13 @@ where
             }
         });
         let handshake = async {
-            // If the client closed first, tungstenite answers with its code and this only
-            // flushes that answer.
+            // RFC 6455 5.5.1: a Close received is answered with a Close. Tungstenite queued
+            // that answer (the client's code, or 1002 for a code no one may send) when it read
+            // the client's Close, and refuses a second one (SendAfterClosing) without
+            // writing the first: flushing is all that is left to do.
+            if self.peer_closed {
+                return self.socket.flush().await;
+            }
             self.socket.send(Message::Close(Some(frame))).await?;
             while self.socket.next().await.transpose()?.is_some() {}
             Ok::<(), WsError>(())
