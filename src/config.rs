@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::core::limits;
+
 /// The broker's settings after all layers are merged.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -90,6 +92,14 @@ pub struct Config {
     /// Milliseconds between the management API's samples for message rates (RabbitMQ's
     /// `collect_statistics_interval`).
     pub collect_statistics_interval_ms: u64,
+    /// Queues over all vhosts; a declaration of a new one past it is refused.
+    pub max_queues: usize,
+    /// Bindings over all vhosts (MQTT, STOMP and SNS subscriptions included).
+    pub max_bindings: usize,
+    /// Consumers of one queue at once.
+    pub max_consumers_per_queue: usize,
+    /// Unsettled deliveries per consumer, whatever prefetch it asked for (0 included).
+    pub max_unacked_per_consumer: u32,
 }
 
 /// Large enough that old segments are few, small enough that reclaiming one is cheap.
@@ -170,6 +180,22 @@ impl Default for Config {
             memory_high_watermark_bytes: default_memory_watermark(),
             shutdown_grace_secs: SHUTDOWN_GRACE_SECS_DEFAULT,
             collect_statistics_interval_ms: COLLECT_STATISTICS_INTERVAL_MS_DEFAULT,
+            max_queues: limits::MAX_QUEUES_DEFAULT,
+            max_bindings: limits::MAX_BINDINGS_DEFAULT,
+            max_consumers_per_queue: limits::MAX_CONSUMERS_PER_QUEUE_DEFAULT,
+            max_unacked_per_consumer: limits::MAX_UNACKED_PER_CONSUMER_DEFAULT,
+        }
+    }
+}
+
+impl Config {
+    /// The resource limits the core enforces (their defaults say why they are what they are).
+    pub fn limits(&self) -> limits::Limits {
+        limits::Limits {
+            max_queues: self.max_queues,
+            max_bindings: self.max_bindings,
+            max_consumers_per_queue: self.max_consumers_per_queue,
+            max_unacked_per_consumer: self.max_unacked_per_consumer,
         }
     }
 }
@@ -335,6 +361,18 @@ pub struct Settings {
     /// Milliseconds between samples for the management API's message rates.
     #[arg(long, env = "MQBRIDGE_COLLECT_STATISTICS_INTERVAL_MS", value_parser = clap::value_parser!(u64).range(100..))]
     pub collect_statistics_interval_ms: Option<u64>,
+    /// Most queues over all vhosts.
+    #[arg(long, env = "MQBRIDGE_MAX_QUEUES")]
+    pub max_queues: Option<usize>,
+    /// Most bindings (subscriptions included) over all vhosts.
+    #[arg(long, env = "MQBRIDGE_MAX_BINDINGS")]
+    pub max_bindings: Option<usize>,
+    /// Most consumers of one queue.
+    #[arg(long, env = "MQBRIDGE_MAX_CONSUMERS_PER_QUEUE")]
+    pub max_consumers_per_queue: Option<usize>,
+    /// Most unsettled deliveries per consumer, whatever its prefetch.
+    #[arg(long, env = "MQBRIDGE_MAX_UNACKED_PER_CONSUMER", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_unacked_per_consumer: Option<u32>,
 }
 
 /// An SQS access key and the broker user it acts as. In TOML:
@@ -429,6 +467,10 @@ impl Settings {
             memory_high_watermark_bytes,
             shutdown_grace_secs,
             collect_statistics_interval_ms,
+            max_queues,
+            max_bindings,
+            max_consumers_per_queue,
+            max_unacked_per_consumer,
         );
     }
 }
