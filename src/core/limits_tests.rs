@@ -13,12 +13,16 @@ use tokio::sync::mpsc;
 use super::limits::Limits;
 use super::memory::MemoryGauge;
 use super::{Bootstrap, Core, DEFAULT_VHOST, VhostRecord};
-use crate::store::{Discard, Recovered};
+use crate::store::{Discard, Recovered, RecoveredQueue};
 
 /// Bounds every wait, so a broken limit fails the test instead of hanging it.
 const WAIT: Duration = Duration::from_secs(5);
 
 fn limited(adjust: impl FnOnce(&mut Limits)) -> Arc<Core> {
+    limited_with(adjust, Recovered::default())
+}
+
+fn limited_with(adjust: impl FnOnce(&mut Limits), recovered: Recovered) -> Arc<Core> {
     let mut limits = Limits::default();
     adjust(&mut limits);
     let bootstrap = Bootstrap {
@@ -29,7 +33,7 @@ fn limited(adjust: impl FnOnce(&mut Limits)) -> Arc<Core> {
     };
     let gauge = Arc::new(MemoryGauge::new(u64::MAX));
     let store = Arc::new(Discard::default());
-    Core::new(bootstrap, gauge, store, Recovered::default())
+    Core::new(bootstrap, gauge, store, recovered)
 }
 
 fn vhost(core: &Arc<Core>, name: &str) -> Arc<dyn VirtualHost> {
@@ -240,4 +244,59 @@ async fn unlimited_prefetch_is_credit_up_to_the_unacked_cap() {
     publish().await;
     handle.settle(id, vec![tags[0]], Settlement::Ack).await;
     next_delivery(&mut events).await;
+}
+
+#[tokio::test]
+async fn recovered_queues_and_bindings_are_counted_but_never_refused() {
+    let recovered = Recovered {
+        queues: (1..=3)
+            .map(|id| RecoveredQueue {
+                vhost: DEFAULT_VHOST.to_owned(),
+                id,
+                spec: QueueSpec {
+                    durable: true,
+                    ..queue(&format!("kept-{id}"))
+                },
+                messages: Vec::new(),
+            })
+            .collect(),
+        bindings: (1..=3)
+            .map(|id| {
+                let spec = BindingSpec {
+                    source: "amq.topic".to_owned(),
+                    destination: Destination::Queue(format!("kept-{id}")),
+                    routing_key: "k".to_owned(),
+                    arguments: Headers::new(),
+                };
+                (DEFAULT_VHOST.to_owned(), spec)
+            })
+            .collect(),
+        ..Recovered::default()
+    };
+    let core = limited_with(
+        |l| {
+            l.max_queues = 2;
+            l.max_bindings = 2;
+        },
+        recovered,
+    );
+    let root = vhost(&core, DEFAULT_VHOST);
+    for id in 1..=3 {
+        let name = format!("kept-{id}");
+        root.declare_queue(queue(&name), true, ConnectionId(1))
+            .expect("every stored queue is back");
+        assert_eq!(root.bindings_to(&Destination::Queue(name)).len(), 1);
+    }
+    assert!(is_limit(&declare(&root, queue("new")), "queue limit"));
+    root.delete_queue("kept-1", false, false, ConnectionId(1))
+        .await
+        .expect("deleted");
+    assert!(
+        is_limit(&declare(&root, queue("new")), "queue limit"),
+        "still at the limit: two queues are left"
+    );
+    root.delete_queue("kept-2", false, false, ConnectionId(1))
+        .await
+        .expect("deleted");
+    declare(&root, queue("new")).expect("under the limit again");
 }
