@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::core::limits;
+
 /// The broker's settings after all layers are merged.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -99,6 +101,14 @@ pub struct Config {
     /// How long a client has to finish its TLS handshake, its WebSocket upgrade and its
     /// protocol's login, each, in milliseconds (RabbitMQ's `handshake_timeout`).
     pub handshake_timeout_ms: u64,
+    /// Queues over all vhosts; a declaration of a new one past it is refused.
+    pub max_queues: usize,
+    /// Bindings over all vhosts (MQTT, STOMP and SNS subscriptions included).
+    pub max_bindings: usize,
+    /// Consumers of one queue at once.
+    pub max_consumers_per_queue: usize,
+    /// Unsettled deliveries per consumer, whatever prefetch it asked for (0 included).
+    pub max_unacked_per_consumer: u32,
 }
 
 /// Large enough that old segments are few, small enough that reclaiming one is cheap.
@@ -191,6 +201,22 @@ impl Default for Config {
             send_timeout_ms: SEND_TIMEOUT_MS_DEFAULT,
             max_connections_per_address: MAX_CONNECTIONS_PER_ADDRESS_DEFAULT,
             handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS_DEFAULT,
+            max_queues: limits::MAX_QUEUES_DEFAULT,
+            max_bindings: limits::MAX_BINDINGS_DEFAULT,
+            max_consumers_per_queue: limits::MAX_CONSUMERS_PER_QUEUE_DEFAULT,
+            max_unacked_per_consumer: limits::MAX_UNACKED_PER_CONSUMER_DEFAULT,
+        }
+    }
+}
+
+impl Config {
+    /// The resource limits the core enforces (their defaults say why they are what they are).
+    pub fn limits(&self) -> limits::Limits {
+        limits::Limits {
+            max_queues: self.max_queues,
+            max_bindings: self.max_bindings,
+            max_consumers_per_queue: self.max_consumers_per_queue,
+            max_unacked_per_consumer: self.max_unacked_per_consumer,
         }
     }
 }
@@ -365,6 +391,18 @@ pub struct Settings {
     /// Milliseconds a client has for each handshake step (TLS, WebSocket, login).
     #[arg(long, env = "MQBRIDGE_HANDSHAKE_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..))]
     pub handshake_timeout_ms: Option<u64>,
+    /// Most queues over all vhosts.
+    #[arg(long, env = "MQBRIDGE_MAX_QUEUES")]
+    pub max_queues: Option<usize>,
+    /// Most bindings (subscriptions included) over all vhosts.
+    #[arg(long, env = "MQBRIDGE_MAX_BINDINGS")]
+    pub max_bindings: Option<usize>,
+    /// Most consumers of one queue.
+    #[arg(long, env = "MQBRIDGE_MAX_CONSUMERS_PER_QUEUE")]
+    pub max_consumers_per_queue: Option<usize>,
+    /// Most unsettled deliveries per consumer, whatever its prefetch.
+    #[arg(long, env = "MQBRIDGE_MAX_UNACKED_PER_CONSUMER", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_unacked_per_consumer: Option<u32>,
 }
 
 /// An SQS access key and the broker user it acts as. In TOML:
@@ -462,6 +500,10 @@ impl Settings {
             send_timeout_ms,
             max_connections_per_address,
             handshake_timeout_ms,
+            max_queues,
+            max_bindings,
+            max_consumers_per_queue,
+            max_unacked_per_consumer,
         );
     }
 }

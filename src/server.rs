@@ -198,6 +198,7 @@ fn open_core(config: &Config) -> anyhow::Result<(Arc<Core>, Arc<Journal>)> {
         default_user: config.default_user.clone(),
         default_pass: config.default_pass.clone(),
         loopback_users: config.loopback_users.clone(),
+        limits: config.limits(),
     };
     let gauge = Arc::new(MemoryGauge::new(config.memory_high_watermark_bytes));
     let (journal, recovered) = open_journal(config, &gauge)?;

@@ -10,6 +10,7 @@ pub mod access;
 pub mod definitions;
 mod guard;
 pub mod inspect;
+pub mod limits;
 pub mod memory;
 pub mod policy;
 mod queue;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use self::access::{Access, BROKER_SCOPE_VHOST, PermissionRecord, UserRecord};
+use self::limits::{Limits, Usage};
 use self::memory::MemoryGauge;
 use self::policy::{Policy, PolicyRecord};
 use self::vhost::VHost;
@@ -36,13 +38,14 @@ pub const DEFAULT_VHOST: &str = "/";
 /// Broker-level store scope of vhost records.
 const VHOST_SCOPE: &str = "vhost";
 
-/// The user a fresh broker starts with (RabbitMQ's `default_user`), and who may log in only
-/// from loopback.
+/// The user a fresh broker starts with (RabbitMQ's `default_user`), who may log in only
+/// from loopback, and the resource limits it runs with.
 #[derive(Debug, Clone)]
 pub struct Bootstrap {
     pub default_user: String,
     pub default_pass: String,
     pub loopback_users: Vec<String>,
+    pub limits: Limits,
 }
 
 /// A vhost as stored and as a definitions file has it.
@@ -61,6 +64,8 @@ pub struct Core {
     vhosts: RwLock<BTreeMap<String, (VhostRecord, Arc<VHost>)>>,
     gauge: Arc<MemoryGauge>,
     store: Arc<dyn Store>,
+    /// Queues and bindings over all vhosts, against the limits.
+    usage: Arc<Usage>,
 }
 
 impl Core {
@@ -97,10 +102,16 @@ impl Core {
             access_records,
         );
         let mut parts = split_by_vhost(recovered);
+        let usage = Usage::new(bootstrap.limits);
         let vhosts = vhost_records
             .into_iter()
             .map(|record| {
-                let vhost = VHost::new(&record.name, Arc::clone(&gauge), Arc::clone(&store));
+                let vhost = VHost::new(
+                    &record.name,
+                    Arc::clone(&gauge),
+                    Arc::clone(&store),
+                    Arc::clone(&usage),
+                );
                 restore(&vhost, parts.remove(&record.name).unwrap_or_default());
                 (record.name.clone(), (record, vhost))
             })
@@ -116,6 +127,7 @@ impl Core {
             vhosts: RwLock::new(vhosts),
             gauge,
             store,
+            usage,
         });
         if core.access.is_empty() {
             core.seed(&bootstrap);
@@ -186,6 +198,7 @@ impl Core {
             &record.name,
             Arc::clone(&self.gauge),
             Arc::clone(&self.store),
+            Arc::clone(&self.usage),
         );
         vhosts.insert(record.name.clone(), (record, vhost));
         true
@@ -335,5 +348,7 @@ fn restore(vhost: &VHost, recovered: Recovered) {
     );
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;

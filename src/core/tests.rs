@@ -6,6 +6,7 @@ use mqbridge_broker_api::{
 };
 
 use super::access::{PermissionRecord, UserRecord, password};
+use super::limits::Limits;
 use super::memory::MemoryGauge;
 use super::{Bootstrap, Core, DEFAULT_VHOST, VhostRecord};
 use crate::store::{Discard, Recovered};
@@ -15,6 +16,7 @@ fn core(loopback_users: &[&str]) -> Arc<Core> {
         default_user: "guest".to_owned(),
         default_pass: "guest".to_owned(),
         loopback_users: loopback_users.iter().map(|u| (*u).to_owned()).collect(),
+        limits: Limits::default(),
     };
     let gauge = Arc::new(MemoryGauge::new(u64::MAX));
     Core::new(

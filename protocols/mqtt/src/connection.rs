@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use mqbridge_broker_api::{
-    Broker, ConnectionId, ConnectionReport, ConsumeSpec, ConsumerEvent, ConsumerId, DeliverySink,
-    Message, QueueHandle, QueueSpec, Settlement, VirtualHost, close_requested,
+    Broker, BrokerError, ConnectionId, ConnectionReport, ConsumeSpec, ConsumerEvent, ConsumerId,
+    DeliverySink, Message, QueueHandle, QueueSpec, Settlement, VirtualHost, close_requested,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -237,7 +237,11 @@ impl Opened {
 
     /// Declares the session queue (replacing one declared with other settings: the new
     /// CONNECT decides) and consumes it, unless that is done already.
-    async fn consume_session(&mut self, connection: ConnectionId, tag: &str) -> Result<(), ()> {
+    async fn consume_session(
+        &mut self,
+        connection: ConnectionId,
+        tag: &str,
+    ) -> Result<(), BrokerError> {
         if self.consuming.is_some() {
             return Ok(());
         }
@@ -249,11 +253,9 @@ impl Opened {
             let _ = vhost
                 .delete_queue(&self.queue_name, false, false, connection)
                 .await;
-            vhost
-                .declare_queue(self.queue_spec.clone(), false, connection)
-                .map_err(|_| ())?;
+            vhost.declare_queue(self.queue_spec.clone(), false, connection)?;
         }
-        let queue = vhost.queue(&self.queue_name, connection).map_err(|_| ())?;
+        let queue = vhost.queue(&self.queue_name, connection)?;
         let consumer = ConsumerId::next();
         let spec = ConsumeSpec {
             consumer,
@@ -264,7 +266,7 @@ impl Opened {
             prefetch: self.prefetch,
             sink: self.sink(),
         };
-        queue.consume(spec).await.map_err(|_| ())?;
+        queue.consume(spec).await?;
         self.consuming = Some((queue, consumer));
         Ok(())
     }

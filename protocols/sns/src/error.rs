@@ -121,8 +121,15 @@ impl fmt::Display for SnsError {
 
 impl std::error::Error for SnsError {}
 
+/// Core errors reach SNS clients as internal errors, except a broker limit: the queues and
+/// bindings a subscription needs are what SNS counts as subscriptions.
 impl From<mqbridge_broker_api::BrokerError> for SnsError {
     fn from(error: mqbridge_broker_api::BrokerError) -> Self {
-        SnsError::internal(error.to_string())
+        match error {
+            mqbridge_broker_api::BrokerError::ResourceLimit(text) => {
+                SnsError::new(ErrorKind::SubscriptionLimitExceeded, text)
+            }
+            other => SnsError::internal(other.to_string()),
+        }
     }
 }

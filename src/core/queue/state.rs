@@ -18,6 +18,7 @@ use super::arguments::{Overflow, QueueConfig};
 use super::dead_letter::{self, Reason, Target};
 use super::ready::{Entry, ReadyMessages};
 use super::{ConsumerInfo, MessageEvents, MessageTotals, QueueCounters, QueueStore};
+use crate::core::limits::Limits;
 use crate::core::memory::MemoryGauge;
 use crate::store::{Durable, Record};
 
@@ -25,13 +26,17 @@ use crate::store::{Durable, Record};
 struct Consumer {
     spec: ConsumeSpec,
     unacked: u32,
+    /// Unsettled deliveries it may hold: its prefetch, capped by `max_unacked_per_consumer`
+    /// (which is also what a prefetch of 0, "no limit", gets).
+    credit: u32,
     /// The sink was full; the task is waiting for room.
     stalled: bool,
 }
 
 impl Consumer {
     fn can_take(&self) -> bool {
-        !self.stalled && (self.spec.prefetch == 0 || self.unacked < self.spec.prefetch)
+        // A consumer without acknowledgements holds nothing unsettled; only its sink limits it.
+        !self.stalled && (self.spec.no_ack || self.unacked < self.credit)
     }
 }
 
@@ -72,6 +77,9 @@ pub struct QueueState {
     bytes_delta: i64,
     /// Set for a durable queue: persistent messages are journaled.
     store: Option<QueueStore>,
+    /// `max_consumers_per_queue` and `max_unacked_per_consumer`.
+    consumers_max: usize,
+    unacked_max: u32,
 }
 
 impl QueueState {
@@ -108,7 +116,16 @@ impl QueueState {
             events: MessageEvents::default(),
             bytes_delta: 0,
             store: None,
+            consumers_max: usize::MAX,
+            unacked_max: u32::MAX,
         }
+    }
+
+    /// Applies the broker's per-queue and per-consumer limits to consumers added from now on.
+    pub fn set_limits(&mut self, limits: &Limits) {
+        self.consumers_max = limits.max_consumers_per_queue;
+        // A cap of 0 would starve every consumer that acknowledges; one is the least that works.
+        self.unacked_max = limits.max_unacked_per_consumer.max(1);
     }
 
     /// Makes the queue durable, with the messages the store recovered for it (oldest first;
@@ -340,9 +357,21 @@ impl QueueState {
                 "{target} in exclusive use"
             )));
         }
+        if self.consumers.len() >= self.consumers_max {
+            let target = BrokerError::describe("queue", &self.name, &self.vhost);
+            return Err(BrokerError::ResourceLimit(format!(
+                "cannot consume from {target}: consumer limit per queue ({}) is reached",
+                self.consumers_max
+            )));
+        }
+        let credit = match spec.prefetch {
+            0 => self.unacked_max,
+            prefetch => prefetch.min(self.unacked_max),
+        };
         self.consumers.push(Consumer {
             spec,
             unacked: 0,
+            credit,
             stalled: false,
         });
         self.had_consumer = true;

@@ -13,6 +13,7 @@ use super::state::QueueState;
 use super::{
     Command, MessageTotals, QueueConfig, QueueCounters, QueueRef, QueueStore, notify_cancelled,
 };
+use crate::core::limits::Limits;
 use crate::core::memory::MemoryGauge;
 use crate::core::vhost::VHost;
 
@@ -38,6 +39,8 @@ pub struct QueueSetup {
     pub store: Option<QueueStore>,
     /// Messages the store recovered for it: id, message, delivered before.
     pub recovered: Vec<(u64, Arc<Message>, bool)>,
+    /// The broker's limits; the queue enforces the per-consumer and per-queue ones.
+    pub limits: Limits,
 }
 
 /// Starts a queue task and returns its handle.
@@ -61,6 +64,7 @@ pub fn spawn(setup: QueueSetup) -> Arc<QueueRef> {
         setup.totals,
     );
     state.set_store(setup.store, setup.recovered);
+    state.set_limits(&setup.limits);
     let task = QueueTask {
         state,
         vhost: setup.vhost,

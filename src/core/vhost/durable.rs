@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use mqbridge_broker_api::{BindingSpec, Destination, ExchangeSpec, Headers, Message, QueueSpec};
 
-use super::{Definitions, QueueEntry, VHost};
+use super::{BindingEntry, Definitions, QueueEntry, VHost};
 use crate::core::queue::{self, QueueConfig, QueueStore};
 use crate::store::{Record, RecoveredQueue, Store};
 
@@ -155,6 +155,7 @@ impl VHost {
             totals: Arc::clone(&self.totals),
             store: Some(store),
             recovered: recovered.messages,
+            limits: definitions.usage.limits,
         });
         let entry = QueueEntry {
             handle,
@@ -162,13 +163,15 @@ impl VHost {
             owner: None,
             stored: Some(recovered.id),
             policy,
+            // Counted, never refused: a lowered limit must not lose stored messages.
+            _slot: definitions.usage.queues.force(),
         };
         definitions.queues.insert(spec.name, entry);
     }
 }
 
 impl Definitions {
-    /// Adds a recovered binding without journaling it again.
+    /// Adds a recovered binding without journaling it again; counted, never refused.
     fn restore_binding(&mut self, binding: BindingSpec) {
         let Some(source) = self.exchanges.get_mut(&binding.source) else {
             return;
@@ -178,7 +181,12 @@ impl Definitions {
             &binding.arguments,
             binding.destination.clone(),
         ) {
-            let entry = (binding.source, binding.routing_key, binding.arguments);
+            let entry = BindingEntry {
+                source: binding.source,
+                key: binding.routing_key,
+                arguments: binding.arguments,
+                _slot: self.usage.bindings.force(),
+            };
             self.bindings_to
                 .entry(binding.destination)
                 .or_default()

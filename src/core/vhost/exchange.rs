@@ -104,6 +104,18 @@ impl Exchange {
         added
     }
 
+    /// Whether `bind` with these would find the binding already there.
+    pub fn contains(&self, key: &str, arguments: &Headers, destination: &Destination) -> bool {
+        match &self.bindings {
+            Bindings::Direct(map) => map.get(key).is_some_and(|list| list.contains(destination)),
+            Bindings::Fanout(list) => list.iter().any(|(k, d)| k == key && d == destination),
+            Bindings::Topic(trie) => trie.contains(key, destination),
+            Bindings::Headers(list) => list.iter().any(|b| {
+                b.routing_key == key && b.arguments == *arguments && b.destination == *destination
+            }),
+        }
+    }
+
     /// Removes a binding; returns whether it existed.
     pub fn unbind(&mut self, key: &str, arguments: &Headers, destination: &Destination) -> bool {
         let removed = match &mut self.bindings {

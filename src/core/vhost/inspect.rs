@@ -46,11 +46,11 @@ impl VHost {
             .bindings_to
             .iter()
             .flat_map(|(destination, list)| {
-                list.iter().map(|(source, key, arguments)| BindingSpec {
-                    source: source.clone(),
+                list.iter().map(|entry| BindingSpec {
+                    source: entry.source.clone(),
                     destination: destination.clone(),
-                    routing_key: key.clone(),
-                    arguments: arguments.clone(),
+                    routing_key: entry.key.clone(),
+                    arguments: entry.arguments.clone(),
                 })
             })
             .collect();

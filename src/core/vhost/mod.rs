@@ -23,6 +23,7 @@ use mqbridge_broker_api::{
 
 use self::durable::Journaled;
 use self::exchange::Exchange;
+use super::limits::{Slot, Usage};
 use super::memory::MemoryGauge;
 use super::policy::Policy;
 use super::queue::{self, MessageTotals, QueueConfig, QueueRef, QueueStore};
@@ -64,11 +65,28 @@ struct Definitions {
     exchanges: HashMap<String, Exchange>,
     queues: HashMap<String, QueueEntry>,
     /// Every binding, indexed by destination, so that deleting a queue or exchange finds the
-    /// bindings that point at it: (source, routing key, arguments).
-    bindings_to: HashMap<Destination, Vec<(String, String, Headers)>>,
+    /// bindings that point at it. Exactly the live bindings: each holds its slot.
+    bindings_to: HashMap<Destination, Vec<BindingEntry>>,
+    /// The broker's queue and binding counts, shared with every vhost.
+    usage: Arc<Usage>,
     /// The vhost's policies by name, and how many times they changed (see `policy.rs`).
     policies: std::collections::BTreeMap<String, Policy>,
     policy_generation: u64,
+}
+
+/// A binding as `bindings_to` keeps it, under its destination.
+#[derive(Debug)]
+struct BindingEntry {
+    source: String,
+    key: String,
+    arguments: Headers,
+    _slot: Slot,
+}
+
+impl BindingEntry {
+    fn is(&self, source: &str, key: &str, arguments: &Headers) -> bool {
+        self.source == source && self.key == key && self.arguments == *arguments
+    }
 }
 
 #[derive(Debug)]
@@ -80,10 +98,17 @@ struct QueueEntry {
     stored: Option<u64>,
     /// The policy that applies to it, by name.
     policy: Option<String>,
+    /// Its place under `max_queues`, given back when the entry goes.
+    _slot: Slot,
 }
 
 impl VHost {
-    pub fn new(name: &str, gauge: Arc<MemoryGauge>, store: Arc<dyn Store>) -> Arc<Self> {
+    pub fn new(
+        name: &str,
+        gauge: Arc<MemoryGauge>,
+        store: Arc<dyn Store>,
+        usage: Arc<Usage>,
+    ) -> Arc<Self> {
         let mut definitions = Definitions {
             journal: Journaled {
                 vhost: name.to_owned(),
@@ -92,6 +117,7 @@ impl VHost {
             exchanges: HashMap::new(),
             queues: HashMap::new(),
             bindings_to: HashMap::new(),
+            usage,
             policies: std::collections::BTreeMap::new(),
             policy_generation: 0,
         };
@@ -293,6 +319,13 @@ impl VHost {
             )));
         }
         let arguments = QueueConfig::parse(&spec.arguments, &spec.name, &self.name)?;
+        let slot = definitions.usage.queues.take().ok_or_else(|| {
+            BrokerError::ResourceLimit(format!(
+                "cannot declare {}: queue limit in broker ({}) is reached",
+                self.describe("queue", &spec.name),
+                definitions.usage.limits.max_queues
+            ))
+        })?;
         let (config, policy) = definitions.configure(&spec.name, &arguments);
         // An exclusive queue goes with its connection, so a restart has nothing to restore.
         let stored = (spec.durable && !spec.exclusive).then(|| {
@@ -313,6 +346,7 @@ impl VHost {
                 store: Arc::clone(&definitions.journal.store),
             }),
             recovered: Vec::new(),
+            limits: definitions.usage.limits,
         });
         let owner = spec.exclusive.then_some(connection);
         let declared = QueueDeclared {
@@ -328,9 +362,22 @@ impl VHost {
                 owner,
                 stored,
                 policy,
+                _slot: slot,
             },
         );
         Ok(declared)
+    }
+
+    /// The refusal of a binding past `max_bindings`, in RabbitMQ's words for its queue limit.
+    fn binding_limit(&self, definitions: &Definitions, binding: &BindingSpec) -> BrokerError {
+        let destination = match &binding.destination {
+            Destination::Queue(name) => self.describe("queue", name),
+            Destination::Exchange(name) => self.describe("exchange", name),
+        };
+        BrokerError::ResourceLimit(format!(
+            "cannot bind {destination} to exchange '{}': binding limit in broker ({}) is reached",
+            binding.source, definitions.usage.limits.max_bindings
+        ))
     }
 
     fn check_binding(
@@ -427,9 +474,19 @@ impl Definitions {
         true
     }
 
-    fn add_binding(&mut self, binding: BindingSpec) {
+    /// Adds a binding (binding twice is a no-op), or refuses a new one past `max_bindings`
+    /// and gives it back.
+    fn add_binding(&mut self, binding: BindingSpec) -> Result<(), BindingSpec> {
         let Some(source) = self.exchanges.get_mut(&binding.source) else {
-            return;
+            return Ok(());
+        };
+        let Some(slot) = self.usage.bindings.take() else {
+            // At the limit, binding again what is bound still succeeds.
+            let (key, arguments) = (&binding.routing_key, &binding.arguments);
+            return match source.contains(key, arguments, &binding.destination) {
+                true => Ok(()),
+                false => Err(binding),
+            };
         };
         if source.bind(
             &binding.routing_key,
@@ -442,12 +499,18 @@ impl Definitions {
                     spec: binding.clone(),
                 });
             }
-            let entry = (binding.source, binding.routing_key, binding.arguments);
+            let entry = BindingEntry {
+                source: binding.source,
+                key: binding.routing_key,
+                arguments: binding.arguments,
+                _slot: slot,
+            };
             self.bindings_to
                 .entry(binding.destination)
                 .or_default()
                 .push(entry);
         }
+        Ok(())
     }
 
     fn remove_binding(
@@ -465,7 +528,7 @@ impl Definitions {
         }
         self.journal_unbind(source, key, arguments, destination);
         if let Some(list) = self.bindings_to.get_mut(destination) {
-            list.retain(|(s, k, a)| !(s == source && k == key && a == arguments));
+            list.retain(|entry| !entry.is(source, key, arguments));
             if list.is_empty() {
                 self.bindings_to.remove(destination);
             }
@@ -485,11 +548,11 @@ impl Definitions {
     }
 
     fn remove_bindings_to(&mut self, destination: &Destination) {
-        for (source, key, arguments) in self.bindings_to.remove(destination).unwrap_or_default() {
-            if let Some(exchange) = self.exchanges.get_mut(&source) {
-                exchange.unbind(&key, &arguments, destination);
+        for entry in self.bindings_to.remove(destination).unwrap_or_default() {
+            if let Some(exchange) = self.exchanges.get_mut(&entry.source) {
+                exchange.unbind(&entry.key, &entry.arguments, destination);
             }
-            self.delete_if_auto(&source);
+            self.delete_if_auto(&entry.source);
         }
     }
 
@@ -501,23 +564,11 @@ impl Definitions {
                 name: name.to_owned(),
             });
         }
-        let as_source: Vec<(Destination, String, Headers)> = self
-            .bindings_to
-            .iter()
-            .flat_map(|(d, list)| {
-                list.iter()
-                    .filter(|(s, _, _)| s == name)
-                    .map(move |(_, k, a)| (d.clone(), k.clone(), a.clone()))
-            })
-            .collect();
-        for (destination, key, arguments) in as_source {
-            if let Some(list) = self.bindings_to.get_mut(&destination) {
-                list.retain(|(s, k, a)| !(s == name && *k == key && *a == arguments));
-                if list.is_empty() {
-                    self.bindings_to.remove(&destination);
-                }
-            }
-        }
+        // Its bindings as a source went with it; their entries (and slots) go here.
+        self.bindings_to.retain(|_, list| {
+            list.retain(|entry| entry.source != name);
+            !list.is_empty()
+        });
         self.remove_bindings_to(&Destination::Exchange(name.to_owned()));
     }
 }
@@ -636,8 +687,9 @@ impl VirtualHost for VHost {
     fn bind(&self, binding: BindingSpec, connection: ConnectionId) -> Result<(), BrokerError> {
         let mut definitions = self.write();
         self.check_binding(&definitions, &binding, connection)?;
-        definitions.add_binding(binding);
-        Ok(())
+        definitions
+            .add_binding(binding)
+            .map_err(|refused| self.binding_limit(&definitions, &refused))
     }
 
     fn unbind(&self, binding: BindingSpec, connection: ConnectionId) -> Result<(), BrokerError> {
@@ -688,11 +740,11 @@ impl VirtualHost for VHost {
             .map(Vec::as_slice)
             .unwrap_or_default();
         list.iter()
-            .map(|(source, routing_key, arguments)| BindingSpec {
-                source: source.clone(),
+            .map(|entry| BindingSpec {
+                source: entry.source.clone(),
                 destination: destination.clone(),
-                routing_key: routing_key.clone(),
-                arguments: arguments.clone(),
+                routing_key: entry.key.clone(),
+                arguments: entry.arguments.clone(),
             })
             .collect()
     }

@@ -29,6 +29,23 @@ impl TopicTrie {
         true
     }
 
+    /// Whether the binding is there.
+    pub fn contains(&self, key: &str, destination: &Destination) -> bool {
+        let mut node = self;
+        for word in words(key) {
+            let next = match word {
+                "*" => node.star.as_deref(),
+                "#" => node.hash.as_deref(),
+                _ => node.children.get(word),
+            };
+            let Some(next) = next else {
+                return false;
+            };
+            node = next;
+        }
+        node.destinations.contains(destination)
+    }
+
     /// Removes a binding; returns false if it was not there. Empty branches are pruned so that
     /// churn (MQTT clients subscribing and leaving) does not grow the trie forever.
     pub fn remove(&mut self, key: &str, destination: &Destination) -> bool {
@@ -168,7 +185,10 @@ mod tests {
         let mut trie = TopicTrie::default();
         assert!(trie.insert("a.*.#", queue("q")));
         assert!(!trie.insert("a.*.#", queue("q")));
+        assert!(trie.contains("a.*.#", &queue("q")));
+        assert!(!trie.contains("a.*", &queue("q")));
         assert!(trie.remove("a.*.#", &queue("q")));
+        assert!(!trie.contains("a.*.#", &queue("q")));
         assert!(!trie.remove("a.*.#", &queue("q")));
         assert!(trie.is_empty());
     }

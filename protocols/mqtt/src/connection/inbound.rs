@@ -198,8 +198,8 @@ impl Connection {
         self.take_over().await;
         let (present, suspended) = match self.open_session(vhost, &connect).await {
             Ok(opened) => opened,
-            Err(()) => {
-                return self.refuse(connack_v3::SERVER_UNAVAILABLE, reason::UNSPECIFIED_ERROR);
+            Err(error) => {
+                return self.refuse(connack_v3::SERVER_UNAVAILABLE, session_refused(&error));
             }
         };
         self.keep_alive =
@@ -330,7 +330,7 @@ impl Connection {
         &mut self,
         vhost: Arc<dyn VirtualHost>,
         connect: &Connect,
-    ) -> Result<(bool, Option<Suspended>), ()> {
+    ) -> Result<(bool, Option<Suspended>), BrokerError> {
         let name = format!("mqtt-session-{}", self.client_id);
         let expiry = connect.properties.session_expiry_interval.unwrap_or(0);
         self.session_expiry = if self.v5() { expiry } else { 0 };
@@ -555,8 +555,8 @@ impl Connection {
             .filters
             .iter()
             .any(|r| topic::split_shared(&r.filter).is_none());
-        if needs_queue && opened.consume_session(self.id, &client_id).await.is_err() {
-            let reasons = vec![reason::UNSPECIFIED_ERROR; subscribe.filters.len()];
+        if needs_queue && let Err(error) = opened.consume_session(self.id, &client_id).await {
+            let reasons = vec![self.subscribe_failure(&error); subscribe.filters.len()];
             let properties = AckProperties::default();
             return self.send(&Packet::SubAck(SubAck {
                 packet_id: subscribe.packet_id,
@@ -608,11 +608,13 @@ impl Connection {
     }
 
     /// The SUBACK code of a subscription the broker refused: 0x87 when the user may not
-    /// read the topic. (A 3.x SUBACK has only 0x80, which the encoder writes for any failure.)
+    /// read the topic, 0x97 past a broker limit (queues, bindings, consumers). (A 3.x SUBACK
+    /// has only 0x80, which the encoder writes for any failure.)
     pub(super) fn subscribe_failure(&self, error: &BrokerError) -> u8 {
         tracing::warn!(peer = %self.peer, client_id = %self.client_id, %error, "mqtt subscribe refused");
         match error {
             BrokerError::AccessRefused(_) => reason::NOT_AUTHORIZED,
+            BrokerError::ResourceLimit(_) => reason::QUOTA_EXCEEDED,
             _ => reason::UNSPECIFIED_ERROR,
         }
     }
@@ -644,6 +646,16 @@ impl Connection {
             properties: AckProperties::default(),
         };
         self.send(&Packet::UnsubAck(unsuback));
+    }
+}
+
+/// The v5 CONNACK code of a session the broker could not open: a broker limit
+/// (`max_queues`, `max_consumers_per_queue`) is a quota. 3.x has no such code, and
+/// Server unavailable (0x03) is the nearest.
+fn session_refused(error: &BrokerError) -> u8 {
+    match error {
+        BrokerError::ResourceLimit(_) => reason::QUOTA_EXCEEDED,
+        _ => reason::UNSPECIFIED_ERROR,
     }
 }
 

@@ -78,8 +78,8 @@ impl Connection {
             prefetch: opened.prefetch,
             sink: opened.sink(),
         };
-        if queue.consume(spec).await.is_err() {
-            return reason::UNSPECIFIED_ERROR;
+        if let Err(error) = queue.consume(spec).await {
+            return self.subscribe_failure(&error);
         }
         opened.shares.insert(
             request.filter.clone(),

@@ -251,7 +251,14 @@ async fn activate(service: &Arc<SnsService>, subscription: &Subscription) -> Res
         routing_key: "#".to_owned(),
         arguments: Headers::new(),
     };
-    service.vhost.bind(binding, service.connection)?;
+    if let Err(error) = service.vhost.bind(binding, service.connection) {
+        // The queue is this subscription's alone: it goes with the refusal, freeing its slot.
+        let _ = service
+            .vhost
+            .delete_queue(&subscription.queue_name(), false, false, service.connection)
+            .await;
+        return Err(error.into());
+    }
     service.start_delivery(subscription);
     Ok(())
 }

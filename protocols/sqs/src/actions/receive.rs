@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use md5::{Digest, Md5};
 use mqbridge_broker_api::{
-    ConsumeSpec, ConsumerEvent, ConsumerId, Delivery, HeaderValue, QueueHandle, Settlement,
+    BrokerError, ConsumeSpec, ConsumerEvent, ConsumerId, Delivery, HeaderValue, QueueHandle,
+    Settlement,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -138,13 +139,7 @@ async fn take(
     visibility: Duration,
 ) -> Result<Vec<Leased>, SqsError> {
     let owner = ConsumerId::next();
-    let mut taken = Vec::new();
-    while taken.len() < max {
-        match queue.handle.get(owner, false).await? {
-            Some(ok) => taken.push(lease(service, queue, ok.delivery, visibility)),
-            None => break,
-        }
-    }
+    let mut taken = take_ready(service, queue, owner, max, visibility).await?;
     if !taken.is_empty() || wait.is_zero() {
         return Ok(taken);
     }
@@ -158,7 +153,21 @@ async fn take(
         prefetch: u32::try_from(max).unwrap_or(1),
         sink,
     };
-    queue.handle.consume(spec).await?;
+    match queue.handle.consume(spec).await {
+        Ok(()) => {}
+        // The queue has all the consumers it may (`max_consumers_per_queue`): wait as a long
+        // poll does and answer with what is ready then, so that an SDK's polling loop sees an
+        // empty receive rather than an error, and does not spin.
+        Err(BrokerError::ResourceLimit(_)) => {
+            let mut shutdown = service.shutdown.clone();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+            return take_ready(service, queue, owner, max, visibility).await;
+        }
+        Err(other) => return Err(other.into()),
+    }
     let mut poll = LongPoll {
         queue: Arc::clone(&queue.handle),
         owner,
@@ -173,6 +182,24 @@ async fn take(
     taken.extend(first.map(|d| lease(service, queue, d, visibility)));
     for delivery in poll.finish().await {
         taken.push(lease(service, queue, delivery, visibility));
+    }
+    Ok(taken)
+}
+
+/// Takes up to `max` ready messages, leased as `owner`.
+async fn take_ready(
+    service: &SqsService,
+    queue: &ResolvedQueue,
+    owner: ConsumerId,
+    max: usize,
+    visibility: Duration,
+) -> Result<Vec<Leased>, SqsError> {
+    let mut taken = Vec::new();
+    while taken.len() < max {
+        match queue.handle.get(owner, false).await? {
+            Some(ok) => taken.push(lease(service, queue, ok.delivery, visibility)),
+            None => break,
+        }
     }
     Ok(taken)
 }
