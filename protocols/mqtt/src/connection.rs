@@ -8,6 +8,7 @@
 //! persistent session gets them back on reconnect.
 
 mod acks;
+mod held;
 mod inbound;
 mod kept;
 mod outbound;
@@ -338,6 +339,12 @@ pub struct Connection {
     acks: acks::InboundAcks,
     /// What operators see of this connection (client id, message counts).
     report: Option<Arc<ConnectionReport>>,
+    /// On while a resource alarm blocks publishers (`held`).
+    alarm: watch::Receiver<bool>,
+    alarm_open: bool,
+    /// What a blocked publisher sent, not yet handled; boxed, as most connections never
+    /// hold anything.
+    held: Option<Box<held::Held>>,
 }
 
 impl Connection {
@@ -347,10 +354,14 @@ impl Connection {
         if let Some(report) = &report {
             report.set_connection(id);
         }
+        let alarm = broker.publish_blocked();
         Connection {
             id,
             peer,
             report,
+            alarm,
+            alarm_open: true,
+            held: None,
             broker,
             shared,
             version: None,
@@ -434,7 +445,8 @@ impl Connection {
                     Ok(0) | Err(_) => return End::Abnormal,
                     Ok(_) => {}
                 },
-                read = read_some(&mut reader, &mut input, &mut idle_room, &mut read_size), if self.closing.is_none() => match read {
+                read = read_some(&mut reader, &mut input, &mut idle_room, &mut read_size), if self.reading() => match read {
+                    Ok(0) if self.held.is_some() => self.close_read(),
                     Ok(0) | Err(_) => return End::Abnormal,
                     Ok(_) => {
                         self.last_read = Instant::now();
@@ -454,6 +466,11 @@ impl Connection {
                     }
                 }
                 () = self.acks.ready(), if self.acks.waiting() => self.send_acks(),
+                changed = self.alarm.changed(), if self.alarm_open && self.held.is_some() => {
+                    self.alarm_open = changed.is_ok();
+                    self.alarm.borrow_and_update();
+                    Box::pin(self.release_held(&mut input)).await;
+                }
                 done = taken_over(&mut self.takeover) => {
                     self.taken_over_by = done;
                     self.disconnect(reason::SESSION_TAKEN_OVER, "another connection took the session over");
@@ -480,6 +497,8 @@ impl Connection {
     fn deadline(&self, connect: Instant) -> Option<Instant> {
         match (self.version, self.keep_alive) {
             (None, _) => Some(connect),
+            // An alarm stopped our reading: the client's PINGREQs wait in the socket.
+            (Some(_), _) if self.reading_paused() => None,
             (Some(_), Some(keep_alive)) => Some(self.last_read + keep_alive * 3 / 2),
             (Some(_), None) => None,
         }

@@ -45,10 +45,18 @@ impl Connection {
             } else {
                 CONNECT_PACKET_MAX
             };
+            if self.held_full() {
+                // Blocked by a resource alarm, with as much held as we allow (`held`).
+                return;
+            }
+            let buffered = input.len();
             let packet = match codec::decode(input, self.version, max) {
                 Ok(Some(packet)) => packet,
                 Ok(None) => return,
                 Err(error) => return self.on_decode_error(&error),
+            };
+            let Some(packet) = self.hold(packet, buffered - input.len()) else {
+                continue;
             };
             match self.on_packet(packet) {
                 Then::Done => {}
@@ -56,6 +64,16 @@ impl Connection {
                 Then::Settle(delivery) => self.settle_acknowledged(delivery).await,
                 Then::Rare(packet) => Box::pin(self.on_rare(*packet)).await,
             }
+        }
+    }
+
+    /// Handles one packet that was held during a resource alarm (`held`).
+    pub(super) async fn handle(&mut self, packet: Packet) {
+        match self.on_packet(packet) {
+            Then::Done => {}
+            Then::Forward(accepted) => self.forward(accepted).await,
+            Then::Settle(delivery) => self.settle_acknowledged(delivery).await,
+            Then::Rare(packet) => Box::pin(self.on_rare(*packet)).await,
         }
     }
     fn on_decode_error(&mut self, error: &DecodeError) {
