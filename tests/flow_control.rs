@@ -154,7 +154,22 @@ async fn await_seen(seen: &mut mpsc::Receiver<Seen>, acks: &mut usize, until_ack
 async fn a_blocked_mqtt_publisher_is_held_answered_and_resumed_without_loss() {
     let broker =
         Broker::start_with(|config| config.memory_high_watermark_bytes = WATERMARK_BYTES).await;
-    let api = Api::new(&broker);
+    let options = broker.mqtt_options("flow-publisher");
+    hold_and_resume(&broker, options).await;
+}
+
+#[tokio::test]
+async fn a_blocked_mqtt_publisher_over_websocket_is_held_and_resumed_alike() {
+    let broker =
+        Broker::start_with(|config| config.memory_high_watermark_bytes = WATERMARK_BYTES).await;
+    let options = broker.mqtt_ws_options("flow-ws-publisher", "/ws");
+    hold_and_resume(&broker, options).await;
+}
+
+/// Crosses the watermark with a publisher connected with `options`, holds its next
+/// publishes while answering its pings, then drains and checks every message came once.
+async fn hold_and_resume(broker: &Broker, mut options: rumqttc::MqttOptions) {
+    let api = Api::new(broker);
     // A subscriber whose event loop is not polled: its deliveries stay unacknowledged and
     // keep the queued bytes over the watermark until it drains.
     let mut subscriber = broker.mqtt(broker.mqtt_options("flow-subscriber")).await;
@@ -162,7 +177,6 @@ async fn a_blocked_mqtt_publisher_is_held_answered_and_resumed_without_loss() {
         .await
         .expect("subscribe");
     subscribed(&mut subscriber.events).await;
-    let mut options = broker.mqtt_options("flow-publisher");
     // Pings every second: a PINGREQ left unanswered fails the client at the next one.
     options.set_keep_alive(Duration::from_secs(1));
     let (client, mut seen) = drive_publisher(broker.mqtt(options).await);

@@ -1,6 +1,7 @@
 //! The task that owns one MQTT connection (3.1, 3.1.1 or 5): the socket, the session's queue
 //! and consumer, keep-alive and will. It `select!`s over socket reads and writes, deliveries
-//! from the session queue, the keep-alive deadline, a session takeover and shutdown.
+//! from the session queue, the keep-alive deadline, a session takeover, shutdown and, while a
+//! blocked publisher's packets are held (`held`), the resource alarm.
 //!
 //! Mapping onto the core (ARCHITECTURE.md): a session is one queue, `mqtt-session-{client id}`,
 //! exclusive to the connection for a clean session and durable otherwise; each subscription is
