@@ -229,6 +229,57 @@ async fn hold_and_resume(broker: &Broker, mut options: rumqttc::MqttOptions) {
     alarm_in_effect(&api, false).await;
 }
 
+#[tokio::test]
+async fn what_a_blocked_mqtt_client_sent_before_leaving_goes_in_once_the_alarm_clears() {
+    let broker =
+        Broker::start_with(|config| config.memory_high_watermark_bytes = WATERMARK_BYTES).await;
+    let api = Api::new(&broker);
+    let mut subscriber = broker.mqtt(broker.mqtt_options("leaver-subscriber")).await;
+    within(subscriber.client.subscribe("flow/mqtt", QoS::AtLeastOnce))
+        .await
+        .expect("subscribe");
+    subscribed(&mut subscriber.events).await;
+    let (crosser, mut seen) = drive_publisher(broker.mqtt(broker.mqtt_options("crosser")).await);
+    let mut acks = 0;
+    publish_mqtt(&crosser, 0, 4).await;
+    await_seen(&mut seen, &mut acks, 4).await;
+    alarm_in_effect(&api, true).await;
+
+    // Under the alarm a client publishes at QoS 0, disconnects and closes its socket: its
+    // PUBLISH and DISCONNECT are held, not dropped with the connection.
+    let mut leaver = broker.mqtt(broker.mqtt_options("leaver")).await;
+    let body = b"0004 from a client that left".to_vec();
+    within(
+        leaver
+            .client
+            .publish("flow/mqtt", QoS::AtMostOnce, false, body),
+    )
+    .await
+    .expect("publish queued");
+    within(leaver.client.disconnect())
+        .await
+        .expect("disconnect queued");
+    within(async {
+        loop {
+            let event = leaver.events.poll().await.expect("sent before the close");
+            if let rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect) = event {
+                return;
+            }
+        }
+    })
+    .await;
+    drop(leaver);
+
+    let mut numbers = BTreeSet::new();
+    for _ in 0..5 {
+        let publish = next_publish(&mut subscriber.events).await;
+        let number = String::from_utf8_lossy(publish.payload.get(..4).expect("numbered"));
+        assert!(numbers.insert(number.into_owned()), "delivered twice");
+    }
+    let expected: BTreeSet<String> = (0..5).map(|n| format!("{n:04}")).collect();
+    assert_eq!(numbers, expected);
+}
+
 fn sqs_client_without_retries(broker: &Broker) -> aws_sdk_sqs::Client {
     let config = common::sqs::client(broker)
         .config()
