@@ -87,6 +87,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Message bytes held in memory above which publishers are blocked.
     pub memory_high_watermark_bytes: u64,
+    /// Free bytes on the data directory's filesystem below which publishers are blocked
+    /// (RabbitMQ's `disk_free_limit`).
+    pub disk_free_limit_bytes: u64,
     /// How long shutdown waits for connections to close before exiting anyway.
     pub shutdown_grace_secs: u64,
     /// Milliseconds between the management API's samples for message rates (RabbitMQ's
@@ -143,6 +146,8 @@ const MAX_CONNECTIONS_DEFAULT: usize = 65_536;
 /// Fraction of physical memory that queued messages may use, as RabbitMQ's
 /// `vm_memory_high_watermark` (0.4 of RAM, of which message bodies are the bulk).
 const MEMORY_FRACTION_DEFAULT: f64 = 0.4;
+/// RabbitMQ's `disk_free_limit` default, 50 MB.
+const DISK_FREE_LIMIT_BYTES_DEFAULT: u64 = 50_000_000;
 /// Used when physical memory cannot be read.
 const MEMORY_FALLBACK_BYTES: u64 = 1 << 30;
 /// Long enough for clients to answer connection.close, short enough for service managers.
@@ -196,6 +201,7 @@ impl Default for Config {
             channel_max: CHANNEL_MAX_DEFAULT,
             max_connections: MAX_CONNECTIONS_DEFAULT,
             memory_high_watermark_bytes: default_memory_watermark(),
+            disk_free_limit_bytes: DISK_FREE_LIMIT_BYTES_DEFAULT,
             shutdown_grace_secs: SHUTDOWN_GRACE_SECS_DEFAULT,
             collect_statistics_interval_ms: COLLECT_STATISTICS_INTERVAL_MS_DEFAULT,
             send_timeout_ms: SEND_TIMEOUT_MS_DEFAULT,
@@ -376,6 +382,9 @@ pub struct Settings {
     /// Queued message bytes above which publishers are blocked.
     #[arg(long, env = "MQBRIDGE_MEMORY_HIGH_WATERMARK_BYTES")]
     pub memory_high_watermark_bytes: Option<u64>,
+    /// Free disk space on the data directory's filesystem below which publishers are blocked.
+    #[arg(long, env = "MQBRIDGE_DISK_FREE_LIMIT_BYTES")]
+    pub disk_free_limit_bytes: Option<u64>,
     /// Seconds shutdown waits for connections to close.
     #[arg(long, env = "MQBRIDGE_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
@@ -495,6 +504,7 @@ impl Settings {
             channel_max,
             max_connections,
             memory_high_watermark_bytes,
+            disk_free_limit_bytes,
             shutdown_grace_secs,
             collect_statistics_interval_ms,
             send_timeout_ms,

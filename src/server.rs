@@ -200,7 +200,10 @@ fn open_core(config: &Config) -> anyhow::Result<(Arc<Core>, Arc<Journal>)> {
         loopback_users: config.loopback_users.clone(),
         limits: config.limits(),
     };
-    let gauge = Arc::new(MemoryGauge::new(config.memory_high_watermark_bytes));
+    let gauge = MemoryGauge::new(config.memory_high_watermark_bytes)
+        .with_disk_free_limit(config.disk_free_limit_bytes);
+    let gauge = Arc::new(gauge);
+    crate::core::disk::watch(&config.data_dir, &gauge);
     let (journal, recovered) = open_journal(config, &gauge)?;
     let store: Arc<dyn Store> = journal.clone();
     let core = Core::new(bootstrap, gauge, store, recovered);

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod definitions;
+pub mod disk;
 mod guard;
 pub mod inspect;
 pub mod limits;

@@ -213,8 +213,14 @@ fn resource_figures(management: &Management) -> Vec<Figure> {
         (
             "rabbitmq_alarms_free_disk_space_watermark",
             "gauge",
-            "1 while the disk alarm (the store cannot write) is in effect",
+            "1 while free disk space is under its limit or the store cannot write",
             u64::from(alarms.disk),
+        ),
+        (
+            "rabbitmq_disk_space_available_limit_bytes",
+            "gauge",
+            "Free disk space below which publishers are blocked",
+            alarms.disk_free_limit_bytes,
         ),
         (
             "rabbitmq_resident_memory_limit_bytes",
@@ -241,6 +247,10 @@ fn resource_figures(management: &Management) -> Vec<Figure> {
             stats.bytes_written(),
         ),
     ];
+    if let Some(free) = alarms.disk_free_bytes {
+        let help = "Free space on the data directory's filesystem";
+        figures.push(("rabbitmq_disk_space_available_bytes", "gauge", help, free));
+    }
     if let Some(resident) = resident_memory_bytes() {
         let help = "Resident memory of the broker process";
         figures.push((

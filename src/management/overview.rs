@@ -119,7 +119,7 @@ pub fn whoami(management: &Management, user: &User) -> Value {
 
 pub fn node(management: &Management) -> Value {
     let alarms = management.core.alarms();
-    json!({
+    let mut node = json!({
         "name": management.node,
         "type": "disc",
         "running": true,
@@ -128,8 +128,14 @@ pub fn node(management: &Management) -> Value {
         "mem_limit": alarms.high_watermark_bytes,
         "mem_alarm": alarms.memory,
         "disk_free_alarm": alarms.disk,
+        "disk_free_limit": alarms.disk_free_limit_bytes,
         "queued_message_bytes": alarms.used_bytes,
-    })
+    });
+    // Left out, not null, until the free space has been measured once.
+    if let Some(free) = alarms.disk_free_bytes {
+        node["disk_free"] = free.into();
+    }
+    node
 }
 
 /// `/api/vhosts` (all) or `/api/vhosts/{name}` (one object).

@@ -1,6 +1,7 @@
 //! The task that owns one MQTT connection (3.1, 3.1.1 or 5): the socket, the session's queue
 //! and consumer, keep-alive and will. It `select!`s over socket reads and writes, deliveries
-//! from the session queue, the keep-alive deadline, a session takeover and shutdown.
+//! from the session queue, the keep-alive deadline, a session takeover, shutdown and, while a
+//! blocked publisher's packets are held (`held`), the resource alarm.
 //!
 //! Mapping onto the core (ARCHITECTURE.md): a session is one queue, `mqtt-session-{client id}`,
 //! exclusive to the connection for a clean session and durable otherwise; each subscription is
@@ -8,6 +9,7 @@
 //! persistent session gets them back on reconnect.
 
 mod acks;
+mod held;
 mod inbound;
 mod kept;
 mod outbound;
@@ -341,6 +343,12 @@ pub struct Connection {
     acks: acks::InboundAcks,
     /// What operators see of this connection (client id, message counts).
     report: Option<Arc<ConnectionReport>>,
+    /// On while a resource alarm blocks publishers (`held`).
+    alarm: watch::Receiver<bool>,
+    alarm_open: bool,
+    /// What a blocked publisher sent, not yet handled; boxed, as most connections never
+    /// hold anything.
+    held: Option<Box<held::Held>>,
 }
 
 impl Connection {
@@ -350,10 +358,14 @@ impl Connection {
         if let Some(report) = &report {
             report.set_connection(id);
         }
+        let alarm = broker.publish_blocked();
         Connection {
             id,
             peer,
             report,
+            alarm,
+            alarm_open: true,
+            held: None,
             broker,
             shared,
             version: None,
@@ -437,7 +449,8 @@ impl Connection {
                     Ok(0) | Err(_) => return End::Abnormal,
                     Ok(_) => {}
                 },
-                read = read_some(&mut reader, &mut input, &mut idle_room, &mut read_size), if self.closing.is_none() => match read {
+                read = read_some(&mut reader, &mut input, &mut idle_room, &mut read_size), if self.reading() => match read {
+                    Ok(0) if self.held.is_some() => self.close_read(),
                     Ok(0) | Err(_) => return End::Abnormal,
                     Ok(_) => {
                         self.last_read = Instant::now();
@@ -457,6 +470,11 @@ impl Connection {
                     }
                 }
                 () = self.acks.ready(), if self.acks.waiting() => self.send_acks(),
+                changed = self.alarm.changed(), if self.alarm_open && self.held.is_some() => {
+                    self.alarm_open = changed.is_ok();
+                    self.alarm.borrow_and_update();
+                    Box::pin(self.release_held(&mut input)).await;
+                }
                 done = taken_over(&mut self.takeover) => {
                     self.taken_over_by = done;
                     self.disconnect(reason::SESSION_TAKEN_OVER, "another connection took the session over");
@@ -483,6 +501,8 @@ impl Connection {
     fn deadline(&self, connect: Instant) -> Option<Instant> {
         match (self.version, self.keep_alive) {
             (None, _) => Some(connect),
+            // An alarm stopped our reading: the client's PINGREQs wait in the socket.
+            (Some(_), _) if self.reading_paused() => None,
             (Some(_), Some(keep_alive)) => Some(self.last_read + keep_alive * 3 / 2),
             (Some(_), None) => None,
         }

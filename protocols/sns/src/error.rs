@@ -20,6 +20,9 @@ pub enum ErrorKind {
     InvalidBatchEntryId,
     BatchRequestTooLong,
     InvalidAction,
+    /// A publish while a resource alarm blocks publishers: the code SNS answers a throttled
+    /// Publish with, which the SDKs classify as throttling and retry with backoff.
+    Throttling,
     Internal,
 }
 
@@ -41,6 +44,7 @@ impl ErrorKind {
             ErrorKind::InvalidBatchEntryId => "InvalidBatchEntryId",
             ErrorKind::BatchRequestTooLong => "BatchRequestTooLong",
             ErrorKind::InvalidAction => "InvalidAction",
+            ErrorKind::Throttling => "Throttling",
             ErrorKind::Internal => "InternalError",
         }
     }
@@ -106,6 +110,15 @@ impl SnsError {
 
     pub fn no_subscription() -> Self {
         SnsError::new(ErrorKind::NotFound, "Subscription does not exist")
+    }
+
+    /// Publish's and PublishBatch's refusal while the broker is short of memory or disk
+    /// (HTTP 400, the status of the common `ThrottlingException`).
+    pub fn throttled() -> Self {
+        SnsError::new(
+            ErrorKind::Throttling,
+            "Rate exceeded: the broker is short of memory or disk space; retry later.",
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

@@ -50,6 +50,8 @@ pub struct SnsService {
     /// The delivery task of each confirmed subscription, by ARN.
     deliverers: Mutex<HashMap<String, JoinHandle<()>>>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// On while a resource alarm blocks publishers.
+    publish_blocked: watch::Receiver<bool>,
 }
 
 impl SnsService {
@@ -79,6 +81,7 @@ impl SnsService {
             fifo: crate::actions::Fifo::default(),
             deliverers: Mutex::new(HashMap::new()),
             shutdown,
+            publish_blocked: users.publish_blocked(),
         });
         for subscription in service.subscriptions.values() {
             if subscription.confirmed() {
@@ -86,6 +89,15 @@ impl SnsService {
             }
         }
         Ok(service)
+    }
+
+    /// Refuses a publish while a resource alarm is on: HTTP has no socket to stop reading, so
+    /// the client is told to back off; subscriptions keep delivering and drain the queues.
+    pub(crate) fn admit_publish(&self) -> Result<(), SnsError> {
+        if *self.publish_blocked.borrow() {
+            return Err(SnsError::throttled());
+        }
+        Ok(())
     }
 
     pub fn topic_arn(name: &str) -> String {

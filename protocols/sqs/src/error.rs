@@ -46,6 +46,9 @@ pub enum ErrorKind {
     SignatureDoesNotMatch,
     InternalError,
     ServiceUnavailable,
+    /// A send while a resource alarm blocks publishers. The SDKs classify the code as
+    /// throttling and retry with backoff.
+    RequestThrottled,
 }
 
 impl ErrorKind {
@@ -79,6 +82,7 @@ impl ErrorKind {
             ErrorKind::SignatureDoesNotMatch => "SignatureDoesNotMatch",
             ErrorKind::InternalError => "InternalError",
             ErrorKind::ServiceUnavailable => "ServiceUnavailable",
+            ErrorKind::RequestThrottled => "RequestThrottled",
         }
     }
 
@@ -150,6 +154,15 @@ impl SqsError {
 
     pub fn invalid(message: impl Into<String>) -> Self {
         SqsError::new(ErrorKind::InvalidParameterValue, message)
+    }
+
+    /// SendMessage's and SendMessageBatch's `RequestThrottled` (HTTP 400, the status the API
+    /// reference gives it): publishers wait while the broker is short of memory or disk.
+    pub fn throttled() -> Self {
+        SqsError::new(
+            ErrorKind::RequestThrottled,
+            "Rate exceeded: the broker is short of memory or disk space; retry later.",
+        )
     }
 
     pub fn missing(parameter: &str) -> Self {

@@ -80,6 +80,8 @@ pub struct SqsService {
     pub(crate) authenticator: Authenticator,
     pub(crate) settings: SqsSettings,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// On while a resource alarm blocks publishers.
+    publish_blocked: watch::Receiver<bool>,
 }
 
 /// How many first-receive times we keep before forgetting them all (purged or
@@ -87,6 +89,15 @@ pub struct SqsService {
 const FIRST_RECEIVE_REMEMBERED_MAX: usize = 1_000_000;
 
 impl SqsService {
+    /// Refuses a send while a resource alarm is on. SQS has no socket to stop reading, so the
+    /// client is told to back off instead; receives and deletes go on and drain the queues.
+    pub(crate) fn admit_send(&self) -> Result<(), SqsError> {
+        if *self.publish_blocked.borrow() {
+            return Err(SqsError::throttled());
+        }
+        Ok(())
+    }
+
     /// Opens the vhost and starts the lease expiry task. `broker` opens it for the service's
     /// own bookkeeping; `users` opens it as each request's user, to check their permissions.
     pub fn start(
@@ -119,6 +130,7 @@ impl SqsService {
             authenticator: Authenticator::new(&settings.access_keys, &settings.user),
             settings,
             shutdown,
+            publish_blocked: users.publish_blocked(),
         });
         // Delayed messages of the queues kept from before a restart move again at once.
         let names: Vec<String> = service.registry.lock().keys().cloned().collect();

@@ -44,19 +44,32 @@ impl Connection {
                 Some(_) => (self.shared.settings.max_packet_size, None),
                 None => (CONNECT_PACKET_MAX, codec::peek_connect_version(input)),
             };
+            if self.held_full() {
+                // Blocked by a resource alarm, with as much held as we allow (`held`).
+                return;
+            }
+            let buffered = input.len();
             let packet = match codec::decode(input, self.version, max) {
                 Ok(Some(packet)) => packet,
                 Ok(None) => return,
                 Err(error) => return self.on_decode_error(&error, announced),
             };
-            match self.on_packet(packet) {
-                Then::Done => {}
-                Then::Forward(accepted) => self.forward(accepted).await,
-                Then::Settle(delivery) => self.settle_acknowledged(delivery).await,
-                Then::Rare(packet) => Box::pin(self.on_rare(*packet)).await,
+            if let Some(packet) = self.hold(packet, buffered - input.len()) {
+                self.handle(packet).await;
             }
         }
     }
+
+    /// Handles one packet, read now or held during a resource alarm (`held`).
+    pub(super) async fn handle(&mut self, packet: Packet) {
+        match self.on_packet(packet) {
+            Then::Done => {}
+            Then::Forward(accepted) => self.forward(accepted).await,
+            Then::Settle(delivery) => self.settle_acknowledged(delivery).await,
+            Then::Rare(packet) => Box::pin(self.on_rare(*packet)).await,
+        }
+    }
+
     /// `announced`: the version a CONNECT being refused announced, if its octets had come.
     fn on_decode_error(&mut self, error: &DecodeError, announced: Option<ProtocolVersion>) {
         tracing::debug!(peer = %self.peer, %error, "bad mqtt packet");

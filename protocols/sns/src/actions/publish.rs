@@ -1,6 +1,7 @@
 //! Publish and PublishBatch. A publish is a persistent message on the topic's exchange:
 //! routed like any other publish (so queues bound over AMQP get it, with message attributes as
-//! headers), and answered once every queue it reached has stored it.
+//! headers), and answered once every queue it reached has stored it. While a resource alarm
+//! blocks publishers, both are answered `Throttling` before anything else is looked at.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -71,6 +72,7 @@ impl FifoState {
 }
 
 pub(super) async fn publish(service: &SnsService, params: &Params) -> Result<Value, SnsError> {
+    service.admit_publish()?;
     let arn = match (params.string("TopicArn")?, params.string("TargetArn")?) {
         (Some(arn), _) | (None, Some(arn)) => arn,
         (None, None) if params.get("PhoneNumber").is_some() => {
@@ -265,6 +267,7 @@ pub(super) async fn publish_batch(
     service: &SnsService,
     params: &Params,
 ) -> Result<Value, SnsError> {
+    service.admit_publish()?;
     let topic = service.topic(params.required("TopicArn")?)?;
     let entries = params.entries("PublishBatchRequestEntries")?;
     check_batch(&entries)?;

@@ -3,7 +3,8 @@
 //! A message is answered 200 only once the core has confirmed it: for the durable queues SQS
 //! declares, after the journal has synced it (every SQS message is persistent). On a FIFO queue
 //! a send repeating a deduplication id of the last five minutes is answered as the first one
-//! was and not enqueued (`crate::fifo`).
+//! was and not enqueued (`crate::fifo`). While a resource alarm blocks publishers, sends are
+//! answered `RequestThrottled` before anything else is looked at.
 
 use std::sync::Arc;
 
@@ -47,6 +48,7 @@ pub async fn send_message(
     params: &Params,
     context: &Context,
 ) -> Result<Value, SqsError> {
+    service.admit_send()?;
     let queue = service.resolve(params)?;
     let prepared = prepare(service, &queue, params, context)?;
     let accepted = publish_all(service, &queue, std::slice::from_ref(&prepared)).await;
@@ -63,6 +65,7 @@ pub async fn send_message_batch(
     params: &Params,
     context: &Context,
 ) -> Result<Value, SqsError> {
+    service.admit_send()?;
     let entries = batch::entries(params)?;
     let queue = service.resolve(params)?;
     let mut failed = Vec::new();
