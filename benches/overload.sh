@@ -143,7 +143,7 @@ print_table() {
     echo "|---|---:|"
     for field in connections idle_closed published confirmed nacked consumed lost duplicates \
         rss_start_mib rss_idle_mib per_connection_bytes watermark_mib margin_mib limit_mib \
-        peak_rss_mib sampled_peak_mib held_at_peak hwm_mib blocked_seconds blocked_events stalled_seconds \
+        peak_rss_mib sampled_peak_mib held_at_peak held_max hwm_mib blocked_seconds blocked_events stalled_seconds \
         drain_ms recovery_ms client_cpu broker_cpu other_cpu pass; do
         echo "| $field | $(result_field "$line" "$field") |"
     done

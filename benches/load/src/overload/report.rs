@@ -117,7 +117,7 @@ impl Report {
             "RESULT scenario={} connections={} idle_closed={} publishers={} size={} seconds={:.1} \
              published={} confirmed={} nacked={} consumed={} lost={} duplicates={} \
              rss_start_mib={} rss_idle_mib={} per_connection_bytes={} peak_rss_mib={} \
-             sampled_peak_mib={} held_at_peak={} hwm_mib={} watermark_mib={:.1} margin_mib={} limit_mib={} \
+             sampled_peak_mib={} held_at_peak={} held_max={} hwm_mib={} watermark_mib={:.1} margin_mib={} limit_mib={} \
              blocked_seconds={:.1} blocked_events={} stalled_seconds={:.1} drain_ms={} \
              recovery_ms={} client_cpu={} broker_cpu={} other_cpu={} pass={}",
             args.scenario,
@@ -138,6 +138,7 @@ impl Report {
             mib(self.peak_rss_kib),
             mib(figures.samples.peak_rss_kib),
             figures.samples.held_at_peak,
+            figures.samples.held_max,
             mib(figures.hwm_kib),
             self.limits.watermark_bytes as f64 / MIB,
             self.limits.margin_mib,
@@ -235,6 +236,7 @@ mod tests {
             samples: Samples {
                 peak_rss_kib: 140 * 1024,
                 held_at_peak: 50_000,
+                held_max: 52_000,
                 count: 300,
                 stalled: Duration::from_secs(20),
                 broker_gone: false,

@@ -34,6 +34,8 @@ pub struct Samples {
     /// Messages published and not yet consumed at the sample with the peak RSS: roughly what
     /// the broker held then (queued, in its buffers, or in flight to a consumer).
     pub held_at_peak: u64,
+    /// The most messages published and not yet consumed at any sample.
+    pub held_max: u64,
     pub count: u64,
     /// Time during the flood with no confirm progress.
     pub stalled: Duration,
@@ -100,6 +102,9 @@ fn sample(sources: &Sources, stop: &AtomicBool, flooding: &AtomicBool) -> Sample
             break;
         };
         let now = sources.meter.sample();
+        samples.held_max = samples
+            .held_max
+            .max(now.published.saturating_sub(now.consumed));
         if rss_kib > samples.peak_rss_kib {
             samples.peak_rss_kib = rss_kib;
             samples.held_at_peak = now.published.saturating_sub(now.consumed);
