@@ -166,7 +166,7 @@ main() {
         --publishers "$publishers" --size 1024 --confirm-window 1000 \
         --duration "${flood_seconds}s" --broker-pid "$mqbridge_pid" \
         --watermark-bytes "$watermark_bytes" --margin-mib "$margin_mib" \
-        >"$work_dir/out" 2> >(tee "$work_dir/err" >&2) || status=$?
+        >"$work_dir/out" || status=$?
     local line
     line="$(grep '^RESULT ' "$work_dir/out" || true)"
     if [ -z "$line" ]; then
