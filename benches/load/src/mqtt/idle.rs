@@ -119,6 +119,7 @@ pub async fn open_idle_many(
 }
 
 /// An idle connection: only its socket halves, the buffers are dropped.
+#[derive(Debug)]
 pub struct IdleConnection {
     read: ReadHalf<Box<dyn Stream>>,
     _write: WriteHalf<Box<dyn Stream>>,
