@@ -20,6 +20,9 @@
 //!   `benches/compare-mqtt.sh` and `benches/compare-ws-tls.sh`.
 //! - `stomp`: 1 producer -> 1 consumer on a raw STOMP 1.2 client with `client-individual`
 //!   acks; see `benches/compare-stomp.sh`.
+//! - `overload`: a publish flood past the broker's memory watermark with 10,000 connections
+//!   open and one slow consumer, checking memory, loss and recovery (issue 11); see
+//!   `benches/overload.sh`.
 //! - `sqs`: the Amazon SQS API over AWS JSON 1.0 on keep-alive HTTP/1.1 (SendMessageBatch +
 //!   ReceiveMessage + DeleteMessageBatch, and single SendMessage); see `benches/compare-sqs.sh`.
 //!   Also Amazon SNS, served on the same endpoint: Publish fanned out to SQS queues (Query
@@ -32,6 +35,7 @@ mod fill;
 mod lapin_client;
 mod meter;
 mod mqtt;
+mod overload;
 mod raw;
 mod scenario;
 mod sqs;
@@ -72,6 +76,9 @@ enum Command {
     Mqtt(mqtt::MqttArgs),
     /// MQTT 3.1.1: open N idle connections and report the broker's memory per connection.
     MqttIdle(mqtt::IdleArgs),
+    /// AMQP 0-9-1 + MQTT: a persistent publish flood past the memory watermark with N
+    /// connections open and one slow consumer; checks memory, loss and recovery.
+    Overload(overload::OverloadArgs),
     /// STOMP 1.2: one producer to a fresh queue, one consumer with client-individual acks.
     Stomp(stomp::StompArgs),
     /// Amazon SQS: SendMessageBatch producers, ReceiveMessage + DeleteMessageBatch consumers,
@@ -171,6 +178,7 @@ fn main() -> anyhow::Result<()> {
         Command::AmqpFill(args) => runtime.block_on(fill::run(args)),
         Command::Mqtt(args) => runtime.block_on(mqtt::run(args)),
         Command::MqttIdle(args) => runtime.block_on(mqtt::run_idle(args)),
+        Command::Overload(args) => runtime.block_on(overload::run(args)),
         Command::Stomp(args) => runtime.block_on(stomp::run(args)),
         Command::SqsBatch(args) => runtime.block_on(sqs::run_batch(args)),
         Command::SqsSend(args) => runtime.block_on(sqs::run_send(args)),

@@ -1,4 +1,5 @@
-//! Counters shared by the client tasks and the CPU clocks read around the measured window.
+//! Counters shared by the client tasks, and the CPU clocks and memory figures of `/proc` read
+//! around the measured window.
 //!
 //! Client tasks only add to the counters; the scenario task only reads them, at the start and
 //! the end of the measured window, so the counters need no ordering beyond `Relaxed`.
@@ -7,6 +8,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use anyhow::{Context, bail};
 
 /// A counter alone on a cache line (128 bytes covers adjacent-line prefetching on x86).
 #[derive(Debug, Default)]
@@ -95,6 +98,23 @@ pub fn machine_cpu_time() -> Option<Duration> {
     ))
 }
 
+/// A `kB` (really KiB) field of `/proc/PID/status`, such as `VmRSS` (resident set now) or
+/// `VmHWM` (its peak so far); Linux only.
+pub fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let Some(value) = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+    else {
+        bail!("no {field} line in {path}");
+    };
+    let value = value.trim().trim_end_matches("kB").trim();
+    value
+        .parse()
+        .with_context(|| format!("cannot parse {field} `{value}` from {path}"))
+}
+
 /// CPU time of a process over a window, in cores (1.0 = one core fully busy).
 pub fn cores_used(
     before: Option<Duration>,
@@ -120,6 +140,16 @@ mod tests {
     fn machine_cpu_time_is_readable_on_linux() {
         if cfg!(target_os = "linux") {
             assert!(machine_cpu_time().is_some());
+        }
+    }
+
+    #[test]
+    fn own_resident_set_and_its_peak_are_readable_on_linux() {
+        if cfg!(target_os = "linux") {
+            let resident = status_kib(std::process::id(), "VmRSS").unwrap();
+            let peak = status_kib(std::process::id(), "VmHWM").unwrap();
+            assert!(resident > 0 && peak >= resident);
+            assert!(status_kib(std::process::id(), "NoSuchField").is_err());
         }
     }
 

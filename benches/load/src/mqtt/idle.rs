@@ -14,12 +14,15 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use futures_util::FutureExt;
 use futures_util::future::try_join_all;
+use tokio::io::{AsyncReadExt, ReadHalf, WriteHalf};
 
 use super::connection::{Connection, Endpoint};
-use super::transport::Transport;
+use super::transport::{Stream, Transport};
 use super::unique_suffix;
+use crate::meter::status_kib;
 
 /// Keep Alive of the idle connections: long enough that no PINGREQ is due during the
 /// measurement (the broker would close a silent connection after 1.5 periods), and a value
@@ -79,21 +82,16 @@ pub async fn run_idle(args: IdleArgs) -> anyhow::Result<()> {
         transport: Transport::Tcp,
     };
     let prefix = format!("idle-{}", unique_suffix());
-    let rss_before = resident_kib(args.broker_pid)?;
-    let mut open = Vec::with_capacity(args.connections);
+    let rss_before = status_kib(args.broker_pid, "VmRSS")?;
     let started = std::time::Instant::now();
-    while open.len() < args.connections {
-        let batch = open.len()..(open.len() + OPEN_BATCH).min(args.connections);
-        let opening = batch.map(|index| open_idle(&endpoint, format!("{prefix}-{index}")));
-        open.extend(try_join_all(opening).await?);
-    }
+    let open = open_idle_many(&endpoint, &prefix, args.connections).await?;
     eprintln!(
         "{} connections open in {:.1}s; settling for {SETTLE:?}",
         open.len(),
         started.elapsed().as_secs_f64()
     );
     tokio::time::sleep(SETTLE).await;
-    let rss_after = resident_kib(args.broker_pid)?;
+    let rss_after = status_kib(args.broker_pid, "VmRSS")?;
     let grown_bytes = rss_after.saturating_sub(rss_before) * KIB;
     let per_connection = grown_bytes / (args.connections.max(1) as u64);
     println!(
@@ -105,8 +103,40 @@ pub async fn run_idle(args: IdleArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens `count` idle connections, `OPEN_BATCH` at a time, with client ids `PREFIX-N`.
+pub async fn open_idle_many(
+    endpoint: &Endpoint,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<Vec<IdleConnection>> {
+    let mut open = Vec::with_capacity(count);
+    while open.len() < count {
+        let batch = open.len()..(open.len() + OPEN_BATCH).min(count);
+        let opening = batch.map(|index| open_idle(endpoint, format!("{prefix}-{index}")));
+        open.extend(try_join_all(opening).await?);
+    }
+    Ok(open)
+}
+
+/// An idle connection: only its socket halves, the buffers are dropped.
+#[derive(Debug)]
+pub struct IdleConnection {
+    read: ReadHalf<Box<dyn Stream>>,
+    _write: WriteHalf<Box<dyn Stream>>,
+}
+
+impl IdleConnection {
+    /// Whether the broker has closed the connection (end of stream or an error), without
+    /// waiting: an open idle connection has nothing to read. Anything the broker did send
+    /// (it sends nothing to an idle MQTT 3.1.1 client) also counts as not idle any more.
+    pub fn closed_by_broker(&mut self) -> bool {
+        let mut octet = [0_u8; 1];
+        self.read.read(&mut octet).now_or_never().is_some()
+    }
+}
+
 /// Opens one connection and keeps only its socket halves: the buffers are dropped.
-async fn open_idle(endpoint: &Endpoint, client_id: String) -> anyhow::Result<impl Sized> {
+async fn open_idle(endpoint: &Endpoint, client_id: String) -> anyhow::Result<IdleConnection> {
     let opening = Connection::open(
         endpoint,
         client_id,
@@ -116,32 +146,9 @@ async fn open_idle(endpoint: &Endpoint, client_id: String) -> anyhow::Result<imp
     let connection = tokio::time::timeout(CONNECT_TIMEOUT, opening)
         .await
         .context("no CONNACK within the timeout")??;
-    Ok(connection.into_sockets())
-}
-
-/// The resident set size of a process in KiB, from `/proc/PID/status` (Linux only).
-fn resident_kib(pid: u32) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let Some(line) = status.lines().find(|line| line.starts_with("VmRSS:")) else {
-        bail!("no VmRSS line in {path}");
-    };
-    line.trim_start_matches("VmRSS:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .with_context(|| format!("cannot parse `{line}` from {path}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_resident_set_is_readable_on_linux() {
-        if cfg!(target_os = "linux") {
-            assert!(resident_kib(std::process::id()).unwrap() > 0);
-        }
-    }
+    let (read, write) = connection.into_sockets();
+    Ok(IdleConnection {
+        read,
+        _write: write,
+    })
 }

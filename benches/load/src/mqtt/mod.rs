@@ -32,8 +32,9 @@ use crate::meter::{Meter, PaddedCounter, cores_used, machine_cpu_time, process_c
 use crate::scenario::{ClientTask, join_all, unique_suffix};
 use crate::{DURATION_DEFAULT, WARMUP_DEFAULT, parse_duration};
 pub use connection::Endpoint;
-pub use idle::{IdleArgs, run_idle};
-use transport::{Transport, TransportKind};
+pub use idle::{IdleArgs, IdleConnection, open_idle_many, run_idle};
+pub use transport::Transport;
+use transport::TransportKind;
 
 /// Keep Alive of the benchmark's connections: 0 turns it off (spec 3.1.2.10). A busy
 /// benchmark connection never needs a PINGREQ, and a subscriber at QoS 0 sends nothing at all,

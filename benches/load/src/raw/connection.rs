@@ -13,8 +13,11 @@
 //! Deviations from a general client, all on purpose: one channel (number 1) per connection;
 //! heartbeats are disabled in `tune-ok` (a benchmark connection is never idle); only the PLAIN
 //! mechanism; no TLS. Content header and body frames are not parsed, only skipped, because
-//! the load generator never looks at what it receives. The reader and the writer are separate
-//! halves so a producer can read confirms while it writes.
+//! the throughput scenarios never look at what they receive (`take_with_body` hands body
+//! payloads to the overload scenario, which reads the message id in them). The client
+//! announces the `connection.blocked` capability only when asked (`Connection::open_with`),
+//! so that the throughput scenarios see exactly the broker behaviour they always saw. The
+//! reader and the writer are separate halves so a producer can read confirms while it writes.
 
 use std::ops::Range;
 
@@ -94,6 +97,15 @@ impl FrameReader {
 
     /// Takes the next complete frame from the buffer, or `None` when more bytes are needed.
     pub fn take(&mut self) -> anyhow::Result<Option<Inbound>> {
+        self.take_with_body(|_| {})
+    }
+
+    /// As `take`, and hands the payload of a body frame to `on_body` before returning it as
+    /// `Inbound::Content`.
+    pub fn take_with_body(
+        &mut self,
+        mut on_body: impl FnMut(&[u8]),
+    ) -> anyhow::Result<Option<Inbound>> {
         let unread = &self.buffer[self.unread.clone()];
         let Some((frame_type, frame_bytes)) = frame_extent(unread)? else {
             return Ok(None);
@@ -104,7 +116,11 @@ impl FrameReader {
                 Ok((_, other)) => bail!("expected a method frame, parsed {other}"),
                 Err(error) => bail!("cannot parse a method frame: {error:?}"),
             },
-            constants::FRAME_HEADER | constants::FRAME_BODY => Inbound::Content,
+            constants::FRAME_HEADER => Inbound::Content,
+            constants::FRAME_BODY => {
+                on_body(&unread[FRAME_HEADER_BYTES..frame_bytes - 1]);
+                Inbound::Content
+            }
             constants::FRAME_HEARTBEAT => Inbound::Heartbeat,
             other => bail!("unknown frame type {other}"),
         };
@@ -223,6 +239,11 @@ pub struct Connection {
 impl Connection {
     /// Connects to `url`, performs the handshake and opens channel `CHANNEL`.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
+        Self::open_with(url, Capabilities::default()).await
+    }
+
+    /// As `open`, announcing `capabilities` in `connection.start-ok`.
+    pub async fn open_with(url: &str, capabilities: Capabilities) -> anyhow::Result<Self> {
         let uri: AMQPUri = url
             .parse()
             .map_err(|error| anyhow!("bad URL `{url}`: {error}"))?;
@@ -244,12 +265,15 @@ impl Connection {
             },
             frame_max: FRAME_MAX_BYTES,
         };
-        connection.handshake(&uri).await.with_context(|| {
-            format!(
-                "AMQP handshake with {}:{} (credentials, vhost?)",
-                address.0, address.1
-            )
-        })?;
+        connection
+            .handshake(&uri, capabilities)
+            .await
+            .with_context(|| {
+                format!(
+                    "AMQP handshake with {}:{} (credentials, vhost?)",
+                    address.0, address.1
+                )
+            })?;
         let opened = connection.call(channel_method(channel::AMQPMethod::Open(channel::Open {})));
         match opened.await? {
             AMQPClass::Channel(channel::AMQPMethod::OpenOk(_)) => Ok(connection),
@@ -258,7 +282,7 @@ impl Connection {
     }
 
     /// Protocol header, start/start-ok (PLAIN), tune/tune-ok, open/open-ok (section 2.2.4).
-    async fn handshake(&mut self, uri: &AMQPUri) -> anyhow::Result<()> {
+    async fn handshake(&mut self, uri: &AMQPUri, capabilities: Capabilities) -> anyhow::Result<()> {
         self.writer
             .push(&AMQPFrame::ProtocolHeader(ProtocolVersion::amqp_0_9_1()))?;
         self.writer.flush().await?;
@@ -273,7 +297,7 @@ impl Connection {
         let user = &uri.authority.userinfo;
         let response = format!("\0{}\0{}", user.username, user.password);
         self.send_on_zero(connection::AMQPMethod::StartOk(connection::StartOk {
-            client_properties: client_properties(),
+            client_properties: client_properties(capabilities),
             mechanism: "PLAIN".into(),
             response: response.into(),
             locale: "en_US".into(),
@@ -354,9 +378,22 @@ fn channel_method(method: channel::AMQPMethod) -> AMQPClass {
     AMQPClass::Channel(method)
 }
 
-/// Identifies the client in the broker's connection list.
-fn client_properties() -> FieldTable {
+/// Optional protocol extensions the client announces in `start-ok` (RabbitMQ's
+/// `capabilities` table in the client properties).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Capabilities {
+    /// The client understands `connection.blocked` / `connection.unblocked`.
+    pub connection_blocked: bool,
+}
+
+/// Identifies the client in the broker's connection list, with its capabilities.
+fn client_properties(capabilities: Capabilities) -> FieldTable {
     let mut properties = FieldTable::default();
+    if capabilities.connection_blocked {
+        let mut table = FieldTable::default();
+        table.insert("connection.blocked".into(), AMQPValue::Boolean(true));
+        properties.insert("capabilities".into(), AMQPValue::FieldTable(table));
+    }
     properties.insert(
         "product".into(),
         AMQPValue::LongString("mqbridge-bench".into()),

@@ -8,9 +8,11 @@
 //!
 //! It does only what the scenario needs: one channel per connection, PLAIN authentication,
 //! no heartbeats, no TLS, no content decoding. Each producer and consumer owns its connection
-//! on its own tokio task; nothing is shared between them but the `Meter` counters.
+//! on its own tokio task; nothing is shared between them but the `Meter` counters. The
+//! overload scenario (`crate::overload`) builds its own publishers and consumers on
+//! `connection`.
 
-mod connection;
+pub mod connection;
 mod consumer;
 mod producer;
 mod queue;
