@@ -15,7 +15,7 @@ use common::mqtt::{next_incoming, next_publish, subscribed};
 use common::{Broker, declare, eventually, next_delivery, publish, within};
 use futures_util::{Stream, StreamExt};
 use lapin::Event;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use reqwest::StatusCode;
 use rumqttc::{Incoming, QoS};
@@ -100,6 +100,47 @@ async fn a_disk_free_limit_above_the_free_space_blocks_publishers_and_is_reporte
     within(delivery.ack(BasicAckOptions::default()))
         .await
         .expect("ack");
+}
+
+/// A connection that only consumes is never told it is blocked: lapin stops writing every
+/// frame once told, acks included, and the consumer that must drain the queue could not ack.
+#[tokio::test]
+async fn an_amqp_consumer_connection_is_not_blocked_and_drains_the_alarm_away() {
+    let broker =
+        Broker::start_with(|config| config.memory_high_watermark_bytes = WATERMARK_BYTES).await;
+    let api = Api::new(&broker);
+    let (consumer_connection, consuming) = broker.channel().await;
+    declare(&consuming, "mem-q", FieldTable::default()).await;
+    within(consuming.basic_qos(1, BasicQosOptions::default()))
+        .await
+        .expect("basic.qos");
+    let mut consumer = within(consuming.basic_consume(
+        "mem-q".into(),
+        "drain".into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .expect("basic.consume");
+    let (_publisher, channel) = broker.channel().await;
+    let publishing = tokio::spawn(async move {
+        for _ in 0..3 {
+            publish(&channel, "", "mem-q", &[b'm'; BODY_BYTES]).await;
+        }
+    });
+    alarm_in_effect(&api, true).await;
+    for _ in 0..3 {
+        let delivery = next_delivery(&mut consumer).await;
+        assert!(
+            !consumer_connection.status().blocked(),
+            "a consumer is not blocked"
+        );
+        within(delivery.ack(BasicAckOptions::default()))
+            .await
+            .expect("ack");
+    }
+    within(publishing).await.expect("every publish went out");
+    alarm_in_effect(&api, false).await;
 }
 
 /// What the MQTT publisher's event loop saw, counted by a task that drives it.

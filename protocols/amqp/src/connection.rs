@@ -618,12 +618,13 @@ impl Connection {
         None
     }
 
+    /// Tells a publishing connection it is blocked or released. A connection that has only
+    /// consumed is never told (RabbitMQ's rule): clients such as lapin stop writing every
+    /// frame once blocked, acks included, and a consumer that cannot ack cannot drain.
     fn on_alarm(&mut self) {
-        let blocked = self.blocked();
-        if !self.capabilities.connection_blocked
-            || blocked == self.blocked_sent
-            || self.ctx.is_none()
-        {
+        let publisher = self.ctx.as_ref().is_some_and(|ctx| ctx.published);
+        let blocked = publisher && self.blocked();
+        if !self.capabilities.connection_blocked || blocked == self.blocked_sent {
             return;
         }
         self.blocked_sent = blocked;
