@@ -101,8 +101,9 @@ pub struct Config {
     pub send_timeout_ms: u64,
     /// Most connections at once from one peer IP address, over all listeners; 0 for no limit.
     pub max_connections_per_address: usize,
-    /// How long a client has to finish its TLS handshake, its WebSocket upgrade and its
-    /// protocol's login, each, in milliseconds (RabbitMQ's `handshake_timeout`).
+    /// How long a client has for each of its TLS handshake, its WebSocket upgrade, its
+    /// protocol's login and (SQS/SNS) each request head, in milliseconds (RabbitMQ's
+    /// `handshake_timeout`).
     pub handshake_timeout_ms: u64,
     /// Queues over all vhosts; a declaration of a new one past it is refused.
     pub max_queues: usize,

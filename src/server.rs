@@ -480,6 +480,7 @@ fn sqs_settings(config: &Config) -> anyhow::Result<SqsSettings> {
         user: config.default_user.clone(),
         request_size_max: mqbridge_sqs::REQUEST_SIZE_MAX_DEFAULT,
         access_keys,
+        header_read_timeout: handshake_timeout(config),
     })
 }
 

@@ -95,6 +95,7 @@ async fn a_client_that_sends_nothing_is_closed_after_the_handshake_timeout_on_ev
         ("mqtt", server.mqtt_addr),
         ("stomp", server.stomp_addr),
         ("websocket", server.ws_addr),
+        ("sqs", server.sqs_addr),
     ] {
         let started = Instant::now();
         let mut silent = within(TcpStream::connect(address)).await.expect("connect");
@@ -109,6 +110,26 @@ async fn a_client_that_sends_nothing_is_closed_after_the_handshake_timeout_on_ev
             "{listener} closed late: {waited:?}"
         );
     }
+}
+
+/// A slow loris on the SQS/SNS endpoint: a request head that never ends is cut off.
+#[tokio::test]
+async fn an_http_request_head_that_never_ends_is_cut_off_in_time() {
+    let timeout = u64::try_from(HANDSHAKE_TIMEOUT.as_millis()).expect("millis");
+    let broker = Broker::start_with(|c| c.handshake_timeout_ms = timeout).await;
+    let started = Instant::now();
+    let mut client = within(TcpStream::connect(broker.server.sqs_addr))
+        .await
+        .expect("connect");
+    within(client.write_all(b"POST / HTTP/1.1\r\nHost: localhost\r\nX-Slow: a"))
+        .await
+        .expect("a part of a head");
+    until_closed(&mut client).await;
+    let waited = started.elapsed();
+    assert!(
+        (HANDSHAKE_TIMEOUT..HANDSHAKE_TIMEOUT * 10).contains(&waited),
+        "closed after {waited:?}"
+    );
 }
 
 #[tokio::test]

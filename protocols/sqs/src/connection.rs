@@ -20,7 +20,7 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue}
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use mqbridge_broker_api::{ConnectionReport, MessageCounts};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -63,6 +63,9 @@ pub async fn serve_reporting<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Without a bound on the head, a peer trickling header bytes (slow loris) would hold its
+    // connection for ever; a body, once its head is in, is bounded by `request_size_max`.
+    let header_read_timeout = service.settings.header_read_timeout;
     let handler = service_fn(move |request| {
         let service = Arc::clone(&service);
         let neighbor = neighbor.clone();
@@ -78,7 +81,10 @@ pub async fn serve_reporting<S>(
             Ok::<_, Infallible>(response.await)
         }
     });
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), handler);
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(TokioIo::new(stream), handler);
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {

@@ -46,6 +46,9 @@ pub struct SqsSettings {
     pub request_size_max: usize,
     /// SigV4 access keys; empty is dev mode (see [`crate::auth`]).
     pub access_keys: Vec<AccessKey>,
+    /// How long a connection may take to send a request's head, counted from when it may
+    /// send one (so a keep-alive connection idle this long is closed too).
+    pub header_read_timeout: std::time::Duration,
 }
 
 /// Per-request facts the actions need besides the parameters.
