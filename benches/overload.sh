@@ -62,11 +62,13 @@ start_mqbridge() {
     done
     data_dir="$(mktemp -d /tmp/mqbridge-overload.XXXXXX)"
     # Every listener not under test takes a free port, so that another broker on the default
-    # ports cannot stop this one from starting.
+    # ports cannot stop this one from starting. Every connection comes from 127.0.0.1, so the
+    # per-address cap (4,096 by default) is raised above the connection count.
     NO_COLOR=1 MQBRIDGE_WS_PORT=0 MQBRIDGE_SQS_PORT=0 MQBRIDGE_MANAGEMENT_PORT=0 \
         "$target_dir/release/mqbridge" --bind 127.0.0.1 --amqp-port "$amqp_port" \
         --mqtt-port "$mqtt_port" --stomp-port 0 --data-dir "$data_dir" \
-        --memory-high-watermark-bytes "$watermark_bytes" >"$data_dir.log" 2>&1 &
+        --memory-high-watermark-bytes "$watermark_bytes" \
+        --max-connections-per-address "$((connections + open_files_spare))" >"$data_dir.log" 2>&1 &
     mqbridge_pid=$!
     local deadline=$((SECONDS + mqbridge_start_timeout_seconds))
     until port_open "$amqp_port" && port_open "$mqtt_port"; do

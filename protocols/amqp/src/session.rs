@@ -15,7 +15,8 @@
 use std::collections::HashMap;
 
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, connection};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use mqbridge_broker_api::own_body;
 
 use crate::codec::{Frame, reply_code};
 
@@ -115,25 +116,21 @@ enum Assembly {
     },
 }
 
-/// A body in one frame stays a zero-copy slice of the read buffer; only a body split over
-/// several frames is copied, once, into one buffer.
+/// A body in one frame arrives as a zero-copy slice of the read buffer and is kept so only when
+/// it is large (`own_body` says why); a body split over several frames is copied into one
+/// buffer, sized exactly when it is finished, since the queue holds it as long as it is queued.
 #[derive(Debug)]
 enum Body {
     Empty,
     One(Bytes),
-    Many(BytesMut),
+    Many(Vec<u8>),
 }
 
 impl Body {
     fn push(self, part: Bytes) -> Body {
         match self {
             Body::Empty => Body::One(part),
-            Body::One(first) => {
-                let mut all = BytesMut::with_capacity(first.len() + part.len());
-                all.extend_from_slice(&first);
-                all.extend_from_slice(&part);
-                Body::Many(all)
-            }
+            Body::One(first) => Body::Many([&first[..], &part[..]].concat()),
             Body::Many(mut all) => {
                 all.extend_from_slice(&part);
                 Body::Many(all)
@@ -144,8 +141,11 @@ impl Body {
     fn finish(self) -> Bytes {
         match self {
             Body::Empty => Bytes::new(),
-            Body::One(body) => body,
-            Body::Many(all) => all.freeze(),
+            Body::One(body) => own_body(&body),
+            Body::Many(mut all) => {
+                all.shrink_to_fit();
+                Bytes::from(all)
+            }
         }
     }
 }

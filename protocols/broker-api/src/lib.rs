@@ -31,7 +31,10 @@ pub mod vhost;
 pub use broker::{Broker, ConnectionId, ConnectionReport, MessageCounts, User, close_requested};
 pub use confirm::{Confirm, ConfirmSink};
 pub use error::BrokerError;
-pub use message::{HeaderValue, Headers, MESSAGE_GROUP_HEADER, Message, Properties};
+pub use message::{
+    BODY_COPY_MAX, HeaderValue, Headers, MESSAGE_GROUP_HEADER, MESSAGE_OVERHEAD_BYTES, Message,
+    Properties, own_body,
+};
 pub use queue::{
     ConsumeSpec, ConsumerEvent, ConsumerId, Delivery, DeliverySink, GetOk, QueueHandle, Settlement,
 };

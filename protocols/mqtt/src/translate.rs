@@ -21,7 +21,7 @@
 
 use bytes::Bytes;
 use mqbridge_broker_api::text::{self, names};
-use mqbridge_broker_api::{HeaderValue, Headers, Message, Properties};
+use mqbridge_broker_api::{HeaderValue, Headers, Message, Properties, own_body};
 
 use crate::codec::{PacketId, Publish, PublishProperties, QoS};
 use crate::topic;
@@ -100,7 +100,7 @@ pub fn message_in(publish: &Publish, publisher: Publisher<'_>) -> Message {
             .and_then(|data| match std::str::from_utf8(data) {
                 Ok(text) => Some(text.to_owned()),
                 Err(_) => {
-                    headers.insert(CORRELATION_HEADER, HeaderValue::Bytes(data.clone()));
+                    headers.insert(CORRELATION_HEADER, HeaderValue::Bytes(own_body(data)));
                     None
                 }
             });
@@ -109,7 +109,7 @@ pub fn message_in(publish: &Publish, publisher: Publisher<'_>) -> Message {
         exchange,
         routing_key,
         properties,
-        body: publish.payload.clone(),
+        body: own_body(&publish.payload),
     }
 }
 

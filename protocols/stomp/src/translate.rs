@@ -21,7 +21,7 @@
 //! dropped silently; a header whose name STOMP reserves for the frame itself
 //! (`destination`, `content-length`, ...) is not delivered, since it would change the frame.
 
-use mqbridge_broker_api::{HeaderValue, Headers, Message, Properties};
+use mqbridge_broker_api::{HeaderValue, Headers, Message, Properties, own_body};
 
 use crate::codec::{Command, Frame};
 use crate::destination;
@@ -127,7 +127,7 @@ pub fn message_in(frame: &Frame, sent: Sent<'_>) -> Result<Message, InvalidHeade
         exchange: sent.exchange.to_owned(),
         routing_key: sent.routing_key.to_owned(),
         properties,
-        body: frame.body.clone(),
+        body: own_body(&frame.body),
     })
 }
 
