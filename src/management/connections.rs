@@ -25,10 +25,7 @@ pub fn route(
     path: &[&str],
 ) -> Result<HttpResponse, ApiError> {
     let columns = request.query.get("columns");
-    let visible = |connection: &ConnectionInfo| {
-        auth::sees_every_vhost(management, &request.user)
-            || connection.report.user() == Some(request.user.name.as_str())
-    };
+    let visible = |connection: &ConnectionInfo| visible(management, request, connection);
     let find = |name: &str| {
         let connections = management.registry.list();
         let found = connections.into_iter().find(|c| c.name() == name);
@@ -46,8 +43,7 @@ pub fn route(
         (&Method::GET, [name]) => Ok(http::ok(&describe(management, &find(name)?))),
         (&Method::DELETE, [name]) => {
             let connection = find(name)?;
-            let own = connection.report.user() == Some(request.user.name.as_str());
-            if !own && !auth::is_administrator(management, &request.user) {
+            if !owned(request, &connection) && !auth::is_administrator(management, &request.user) {
                 return Err(ApiError::AccessRefused(
                     "only administrators close other users' connections".to_owned(),
                 ));
@@ -60,13 +56,20 @@ pub fn route(
     }
 }
 
+/// Whether the requesting user sees `connection`: its own, or every one for administrators
+/// and monitoring users.
+fn visible(management: &Management, request: &ApiRequest, connection: &ConnectionInfo) -> bool {
+    owned(request, connection) || auth::sees_every_vhost(management, &request.user)
+}
+
+fn owned(request: &ApiRequest, connection: &ConnectionInfo) -> bool {
+    connection.report.user() == Some(request.user.name.as_str())
+}
+
 /// `/api/channels`: the visible connections' channels, named `<connection> (<number>)`.
 pub fn channels(management: &Management, request: &ApiRequest) -> Value {
     let connections = management.registry.list().into_iter();
-    let visible = connections.filter(|c| {
-        auth::sees_every_vhost(management, &request.user)
-            || c.report.user() == Some(request.user.name.as_str())
-    });
+    let visible = connections.filter(|c| visible(management, request, c));
     let listed = visible.flat_map(|connection| {
         let name = connection.name();
         let report = Arc::clone(&connection.report);
