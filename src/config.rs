@@ -102,7 +102,7 @@ pub struct Config {
     /// Most connections at once from one peer IP address, over all listeners; 0 for no limit.
     pub max_connections_per_address: usize,
     /// How long a client has for each of its TLS handshake, its WebSocket upgrade, its
-    /// protocol's login and (SQS/SNS) each request head, in milliseconds (RabbitMQ's
+    /// protocol's login and (SQS/SNS, management) each HTTP request head, in milliseconds (RabbitMQ's
     /// `handshake_timeout`).
     pub handshake_timeout_ms: u64,
     /// Queues over all vhosts; a declaration of a new one past it is refused.

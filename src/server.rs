@@ -187,7 +187,14 @@ async fn start_management(
     let listener = bind(config, "management", config.management_port).await?;
     let address = listener.local_addr()?;
     let sample_interval = Duration::from_millis(config.collect_statistics_interval_ms);
-    let accept = management::spawn(listener, management, sample_interval, shutdown);
+    let header_read_timeout = handshake_timeout(config);
+    let accept = management::spawn(
+        listener,
+        management,
+        sample_interval,
+        header_read_timeout,
+        shutdown,
+    );
     tracing::info!(protocol = "http", %address, "listening (management API, /metrics)");
     Ok((address, accept))
 }

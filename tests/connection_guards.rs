@@ -96,6 +96,7 @@ async fn a_client_that_sends_nothing_is_closed_after_the_handshake_timeout_on_ev
         ("stomp", server.stomp_addr),
         ("websocket", server.ws_addr),
         ("sqs", server.sqs_addr),
+        ("management", server.management_addr),
     ] {
         let started = Instant::now();
         let mut silent = within(TcpStream::connect(address)).await.expect("connect");

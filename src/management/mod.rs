@@ -45,7 +45,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use mqbridge_broker_api::{Broker, ConnectionId, User, VirtualHost};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -169,6 +169,7 @@ pub fn spawn(
     listener: TcpListener,
     management: Arc<Management>,
     sample_interval: std::time::Duration,
+    header_read_timeout: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     if let Ok(address) = listener.local_addr() {
@@ -202,7 +203,14 @@ pub fn spawn(
                 _ = shutdown.changed() => return,
             };
             let delay = management.core.access().login_delay(peer.ip());
-            let connection = serve(stream, peer, Arc::clone(&management), shutdown.clone());
+            let management = Arc::clone(&management);
+            let connection = serve(
+                stream,
+                peer,
+                management,
+                header_read_timeout,
+                shutdown.clone(),
+            );
             tokio::spawn(async move {
                 // A peer guessing passwords waits before its next try is even read.
                 if !delay.is_zero() {
@@ -223,13 +231,19 @@ async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     management: Arc<Management>,
+    header_read_timeout: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let handler = service_fn(move |request| {
         let management = Arc::clone(&management);
         async move { Ok::<_, Infallible>(respond(&management, peer, request).await) }
     });
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), handler);
+    // Connections are few (HTTP_CONNECTIONS_MAX): without a bound on the request head, that
+    // many silent peers would lock operators out for good.
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(TokioIo::new(stream), handler);
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
