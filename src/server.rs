@@ -193,6 +193,7 @@ async fn start_management(
         management,
         sample_interval,
         header_read_timeout,
+        send_timeout(config),
         shutdown,
     );
     tracing::info!(protocol = "http", %address, "listening (management API, /metrics)");
@@ -350,7 +351,7 @@ impl Listeners<'_> {
             registry: Arc::clone(self.registry),
             listener,
             per_address_max: self.config.max_connections_per_address,
-            send_timeout: Duration::from_millis(self.config.send_timeout_ms.max(1)),
+            send_timeout: send_timeout(self.config),
         }
     }
 
@@ -461,6 +462,11 @@ fn stomp_settings(config: &Config) -> Arc<StompSettings> {
 /// handshake, the WebSocket upgrade, the protocol's own opening.
 fn handshake_timeout(config: &Config) -> Duration {
     Duration::from_millis(config.handshake_timeout_ms.max(1))
+}
+
+/// `send_timeout_ms`, how long a write may find the client's socket full (see `send_timeout`).
+fn send_timeout(config: &Config) -> Duration {
+    Duration::from_millis(config.send_timeout_ms.max(1))
 }
 
 /// The SQS settings, with the configured access keys checked: each names a user the broker
@@ -582,15 +588,7 @@ where
                 refusals.refused(accepting.listener, peer, accepting.per_address_max);
                 continue;
             };
-            let _ = stream.set_nodelay(true);
-            if let Err(error) = keepalive::enable(&stream) {
-                tracing::debug!(%peer, %error, "cannot set TCP keepalive");
-            }
-            let stream = SendTimeout::new(
-                stream,
-                accepting.send_timeout,
-                Arc::clone(&accepting.registry),
-            );
+            let stream = guard(stream, peer, accepting.send_timeout, &accepting.registry);
             let delay = accepting.logins.access().login_delay(peer.ip());
             let reporting = registration.reporting(Arc::clone(&broker));
             let connection = serve(stream, peer, reporting, shutdown.clone());
@@ -605,6 +603,22 @@ where
             });
         }
     })
+}
+
+/// An accepted socket made ready for any listener's connection: no Nagle delay, TCP
+/// keepalive so a vanished peer is reaped, and the send timeout (slow readers are counted in
+/// `registry`).
+pub(crate) fn guard(
+    stream: TcpStream,
+    peer: SocketAddr,
+    send_timeout: Duration,
+    registry: &Arc<ConnectionRegistry>,
+) -> Accepted {
+    let _ = stream.set_nodelay(true);
+    if let Err(error) = keepalive::enable(&stream) {
+        tracing::debug!(%peer, %error, "cannot set TCP keepalive");
+    }
+    SendTimeout::new(stream, send_timeout, Arc::clone(registry))
 }
 
 /// Pause after a failed accept (e.g. EMFILE) so the loop does not spin.

@@ -47,14 +47,14 @@ use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use mqbridge_broker_api::{Broker, ConnectionId, User, VirtualHost};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use self::http::{ApiError, HttpResponse, Query};
 use crate::core::Core;
 use crate::core::inspect::VHostView;
-use crate::server::registry::ConnectionRegistry;
+use crate::server::{self, registry::ConnectionRegistry};
 use crate::store::Journal;
 
 /// HTTP connections served at once; more wait in the kernel's accept queue. Management
@@ -170,6 +170,7 @@ pub fn spawn(
     management: Arc<Management>,
     sample_interval: std::time::Duration,
     header_read_timeout: std::time::Duration,
+    send_timeout: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     if let Ok(address) = listener.local_addr() {
@@ -203,6 +204,7 @@ pub fn spawn(
                 _ = shutdown.changed() => return,
             };
             let delay = management.core.access().login_delay(peer.ip());
+            let stream = server::guard(stream, peer, send_timeout, &management.registry);
             let management = Arc::clone(&management);
             let connection = serve(
                 stream,
@@ -228,7 +230,7 @@ const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100
 
 /// Serves one HTTP connection until the peer closes it or the broker shuts down.
 async fn serve(
-    stream: TcpStream,
+    stream: server::Accepted,
     peer: SocketAddr,
     management: Arc<Management>,
     header_read_timeout: std::time::Duration,
