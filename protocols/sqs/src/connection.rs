@@ -181,13 +181,13 @@ async fn respond(
         if let Some(neighbor) = neighbor.filter(|n| claimed(*n, &parts, &request)) {
             return Ok(Answer::Neighbor(neighbor.handle(request).await));
         }
-        let request = match &target {
+        let mut request = match &target {
             Some(target) => protocol::parse_json(target, &body)?,
             None => protocol::parse_query(signed.path, signed.query.as_bytes(), &body)?,
         };
         let context = Context { host, user, sender };
         let result = service
-            .handle(&request.action, &request.params, &context)
+            .handle(&request.action, &mut request.params, &context)
             .await?;
         if let Some(report) = report {
             report.add(moved(&request.action, &result));
@@ -258,7 +258,11 @@ fn success(
     request_id: &str,
 ) -> Response<Full<Bytes>> {
     let (body, content_type) = match request.protocol {
-        Protocol::Json => (result.to_string().into_bytes(), render::JSON_CONTENT_TYPE),
+        // Straight into bytes: `to_string` would go through `fmt` one piece at a time.
+        Protocol::Json => (
+            serde_json::to_vec(result).unwrap_or_default(),
+            render::JSON_CONTENT_TYPE,
+        ),
         Protocol::Query => (
             render::xml_result(&request.action, result, request_id),
             render::XML_CONTENT_TYPE,

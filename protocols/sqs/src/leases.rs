@@ -111,11 +111,25 @@ impl Leases {
         };
         let key = (queue_name.to_owned(), tag);
         let mut table = self.lock();
-        table.deadlines.insert((lease.deadline, key.clone()));
+        let deadline = (lease.deadline, key.clone());
+        let earliest = table
+            .deadlines
+            .first()
+            .is_none_or(|first| deadline < *first);
+        table.deadlines.insert(deadline);
         table.active.insert(key, lease);
         drop(table);
-        self.changed.notify_one();
+        self.wake_if(earliest);
         receipt.encode()
+    }
+
+    /// Wakes the expiry task when a deadline became the earliest. A later one needs no wake-up:
+    /// the task sleeps until the earliest and looks again then. (Waking it for every lease cost
+    /// a task switch and a timer per received message.)
+    fn wake_if(&self, earliest: bool) {
+        if earliest {
+            self.changed.notify_one();
+        }
     }
 
     /// The live lease a receipt names, if its owner and nonce match.
@@ -155,12 +169,14 @@ impl Leases {
         let key = (receipt.queue.clone(), receipt.tag);
         let deadline = Instant::now() + timeout;
         table.deadlines.remove(&(old, key.clone()));
-        table.deadlines.insert((deadline, key.clone()));
+        let entry = (deadline, key.clone());
+        let earliest = table.deadlines.first().is_none_or(|first| entry < *first);
+        table.deadlines.insert(entry);
         if let Some(lease) = table.active.get_mut(&key) {
             lease.deadline = deadline;
         }
         drop(table);
-        self.changed.notify_one();
+        self.wake_if(earliest);
         Ok(())
     }
 

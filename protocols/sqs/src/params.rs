@@ -90,11 +90,12 @@ impl Params {
         }
     }
 
-    /// A list of objects (batch `Entries`); absent is empty.
-    pub fn entries(&self, name: &str) -> Result<Vec<Params>, SqsError> {
-        match self.get(name) {
-            None => Ok(Vec::new()),
-            Some(Value::Array(items)) => items.iter().cloned().map(Params::from_value).collect(),
+    /// A list of objects (batch `Entries`), taken out of the parameters so that the entries
+    /// (whole message bodies, in SendMessageBatch) are moved, not copied; absent is empty.
+    pub fn take_entries(&mut self, name: &str) -> Result<Vec<Params>, SqsError> {
+        match self.0.remove(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items.into_iter().map(Params::from_value).collect(),
             Some(_) => Err(SqsError::invalid(format!("{name} must be a list."))),
         }
     }

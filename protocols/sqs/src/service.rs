@@ -143,11 +143,12 @@ impl SqsService {
         Ok(service)
     }
 
-    /// Runs one action. The result is in the JSON protocol's shape.
+    /// Runs one action. The result is in the JSON protocol's shape. The batch actions take
+    /// their entries out of `params`.
     pub async fn handle(
         &self,
         action: &str,
-        params: &Params,
+        params: &mut Params,
         context: &Context,
     ) -> Result<Value, SqsError> {
         crate::authorize::check(self, action, params, context)?;

@@ -49,11 +49,19 @@ const TRANSFER_ENCODING: &str = "content-transfer-encoding";
 
 /// AWS's allowed message characters: `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
 /// #x10000-#x10FFFF`.
+///
+/// Checked on the bytes, since every body passes here on send and on receive: a `str` holds no
+/// surrogates, so what is left out is the C0 controls but tab, LF and CR (single bytes below
+/// 0x20) and U+FFFE, U+FFFF (both encoded starting with 0xEF, rare in text).
 pub fn is_valid_text(text: &str) -> bool {
-    text.chars().all(|c| {
-        matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
-            || c >= '\u{10000}'
-    })
+    let bytes = text.as_bytes();
+    // No early exit, so that the loop vectorizes.
+    let control = bytes.iter().fold(false, |found, &b| {
+        found | (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+    });
+    let noncharacter =
+        bytes.contains(&0xEF) && (text.contains('\u{FFFE}') || text.contains('\u{FFFF}'));
+    !control && !noncharacter
 }
 
 /// The core message for an SQS send to queue `queue`.
@@ -64,13 +72,25 @@ pub fn outgoing(
     message_id: &str,
     sent_ms: u64,
 ) -> Message {
+    let body = Bytes::copy_from_slice(body.as_bytes());
+    outgoing_body(queue, body, attributes, message_id, sent_ms)
+}
+
+/// [`outgoing`] for a body the caller already owns (the text SendMessage parsed), so that it
+/// is not copied once more.
+pub fn outgoing_body(
+    queue: &str,
+    mut body: Bytes,
+    attributes: &[MessageAttribute],
+    message_id: &str,
+    sent_ms: u64,
+) -> Message {
     let mut properties = Properties {
         delivery_mode: Some(2),
         message_id: Some(message_id.to_owned()),
         timestamp: Some(sent_ms / 1000),
         ..Properties::default()
     };
-    let mut body = Bytes::copy_from_slice(body.as_bytes());
     let mut types = Headers::new();
     for attribute in attributes {
         if set_property(&mut properties, attribute) {
@@ -352,6 +372,42 @@ mod tests {
         assert!(is_valid_text("tab\tnewline\n ok \u{10000}"));
         assert!(!is_valid_text("nul\u{0}"));
         assert!(!is_valid_text("\u{FFFE}"));
+    }
+
+    #[test]
+    fn the_byte_check_agrees_with_the_character_rule() {
+        let rule = |text: &str| {
+            text.chars().all(|c| {
+                matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}')
+                    || matches!(c, '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+            })
+        };
+        let edges = [
+            '\u{0}',
+            '\u{8}',
+            '\u{9}',
+            '\u{A}',
+            '\u{B}',
+            '\u{D}',
+            '\u{1F}',
+            ' ',
+            '\u{7F}',
+            '\u{80}',
+            '\u{D7FF}',
+            '\u{E000}',
+            '\u{EFFF}',
+            '\u{FFFD}',
+            '\u{FFFE}',
+            '\u{FFFF}',
+            '\u{10000}',
+            '\u{10FFFF}',
+        ];
+        for a in edges {
+            for b in edges {
+                let text = format!("ab{a}cd{b}");
+                assert_eq!(is_valid_text(&text), rule(&text), "{text:?}");
+            }
+        }
     }
     #[test]
     fn a_base64_body_of_binary_bytes_is_stored_decoded_and_given_back_encoded() {

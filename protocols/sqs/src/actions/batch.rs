@@ -14,9 +14,9 @@ use crate::params::Params;
 /// AWS: "up to 10" entries per batch.
 pub const ENTRIES_MAX: usize = 10;
 
-/// The entries of a batch request, checked.
-pub fn entries(params: &Params) -> Result<Vec<(String, Params)>, SqsError> {
-    let entries = params.entries("Entries")?;
+/// The entries of a batch request, checked; they are taken out of `params`.
+pub fn entries(params: &mut Params) -> Result<Vec<(String, Params)>, SqsError> {
+    let entries = params.take_entries("Entries")?;
     if entries.is_empty() {
         return Err(SqsError::new(
             ErrorKind::EmptyBatchRequest,

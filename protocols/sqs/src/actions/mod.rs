@@ -20,7 +20,7 @@ use crate::service::{Context, SqsService};
 pub async fn dispatch(
     service: &SqsService,
     action: &str,
-    params: &Params,
+    params: &mut Params,
     context: &Context,
 ) -> Result<Value, SqsError> {
     match action {

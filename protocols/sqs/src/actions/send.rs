@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use mqbridge_broker_api::{HeaderValue, Message};
 use serde_json::{Map, Value};
 
@@ -45,7 +46,7 @@ impl Prepared {
 
 pub async fn send_message(
     service: &SqsService,
-    params: &Params,
+    params: &mut Params,
     context: &Context,
 ) -> Result<Value, SqsError> {
     service.admit_send()?;
@@ -62,7 +63,7 @@ pub async fn send_message(
 
 pub async fn send_message_batch(
     service: &SqsService,
-    params: &Params,
+    params: &mut Params,
     context: &Context,
 ) -> Result<Value, SqsError> {
     service.admit_send()?;
@@ -70,8 +71,8 @@ pub async fn send_message_batch(
     let queue = service.resolve(params)?;
     let mut failed = Vec::new();
     let mut ready = Vec::new();
-    for (id, entry) in entries {
-        match prepare(service, &queue, &entry, context) {
+    for (id, mut entry) in entries {
+        match prepare(service, &queue, &mut entry, context) {
             Ok(prepared) => ready.push((id, prepared)),
             Err(error) => failed.push(batch::failure(&id, &error)),
         }
@@ -156,7 +157,7 @@ fn not_stored() -> SqsError {
 fn prepare(
     service: &SqsService,
     queue: &ResolvedQueue,
-    params: &Params,
+    params: &mut Params,
     context: &Context,
 ) -> Result<Prepared, SqsError> {
     let body = body(params)?;
@@ -177,7 +178,9 @@ fn prepare(
         .unwrap_or_else(|| queue.meta.integer("DelaySeconds"));
     let message_id = new_uuid();
     let now = now_ms();
-    let mut message = translate::outgoing(&queue.name, &body, &attributes, &message_id, now);
+    let md5_of_body = attributes::md5_of_body(&body);
+    let body = Bytes::from(body);
+    let mut message = translate::outgoing_body(&queue.name, body, &attributes, &message_id, now);
     message.properties.user_id.clone_from(&context.sender);
     // MessageRetentionPeriod as the core's per-message TTL: an unreceived message older than
     // the retention period is dropped (or dead-lettered by an AMQP dead-letter exchange).
@@ -208,10 +211,7 @@ fn prepare(
         let sequence = Value::String(send.sequence_number.clone());
         result.insert("SequenceNumber".into(), sequence);
     }
-    result.insert(
-        "MD5OfMessageBody".into(),
-        Value::String(attributes::md5_of_body(&body)),
-    );
+    result.insert("MD5OfMessageBody".into(), Value::String(md5_of_body));
     if let Some(md5) = attributes::md5_of_attributes(&attributes) {
         result.insert("MD5OfMessageAttributes".into(), Value::String(md5));
     }
@@ -225,8 +225,9 @@ fn prepare(
     })
 }
 
-/// The message body, checked against SQS's character rules.
-fn body(params: &Params) -> Result<String, SqsError> {
+/// The message body, checked against SQS's character rules, and moved out of `params`: the
+/// message then owns the text the request parsed, without a copy.
+fn body(params: &mut Params) -> Result<String, SqsError> {
     let body = params.required("MessageBody")?;
     if body.is_empty() {
         return Err(SqsError::missing("MessageBody"));
@@ -238,7 +239,10 @@ fn body(params: &Params) -> Result<String, SqsError> {
              1.0 specification may be sent.",
         ));
     }
-    Ok(body.to_owned())
+    match params.0.remove("MessageBody") {
+        Some(Value::String(body)) => Ok(body),
+        _ => Err(SqsError::missing("MessageBody")),
+    }
 }
 
 /// A send's group and deduplication id.
