@@ -120,9 +120,12 @@ start_mqbridge() {
     fi
     mqbridge_data_dir="$(mktemp -d /tmp/mqbridge-bench-data.XXXXXX)"
     # Every listener not under test takes a free port, so that another broker (a test run,
-    # a conformance run) on the default ports cannot stop this one from starting.
+    # a conformance run) on the default ports cannot stop this one from starting. Every
+    # connection comes from 127.0.0.1, so the per-address cap (4,096 by default) is raised
+    # above the idle scenario's connection count.
     MQBRIDGE_STOMP_PORT=0 MQBRIDGE_WS_PORT=0 MQBRIDGE_SQS_PORT=0 \
     "$target_dir/release/mqbridge" --bind 127.0.0.1 --amqp-port 0 --mqtt-port "$mqbridge_port" \
+        --max-connections-per-address "$((idle_connections + 100))" \
         --data-dir "$mqbridge_data_dir" >"$mqbridge_data_dir.log" 2>&1 &
     mqbridge_pid=$!
     local deadline=$((SECONDS + mqbridge_start_timeout_seconds)) logged=""

@@ -591,11 +591,14 @@ where
             let stream = guard(stream, peer, accepting.send_timeout, &accepting.registry);
             let delay = accepting.logins.access().login_delay(peer.ip());
             let reporting = registration.reporting(Arc::clone(&broker));
-            let connection = serve(stream, peer, reporting, shutdown.clone());
+            // Boxed, as is the delay below: this task lives as long as its connection, and an
+            // async block stores a future it captured and then awaits twice (once captured,
+            // once awaited), which doubled every idle connection's memory.
+            let connection = Box::pin(serve(stream, peer, reporting, shutdown.clone()));
             tokio::spawn(async move {
                 // A peer guessing passwords waits before its next try is even read.
                 if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
+                    Box::pin(tokio::time::sleep(delay)).await;
                 }
                 connection.await;
                 drop(registration);

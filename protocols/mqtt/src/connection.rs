@@ -26,7 +26,7 @@ use mqbridge_broker_api::{
     Broker, BrokerError, ConnectionId, ConnectionReport, ConsumeSpec, ConsumerEvent, ConsumerId,
     DeliverySink, Message, QueueHandle, QueueSpec, Settlement, VirtualHost, close_requested,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -151,21 +151,29 @@ const WRITE_BUFFER_KEEP: usize = 64 * 1024;
 const READ_SIZE_MAX: usize = 64 * 1024;
 
 /// Serves one MQTT connection until it ends. Runs on its own task.
-pub async fn serve<S>(
+///
+/// The socket is split before the future is made: a future keeps what it was made from for
+/// its whole life, and the socket (over a kilobyte with TLS) would sit in every connection's
+/// task twice, once here and once inside the split.
+pub fn serve<S>(
     stream: S,
     peer: SocketAddr,
     broker: Arc<dyn Broker>,
     shared: Arc<MqttShared>,
     shutdown: watch::Receiver<bool>,
-) where
+) -> impl Future<Output = ()>
+where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let (reader, writer) = tokio::io::split(stream);
     let mut connection = Connection::new(peer, broker, shared);
-    let end = connection.run(stream, shutdown).await;
-    tracing::debug!(%peer, client_id = %connection.client_id, ?end, "mqtt connection ended");
-    // Boxed: the task's size is its largest state, and every idle connection would pay for
-    // the end of a connection (the will, a suspended session) all its life.
-    Box::pin(connection.cleanup(end)).await;
+    async move {
+        let end = connection.run(reader, writer, shutdown).await;
+        tracing::debug!(%peer, client_id = %connection.client_id, ?end, "mqtt connection ended");
+        // Boxed: the task's size is its largest state, and every idle connection would pay
+        // for the end of a connection (the will, a suspended session) all its life.
+        Box::pin(connection.cleanup(end)).await;
+    }
 }
 
 /// Why a connection ended.
@@ -182,8 +190,8 @@ pub enum End {
 /// The broker objects of an open session.
 pub struct Opened {
     pub vhost: Arc<dyn VirtualHost>,
-    pub queue_name: String,
-    /// How the session queue is declared when the session first needs it.
+    /// How the session queue is declared when the session first needs it; its name is the
+    /// session queue's.
     queue_spec: QueueSpec,
     /// The session queue and our consumer of it. A session gets its queue only when it
     /// subscribes (or a persistent one is found on connect): a client that only publishes, the
@@ -212,7 +220,6 @@ impl Opened {
     fn new(vhost: Arc<dyn VirtualHost>, queue_spec: QueueSpec, prefetch: u32) -> Self {
         Opened {
             vhost,
-            queue_name: queue_spec.name.clone(),
             queue_spec,
             consuming: None,
             prefetch,
@@ -231,6 +238,10 @@ impl Opened {
         self.events = Some(events);
         self.sink = Some(sink.clone());
         sink
+    }
+
+    pub fn queue_name(&self) -> &str {
+        &self.queue_spec.name
     }
 
     fn is_session_consumer(&self, consumer: ConsumerId) -> bool {
@@ -253,11 +264,11 @@ impl Opened {
             .is_err()
         {
             let _ = vhost
-                .delete_queue(&self.queue_name, false, false, connection)
+                .delete_queue(self.queue_name(), false, false, connection)
                 .await;
             vhost.declare_queue(self.queue_spec.clone(), false, connection)?;
         }
-        let queue = vhost.queue(&self.queue_name, connection)?;
+        let queue = vhost.queue(self.queue_name(), connection)?;
         let consumer = ConsumerId::next();
         let spec = ConsumeSpec {
             consumer,
@@ -320,7 +331,8 @@ pub struct Connection {
     version: Option<ProtocolVersion>,
     client_id: String,
     username: Option<String>,
-    opened: Option<Opened>,
+    /// Boxed: a connection carries it from CONNECT on, but only a busy one uses much of it.
+    opened: Option<Box<Opened>>,
     session: Session,
     out: BytesMut,
     keep_alive: Option<Duration>,
@@ -420,11 +432,15 @@ impl Connection {
         self.closing = Some(End::Abnormal);
     }
 
-    async fn run<S>(&mut self, stream: S, mut shutdown: watch::Receiver<bool>) -> End
+    async fn run<S>(
+        &mut self,
+        mut reader: ReadHalf<S>,
+        mut writer: WriteHalf<S>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> End
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let (mut reader, mut writer) = tokio::io::split(stream);
         let mut input = BytesMut::new();
         let mut idle_room = [0; IDLE_READ];
         let mut read_size = READ_SIZE_INITIAL;
@@ -454,7 +470,9 @@ impl Connection {
                     Ok(0) | Err(_) => return End::Abnormal,
                     Ok(_) => {
                         self.last_read = Instant::now();
-                        self.on_input(&mut input).await;
+                        // Boxed, as the rare branches below: a future is as large as its
+                        // largest state, and an idle connection waits in the smallest one.
+                        Box::pin(self.on_input(&mut input)).await;
                         // A connection that never filled its first buffer is not busy: it
                         // lets the buffer go until its next packet.
                         if input.is_empty() && read_size == READ_SIZE_INITIAL {
@@ -469,8 +487,8 @@ impl Connection {
                         self.on_events(&mut events).await;
                     }
                 }
-                () = self.acks.ready(), if self.acks.waiting() => self.send_acks(),
-                changed = self.alarm.changed(), if self.alarm_open && self.held.is_some() => {
+                () = boxed(|| self.acks.ready()), if self.acks.waiting() => self.send_acks(),
+                changed = boxed(|| self.alarm.changed()), if self.alarm_open && self.held.is_some() => {
                     self.alarm_open = changed.is_ok();
                     self.alarm.borrow_and_update();
                     Box::pin(self.release_held(&mut input)).await;
@@ -566,7 +584,7 @@ impl Connection {
             }
         }
         if self.end_session {
-            let name = &opened.queue_name;
+            let name = opened.queue_name();
             let _ = vhost.delete_queue(name, false, false, self.id).await;
         }
     }
@@ -599,14 +617,21 @@ async fn read_some<R: AsyncRead + Unpin>(
     Ok(read)
 }
 
-async fn next_events(opened: &mut Option<Opened>, events: &mut Vec<ConsumerEvent>) -> usize {
-    match opened {
+async fn next_events(opened: &mut Option<Box<Opened>>, events: &mut Vec<ConsumerEvent>) -> usize {
+    match opened.as_deref_mut() {
         Some(Opened {
             events: Some(receiver),
             ..
         }) => receiver.recv_many(events, EVENT_BATCH_MAX).await,
         _ => std::future::pending().await,
     }
+}
+
+/// Makes and awaits a future in a box, on first poll. `select!` keeps every branch's future
+/// in the task, enabled or not; a branch an idle connection never enables then costs a few
+/// bytes instead of its future's size.
+async fn boxed<F: Future>(make: impl FnOnce() -> F) -> F::Output {
+    Box::pin(make()).await
 }
 
 async fn taken_over(

@@ -103,13 +103,20 @@ pub struct Session {
     next_seq: u64,
     /// Inbound QoS 2 packet ids between PUBREC and PUBREL.
     inbound_exactly_once: HashSet<u16>,
+    /// Topic aliases both ways, made by the first alias defined: most clients use none, and
+    /// every idle connection would carry two empty maps.
+    aliases: Option<Box<Aliases>>,
+    client_alias_maximum: u16,
+}
+
+#[derive(Debug, Default)]
+struct Aliases {
     /// The client's topic aliases: alias -> topic name. They live as long as the connection
     /// [MQTT-3.3.2-7].
-    aliases: HashMap<u16, String>,
+    from_client: HashMap<u16, String>,
     /// Our topic aliases towards the client: topic name -> alias, at most the client's Topic
     /// Alias Maximum of them [MQTT-3.3.2-10].
-    client_aliases: HashMap<String, u16>,
-    client_alias_maximum: u16,
+    to_client: HashMap<String, u16>,
 }
 
 impl Session {
@@ -160,12 +167,17 @@ impl Session {
             return Err((reason::TOPIC_ALIAS_INVALID, "topic alias out of range"));
         }
         if topic.is_empty() {
-            return self.aliases.get(&alias).cloned().ok_or((
+            let defined = self
+                .aliases
+                .as_ref()
+                .and_then(|a| a.from_client.get(&alias));
+            return defined.cloned().ok_or((
                 reason::PROTOCOL_ERROR,
                 "topic alias used before it was defined",
             ));
         }
-        self.aliases.insert(alias, topic.clone());
+        let aliases = self.aliases.get_or_insert_default();
+        aliases.from_client.insert(alias, topic.clone());
         Ok(topic)
     }
 
@@ -178,14 +190,18 @@ impl Session {
     /// the name too). The first topics sent take the aliases and keep them for the connection:
     /// a device's topics rarely change, and a fixed table never makes the client re-learn one.
     pub fn outbound_alias(&mut self, topic: &str) -> Option<(u16, bool)> {
-        if let Some(&alias) = self.client_aliases.get(topic) {
+        if self.client_alias_maximum == 0 {
+            return None;
+        }
+        let to_client = &mut self.aliases.get_or_insert_default().to_client;
+        if let Some(&alias) = to_client.get(topic) {
             return Some((alias, false));
         }
-        let next = u16::try_from(self.client_aliases.len() + 1).ok()?;
+        let next = u16::try_from(to_client.len() + 1).ok()?;
         if next > self.client_alias_maximum {
             return None;
         }
-        self.client_aliases.insert(topic.to_owned(), next);
+        to_client.insert(topic.to_owned(), next);
         Some((next, true))
     }
 

@@ -144,6 +144,9 @@ struct Records {
 #[derive(Debug)]
 pub struct Access {
     records: RwLock<Records>,
+    /// Grants handed out, by (vhost, user), until the records next change: every connection
+    /// of one user in one vhost shares one, rather than compiling its own.
+    grants: Mutex<HashMap<(String, String), Arc<Grant>>>,
     store: Arc<dyn Store>,
     /// Users who may connect only from loopback (configuration, not stored).
     loopback_users: Vec<String>,
@@ -228,6 +231,7 @@ impl Access {
         }
         Access {
             records: RwLock::new(records),
+            grants: Mutex::default(),
             store,
             loopback_users,
             failures: Mutex::default(),
@@ -238,8 +242,16 @@ impl Access {
         self.records.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Every change to the records goes through this guard, so it is where cached grants are
+    /// dropped: a grant cached before is gone, and none can be cached until the change is made
+    /// (`grant` caches under the read lock).
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Records> {
-        self.records.write().unwrap_or_else(PoisonError::into_inner)
+        let records = self.records.write().unwrap_or_else(PoisonError::into_inner);
+        self.grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        records
     }
 
     fn persist(&self, scope: &str, key: String, value: Option<Vec<u8>>) {
@@ -480,6 +492,17 @@ impl Access {
     pub fn grant(&self, user: &str, vhost: &str) -> Result<Arc<Grant>, BrokerError> {
         let records = self.read();
         let key = (vhost.to_owned(), user.to_owned());
+        let mut grants = self.grants.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(grant) = grants.get(&key) {
+            return Ok(Arc::clone(grant));
+        }
+        let grant = Arc::new(Self::compile(&records, user, vhost)?);
+        grants.insert(key, Arc::clone(&grant));
+        Ok(grant)
+    }
+
+    fn compile(records: &Records, user: &str, vhost: &str) -> Result<Grant, BrokerError> {
+        let key = (vhost.to_owned(), user.to_owned());
         let Some(permission) = records.permissions.get(&key) else {
             return Err(BrokerError::NotAllowed(format!(
                 "access to vhost '{vhost}' refused for user '{user}'"
@@ -494,14 +517,14 @@ impl Access {
             .take_while(|((v, u, _), _)| v == vhost && u == user)
             .map(|((_, _, exchange), t)| (exchange.clone(), expand(&t.write), expand(&t.read)))
             .collect();
-        Ok(Arc::new(Grant {
+        Ok(Grant {
             user: user.to_owned(),
             vhost: vhost.to_owned(),
             configure: compile(&permission.configure),
             write: compile(&permission.write),
             read: compile(&permission.read),
             topics,
-        }))
+        })
     }
 }
 

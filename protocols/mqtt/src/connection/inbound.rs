@@ -385,7 +385,7 @@ impl Connection {
                 }
             }
         }
-        self.opened = Some(opened);
+        self.opened = Some(Box::new(opened));
         Ok((queue_present || suspended.is_some(), suspended))
     }
 
@@ -578,7 +578,7 @@ impl Connection {
             }));
         }
         let vhost = Arc::clone(&opened.vhost);
-        let queue_name = opened.queue_name.clone();
+        let queue_name = opened.queue_name().to_owned();
         let mut reasons = Vec::with_capacity(subscribe.filters.len());
         let mut retained = Vec::new();
         for request in &subscribe.filters {
@@ -637,7 +637,7 @@ impl Connection {
             return;
         };
         let vhost = Arc::clone(&opened.vhost);
-        let queue_name = opened.queue_name.clone();
+        let queue_name = opened.queue_name().to_owned();
         let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
             if topic::split_shared(filter).is_some() {
