@@ -389,6 +389,7 @@ fn message() -> impl Strategy<Value = Message> {
         routing_key: key,
         properties,
         body,
+        body_md5: Default::default(),
     })
 }
 

@@ -155,6 +155,7 @@ async fn publish(
         routing_key: routing_key.to_owned(),
         properties: json_to_properties(body.get("properties"))?,
         body: decode_payload(payload, encoding)?.into(),
+        body_md5: Default::default(),
     });
     let (vhost, _) = management.vhost(vhost, &request.user)?;
     let mut queues = Vec::new();

@@ -592,6 +592,7 @@ impl Reader<'_> {
             routing_key,
             properties,
             body,
+            body_md5: Default::default(),
         })
     }
 
@@ -677,6 +678,7 @@ mod tests {
                 ..Properties::default()
             },
             body: Bytes::from_static(b"hello\0world"),
+            body_md5: Default::default(),
         }
     }
 

@@ -32,8 +32,8 @@ pub use broker::{Broker, ConnectionId, ConnectionReport, MessageCounts, User, cl
 pub use confirm::{Confirm, ConfirmSink};
 pub use error::BrokerError;
 pub use message::{
-    BODY_COPY_MAX, HeaderValue, Headers, MESSAGE_GROUP_HEADER, MESSAGE_OVERHEAD_BYTES, Message,
-    Properties, own_body,
+    BODY_COPY_MAX, BodyMd5, HeaderValue, Headers, MESSAGE_GROUP_HEADER, MESSAGE_OVERHEAD_BYTES,
+    Message, Properties, own_body,
 };
 pub use queue::{
     ConsumeSpec, ConsumerEvent, ConsumerId, Delivery, DeliverySink, GetOk, QueueHandle, Settlement,

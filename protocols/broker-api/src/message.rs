@@ -23,6 +23,34 @@ pub struct Message {
     pub routing_key: String,
     pub properties: Properties,
     pub body: Bytes,
+    /// The body's MD5 once a protocol that shows one has computed it (SQS answers every send
+    /// and every receive with it): a digest of a 1 KiB body costs as much as the rest of a
+    /// receive, so it is computed once per message, not once per look. Not journaled; after a
+    /// restart it is computed again on first use.
+    pub body_md5: BodyMd5,
+}
+
+/// A message body's MD5, computed at most once. It is derived from the body, so it takes no
+/// part in comparing messages.
+#[derive(Debug, Clone, Default)]
+pub struct BodyMd5(std::sync::OnceLock<[u8; 16]>);
+
+impl BodyMd5 {
+    /// The digest, from `compute` the first time (which must digest the message's body).
+    pub fn get_or_compute(&self, compute: impl FnOnce() -> [u8; 16]) -> [u8; 16] {
+        *self.0.get_or_init(compute)
+    }
+
+    /// Records a digest computed before the message was made (of the same body bytes).
+    pub fn set(&self, digest: [u8; 16]) {
+        let _ = self.0.set(digest);
+    }
+}
+
+impl PartialEq for BodyMd5 {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// What a queued message costs beyond the bytes [`Message::size_estimate`] counts one by one: the
@@ -39,7 +67,8 @@ pub struct Message {
 /// heap grew (627 and 675 B beyond 100 B and 1 KiB bodies, 4.9 KB beyond 16 KiB ones); that is
 /// growth, not a cost per message. Before bodies were owned, the same batches added 717-718,
 /// 1,659-1,672 and 22,412-22,448 B: each message also pinned its share of the 64 KiB buffer it
-/// was read into.
+/// was read into. Since then a message carries its body's digest ([`BodyMd5`], 24 bytes in
+/// `Message`), which the margin covers.
 pub const MESSAGE_OVERHEAD_BYTES: usize = 640;
 
 /// Bodies up to this size are copied by [`own_body`]; the size of a connection's read buffer.

@@ -122,6 +122,15 @@ pub trait QueueHandle: Send + Sync + std::fmt::Debug {
         no_ack: bool,
     ) -> BoxFuture<'_, Result<Option<GetOk>, BrokerError>>;
 
+    /// Takes up to `max` messages as [`get`](Self::get) takes one, in one request to the
+    /// queue (an SQS receive takes up to ten).
+    fn get_many(
+        &self,
+        owner: ConsumerId,
+        no_ack: bool,
+        max: usize,
+    ) -> BoxFuture<'_, Result<Vec<GetOk>, BrokerError>>;
+
     /// Drops every ready message (not those delivered and unsettled); returns how many.
     fn purge(&self) -> BoxFuture<'_, Result<u32, BrokerError>>;
 

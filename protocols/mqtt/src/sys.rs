@@ -131,6 +131,7 @@ fn statistic(name: &str, value: String) -> Message {
             ..Properties::default()
         },
         body: Bytes::from(value),
+        body_md5: Default::default(),
     }
 }
 

@@ -110,6 +110,7 @@ pub fn message_in(publish: &Publish, publisher: Publisher<'_>) -> Message {
         routing_key,
         properties,
         body: own_body(&publish.payload),
+        body_md5: Default::default(),
     }
 }
 

@@ -9,10 +9,12 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use md5::{Digest, Md5};
+use mqbridge_broker_api::Message;
 use serde_json::{Map, Value, json};
 
 use crate::error::SqsError;
 use crate::params::Params;
+use crate::translate::SqsView;
 
 /// AWS: "Each message can have up to 10 attributes."
 pub const ATTRIBUTES_MAX: usize = 10;
@@ -174,7 +176,25 @@ fn check_name(name: &str) -> Result<(), SqsError> {
 
 /// `MD5OfMessageBody`: the hex MD5 of the body's UTF-8 bytes.
 pub fn md5_of_body(body: &str) -> String {
-    crate::hex::encode(&Md5::digest(body.as_bytes()))
+    crate::hex::encode(&body_digest(body.as_bytes()))
+}
+
+/// The MD5 of a body, to keep with its message ([`mqbridge_broker_api::BodyMd5`]).
+pub fn body_digest(body: &[u8]) -> [u8; 16] {
+    Md5::digest(body).into()
+}
+
+/// `MD5OfBody` of a received message: the stored digest when the body is delivered as it is
+/// (computed by its send, or by the first receive of a message from another protocol), the
+/// digest of the base64 text otherwise.
+pub fn md5_of_view(message: &Message, view: &SqsView) -> String {
+    let digest = match view.verbatim {
+        true => message
+            .body_md5
+            .get_or_compute(|| body_digest(&message.body)),
+        false => body_digest(view.body.as_bytes()),
+    };
+    crate::hex::encode(&digest)
 }
 
 /// `MD5OfMessageAttributes`, or `None` when there are no attributes (AWS then omits it).
@@ -230,6 +250,34 @@ mod tests {
             data_type: data_type.into(),
             value: AttributeValue::Text(value.into()),
         }
+    }
+
+    #[test]
+    fn a_received_body_is_digested_as_delivered() {
+        use std::sync::Arc;
+        // From another protocol, no digest kept: computed on first receive, then kept.
+        let text = Arc::new(Message {
+            body: bytes::Bytes::from_static(b"hello"),
+            ..Message::default()
+        });
+        let view = crate::translate::incoming(&text);
+        assert_eq!(md5_of_view(&text, &view), md5_of_body("hello"));
+        assert_eq!(
+            text.body_md5.get_or_compute(|| [0; 16]),
+            body_digest(b"hello")
+        );
+        // Bytes that are not SQS text arrive as base64, and MD5OfBody is that text's digest.
+        let binary = Arc::new(Message {
+            body: bytes::Bytes::from_static(&[0, 1, 2]),
+            ..Message::default()
+        });
+        let view = crate::translate::incoming(&binary);
+        assert!(!view.verbatim);
+        assert_eq!(md5_of_view(&binary, &view), md5_of_body(&view.body));
+        assert_ne!(
+            md5_of_view(&binary, &view),
+            crate::hex::encode(&body_digest(&[0, 1, 2]))
+        );
     }
 
     #[test]

@@ -121,6 +121,7 @@ pub fn outgoing_body(
         routing_key: queue.to_owned(),
         properties,
         body,
+        body_md5: Default::default(),
     }
 }
 
@@ -184,6 +185,8 @@ fn header_value(attribute: &MessageAttribute) -> (HeaderValue, &'static str) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqsView {
     pub body: String,
+    /// Whether `body` is the message's body as it is, rather than base64 of it.
+    pub verbatim: bool,
     pub attributes: Vec<MessageAttribute>,
     /// System attributes carried in headers, by their SQS names.
     pub system: Vec<(&'static str, String)>,
@@ -193,13 +196,10 @@ pub struct SqsView {
 pub fn incoming(message: &Arc<Message>) -> SqsView {
     let properties = &message.properties;
     let mut attributes = Vec::new();
-    let body = match std::str::from_utf8(&message.body) {
-        Ok(text) if is_valid_text(text) => text.to_owned(),
-        _ => {
-            attributes.push(text_attribute(TRANSFER_ENCODING, "base64"));
-            BASE64.encode(&message.body)
-        }
-    };
+    let (body, verbatim) = text_body(&message.body);
+    if !verbatim {
+        attributes.push(text_attribute(TRANSFER_ENCODING, "base64"));
+    }
     for (name, value) in [
         (CONTENT_TYPE, &properties.content_type),
         (names::CONTENT_ENCODING, &properties.content_encoding),
@@ -258,8 +258,17 @@ pub fn incoming(message: &Arc<Message>) -> SqsView {
     }
     SqsView {
         body,
+        verbatim,
         attributes,
         system,
+    }
+}
+
+/// A body as SQS text: as it is when it is SQS text (`true`), else in base64.
+fn text_body(body: &[u8]) -> (String, bool) {
+    match std::str::from_utf8(body) {
+        Ok(text) if is_valid_text(text) => (text.to_owned(), true),
+        _ => (BASE64.encode(body), false),
     }
 }
 

@@ -128,6 +128,7 @@ pub fn message_in(frame: &Frame, sent: Sent<'_>) -> Result<Message, InvalidHeade
         routing_key: sent.routing_key.to_owned(),
         properties,
         body: own_body(&frame.body),
+        body_md5: Default::default(),
     })
 }
 

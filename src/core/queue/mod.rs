@@ -41,7 +41,8 @@ enum Command {
     Consume(ConsumeSpec, oneshot::Sender<Result<(), BrokerError>>),
     Cancel(ConsumerId, oneshot::Sender<bool>),
     Settle(ConsumerId, Vec<u64>, Settlement),
-    Get(ConsumerId, bool, oneshot::Sender<Option<GetOk>>),
+    /// Up to this many messages for `basic.get`-style callers.
+    Get(ConsumerId, bool, usize, oneshot::Sender<Vec<GetOk>>),
     Purge(oneshot::Sender<u32>),
     /// A redeclaration: the queue counts as used (for `x-expires`).
     Touch,
@@ -309,8 +310,21 @@ impl QueueHandle for QueueRef {
         no_ack: bool,
     ) -> BoxFuture<'_, Result<Option<GetOk>, BrokerError>> {
         Box::pin(async move {
+            let taken = self.get_many(owner, no_ack, 1).await?;
+            Ok(taken.into_iter().next())
+        })
+    }
+
+    fn get_many(
+        &self,
+        owner: ConsumerId,
+        no_ack: bool,
+        max: usize,
+    ) -> BoxFuture<'_, Result<Vec<GetOk>, BrokerError>> {
+        Box::pin(async move {
             let (reply, answer) = oneshot::channel();
-            self.call(Command::Get(owner, no_ack, reply), answer).await
+            self.call(Command::Get(owner, no_ack, max, reply), answer)
+                .await
         })
     }
 

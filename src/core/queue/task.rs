@@ -140,8 +140,11 @@ impl QueueTask {
                 let _ = reply.send(self.state.cancel(consumer));
             }
             Command::Settle(owner, tags, settlement) => self.state.settle(owner, &tags, settlement),
-            Command::Get(owner, no_ack, reply) => {
-                let _ = reply.send(self.state.get(owner, no_ack));
+            Command::Get(owner, no_ack, max, reply) => {
+                let taken = std::iter::from_fn(|| self.state.get(owner, no_ack))
+                    .take(max)
+                    .collect();
+                let _ = reply.send(taken);
             }
             Command::Purge(reply) => {
                 let _ = reply.send(self.state.purge());

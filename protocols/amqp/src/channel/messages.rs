@@ -104,6 +104,7 @@ impl Channel {
             routing_key: routing_key.to_owned(),
             properties,
             body: content.body,
+            body_md5: Default::default(),
         });
         ctx.routes.clear();
         let routed = ctx.vhost.route(

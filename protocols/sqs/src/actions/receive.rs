@@ -194,13 +194,11 @@ async fn take_ready(
     max: usize,
     visibility: Duration,
 ) -> Result<Vec<Leased>, SqsError> {
-    let mut taken = Vec::new();
-    while taken.len() < max {
-        match queue.handle.get(owner, false).await? {
-            Some(ok) => taken.push(lease(service, queue, ok.delivery, visibility)),
-            None => break,
-        }
-    }
+    let got = queue.handle.get_many(owner, false, max).await?;
+    let taken = got
+        .into_iter()
+        .map(|ok| lease(service, queue, ok.delivery, visibility))
+        .collect();
     Ok(taken)
 }
 
@@ -340,10 +338,8 @@ fn render(service: &SqsService, leased: &Leased, wanted: &Wanted) -> Value {
     let mut message = Map::new();
     message.insert("MessageId".into(), json!(leased.message_id));
     message.insert("ReceiptHandle".into(), json!(leased.receipt));
-    message.insert(
-        "MD5OfBody".into(),
-        json!(attributes::md5_of_body(&view.body)),
-    );
+    let md5_of_body = attributes::md5_of_view(&leased.delivery.message, &view);
+    message.insert("MD5OfBody".into(), Value::String(md5_of_body));
     // Moved, not copied: `json!` would clone the whole body.
     message.insert("Body".into(), Value::String(view.body));
     let mut system = system_attributes(service, leased, &wanted.system);

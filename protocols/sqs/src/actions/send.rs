@@ -178,9 +178,15 @@ fn prepare(
         .unwrap_or_else(|| queue.meta.integer("DelaySeconds"));
     let message_id = new_uuid();
     let now = now_ms();
-    let md5_of_body = attributes::md5_of_body(&body);
+    let digest = attributes::body_digest(body.as_bytes());
     let body = Bytes::from(body);
+    let sent = (body.as_ptr(), body.len());
     let mut message = translate::outgoing_body(&queue.name, body, &attributes, &message_id, now);
+    // Kept for the receives unless the body was stored decoded from base64: then a receive
+    // digests the base64 it delivers, not these bytes.
+    if (message.body.as_ptr(), message.body.len()) == sent {
+        message.body_md5.set(digest);
+    }
     message.properties.user_id.clone_from(&context.sender);
     // MessageRetentionPeriod as the core's per-message TTL: an unreceived message older than
     // the retention period is dropped (or dead-lettered by an AMQP dead-letter exchange).
@@ -211,6 +217,7 @@ fn prepare(
         let sequence = Value::String(send.sequence_number.clone());
         result.insert("SequenceNumber".into(), sequence);
     }
+    let md5_of_body = crate::hex::encode(&digest);
     result.insert("MD5OfMessageBody".into(), Value::String(md5_of_body));
     if let Some(md5) = attributes::md5_of_attributes(&attributes) {
         result.insert("MD5OfMessageAttributes".into(), Value::String(md5));
