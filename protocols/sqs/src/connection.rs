@@ -258,17 +258,37 @@ fn success(
     request_id: &str,
 ) -> Response<Full<Bytes>> {
     let (body, content_type) = match request.protocol {
-        // Straight into bytes: `to_string` would go through `fmt` one piece at a time.
-        Protocol::Json => (
-            serde_json::to_vec(result).unwrap_or_default(),
-            render::JSON_CONTENT_TYPE,
-        ),
+        // Straight into bytes (`to_string` would go through `fmt` one piece at a time), into
+        // a buffer of about the right size: a receive's answer holds up to ten bodies, and
+        // growing a vector to that size copies it over and over.
+        Protocol::Json => {
+            let mut body = Vec::with_capacity(json_size_hint(result));
+            if serde_json::to_writer(&mut body, result).is_err() {
+                body.clear();
+            }
+            (body, render::JSON_CONTENT_TYPE)
+        }
         Protocol::Query => (
             render::xml_result(&request.action, result, request_id),
             render::XML_CONTENT_TYPE,
         ),
     };
     response(StatusCode::OK, body, content_type, request_id)
+}
+
+/// About the size of `value` as JSON, escapes aside: its strings plus a little per item.
+fn json_size_hint(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    const ITEM: usize = 8;
+    match value {
+        Value::String(text) => text.len() + ITEM,
+        Value::Array(items) => items.iter().map(json_size_hint).sum::<usize>() + ITEM,
+        Value::Object(map) => {
+            let items = map.iter().map(|(k, v)| k.len() + json_size_hint(v));
+            items.sum::<usize>() + ITEM
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => ITEM * 3,
+    }
 }
 
 fn failure(protocol: Protocol, error: &SqsError, request_id: &str) -> Response<Full<Bytes>> {
