@@ -219,7 +219,9 @@ pub fn valid_queue_name(name: &str, fifo: bool) -> bool {
 
 /// Every queue SQS has named, by name (so ListQueues is sorted).
 pub struct Registry {
-    queues: Mutex<BTreeMap<String, QueueMeta>>,
+    /// Shared with the requests that resolved each queue: every request reads its queue's
+    /// attributes, and a copy of the maps per request cost more than the request's own work.
+    queues: Mutex<BTreeMap<String, Arc<QueueMeta>>>,
     /// Where changes are journaled.
     vhost: Arc<dyn VirtualHost>,
 }
@@ -232,7 +234,7 @@ impl Registry {
         for (name, value) in vhost.take_metadata(METADATA_SCOPE) {
             match serde_json::from_slice::<QueueMeta>(&value) {
                 Ok(meta) if exists(&name) => {
-                    queues.insert(name, meta);
+                    queues.insert(name, Arc::new(meta));
                 }
                 // Deleted by another protocol while SQS looked away, or unreadable.
                 Ok(_) | Err(_) => vhost.set_metadata(METADATA_SCOPE, &name, None),
@@ -245,35 +247,35 @@ impl Registry {
     }
 
     /// The table, for reading; changes go through the methods below, which journal them.
-    pub fn lock(&self) -> MutexGuard<'_, BTreeMap<String, QueueMeta>> {
+    pub fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Arc<QueueMeta>>> {
         // Every update is a single insert or field write; a panic cannot leave one half done.
         self.queues.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn get(&self, name: &str) -> Option<QueueMeta> {
+    pub fn get(&self, name: &str) -> Option<Arc<QueueMeta>> {
         self.lock().get(name).cloned()
     }
 
     /// The queue's metadata, made (with defaults) and kept if SQS had none.
-    pub fn adopt(&self, name: &str, make: impl FnOnce() -> QueueMeta) -> QueueMeta {
+    pub fn adopt(&self, name: &str, make: impl FnOnce() -> QueueMeta) -> Arc<QueueMeta> {
         let mut queues = self.lock();
         if let Some(meta) = queues.get(name) {
-            return meta.clone();
+            return Arc::clone(meta);
         }
-        let meta = make();
+        let meta = Arc::new(make());
         self.save(name, &meta);
-        queues.insert(name.to_owned(), meta.clone());
+        queues.insert(name.to_owned(), Arc::clone(&meta));
         meta
     }
 
     /// Adds a queue, unless SQS has one of that name; returns the existing one if so.
-    pub fn insert(&self, name: &str, meta: QueueMeta) -> Option<QueueMeta> {
+    pub fn insert(&self, name: &str, meta: QueueMeta) -> Option<Arc<QueueMeta>> {
         let mut queues = self.lock();
         if let Some(existing) = queues.get(name) {
-            return Some(existing.clone());
+            return Some(Arc::clone(existing));
         }
         self.save(name, &meta);
-        queues.insert(name.to_owned(), meta);
+        queues.insert(name.to_owned(), Arc::new(meta));
         None
     }
 
@@ -285,10 +287,10 @@ impl Registry {
     ) -> Result<(), SqsError> {
         let mut queues = self.lock();
         let meta = queues.get_mut(name).ok_or_else(SqsError::no_queue)?;
-        let mut changed = meta.clone();
+        let mut changed = QueueMeta::clone(meta);
         change(&mut changed)?;
         self.save(name, &changed);
-        *meta = changed;
+        *meta = Arc::new(changed);
         Ok(())
     }
 

@@ -282,7 +282,7 @@ pub async fn publish_confirmed(
 pub struct ResolvedQueue {
     pub name: String,
     pub handle: Arc<dyn QueueHandle>,
-    pub meta: QueueMeta,
+    pub meta: Arc<QueueMeta>,
 }
 
 /// The queue a URL names: its last path segment, percent-decoded.

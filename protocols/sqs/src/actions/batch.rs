@@ -70,5 +70,9 @@ pub fn failure(id: &str, error: &SqsError) -> Value {
 
 /// The batch result: successes and failures in the JSON protocol's shape.
 pub fn result(successful: Vec<Value>, failed: Vec<Value>) -> Value {
-    json!({"Successful": successful, "Failed": failed})
+    // Moved in: `json!` would copy every entry through `to_value`.
+    let mut result = serde_json::Map::new();
+    result.insert("Successful".into(), Value::Array(successful));
+    result.insert("Failed".into(), Value::Array(failed));
+    Value::Object(result)
 }
