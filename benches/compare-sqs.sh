@@ -11,8 +11,8 @@
 #     more than BENCH_SQS_BACKLOG messages are sent and not deleted; then the queue is drained
 #     and every message id checked (lost must be 0);
 #   - sqs-send: concurrent clients send single SendMessage requests (1 KiB).
-# Both speak AWS JSON 1.0 over HTTP/1.1. During mqbridge's batch cells the journal thread's
-# fdatasync calls are counted (strace on that thread only) to give messages per fsync.
+# Both speak AWS JSON 1.0 over HTTP/1.1. During mqbridge's batch cells the journal's fdatasync
+# calls are counted (mqbridge's /metrics, read before and after) to give messages per fsync.
 # Prints a Markdown table on stdout; progress and the RESULT lines go to stderr.
 #
 # Environment (all optional):
@@ -48,8 +48,6 @@ readonly quiet_busy_percent_max=10
 # Warm-up, the drain after a batch cell (the tool gives up after 60 s) and the stop.
 readonly cell_slack_seconds=90
 readonly start_timeout_seconds=60
-# The kernel keeps 15 bytes of a thread's name: the journal writer is "mqbridge-journal".
-readonly journal_thread_name="mqbridge-journa"
 
 log() { echo "compare-sqs.sh: $*" >&2; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -73,7 +71,7 @@ stop_pid() {
 work_dir="$(mktemp -d /tmp/mqbridge-compare-sqs.XXXXXX)"
 readonly work_dir
 readonly venv="${BENCH_VENV:-$work_dir/venv}"
-mqbridge_pid="" moto_pid=""
+mqbridge_pid="" moto_pid="" management_port=""
 declare -A peer_status=([mqbridge]="not run" [moto]="not run")
 declare -A peer_port=([mqbridge]="${BENCH_MQBRIDGE_SQS_PORT:-}" [moto]="${BENCH_MOTO_PORT:-}")
 declare -A peer_pid=()
@@ -95,7 +93,9 @@ start_mqbridge() {
     mkdir -p "$work_dir/mqbridge"
     # Every listener not under test takes a free port, so that another broker on the default
     # ports cannot stop this one from starting.
+    management_port="$(free_port)"
     NO_COLOR=1 MQBRIDGE_MQTT_PORT=0 MQBRIDGE_WS_PORT=0 MQBRIDGE_STOMP_PORT=0 \
+        MQBRIDGE_MANAGEMENT_PORT="$management_port" \
         "$target_dir/release/mqbridge" --bind 127.0.0.1 --amqp-port 0 --sqs-port "$port" \
         --data-dir "$work_dir/mqbridge" >"$work_dir/mqbridge.log" 2>&1 &
     mqbridge_pid=$!
@@ -138,17 +138,13 @@ wait_for_quiet() {
     done
     [ "$quiet_wait_seconds" -eq 0 ] || log "the machine stayed busy; measuring anyway"
 }
-journal_thread() {
-    local task
-    for task in /proc/"$1"/task/*; do
-        [ "$(cat "$task/comm" 2>/dev/null)" = "$journal_thread_name" ] && basename "$task"
-    done | head -n 1 || true
-}
-# fdatasync calls of thread $1 over the next $2 seconds; nothing if strace is missing or fails.
-count_fsyncs() {
-    command -v strace >/dev/null || return 0
-    timeout -s INT "$2" strace -c -e trace=fdatasync -p "$1" 2>&1 >/dev/null \
-        | awk '$NF == "fdatasync" { print $4 }' || true
+# fdatasync calls mqbridge's journal has made so far; nothing if curl is missing or fails.
+# Read from /metrics rather than counted with strace: tracing the journal thread slowed it,
+# and with it every send, by a fifth and more.
+journal_fsyncs() {
+    command -v curl >/dev/null || return 0
+    curl -s --max-time 2 "http://127.0.0.1:$management_port/metrics" \
+        | awk '$1 == "rabbitmq_io_sync_ops_total" { print $2 }' || true
 }
 
 # The cells of a round, each run against every peer with the same settings: the issue's
@@ -170,18 +166,22 @@ cell_arguments() {
 # Runs cell $2 against peer $1; appends its RESULT line to $work_dir/$1.$2 (plus fsyncs= for
 # mqbridge's batch cells).
 run_cell() {
-    local peer=$1 cell=$2 pid="${peer_pid[$1]}" thread="" fsyncs="" arguments
+    local peer=$1 cell=$2 pid="${peer_pid[$1]}" counted="" fsyncs="" arguments
     read -r -a arguments <<<"$(cell_arguments "$cell" | tr '\n' ' ')"
-    [[ "$peer $cell" != "mqbridge batch-"* ]] || thread="$(journal_thread "$pid")"
+    [[ "$peer $cell" != "mqbridge batch-"* ]] || counted=yes
     RUST_BACKTRACE=0 timeout "$((seconds_per_cell + cell_slack_seconds))" \
         "$target_dir/release/mqbridge-bench" "${arguments[@]}" \
         --endpoint "http://127.0.0.1:${peer_port[$peer]}" --size "$message_size" \
         --duration "${seconds_per_cell}s" --scenario "$peer" --broker-pid "$pid" \
         >"$work_dir/cell.out" 2>"$work_dir/cell.err" &
     local bench=$!
-    if [ -n "$thread" ]; then
+    if [ -n "$counted" ]; then
         sleep 1 # the warm-up
-        fsyncs="$(count_fsyncs "$thread" "$seconds_per_cell")"
+        local before after
+        before="$(journal_fsyncs)"
+        sleep "$seconds_per_cell"
+        after="$(journal_fsyncs)"
+        [ -z "$before" ] || [ -z "$after" ] || fsyncs=$((after - before))
     fi
     local status=0
     wait "$bench" || status=$?
@@ -214,7 +214,7 @@ total() {
     cat "$work_dir/$1".batch-* 2>/dev/null | while read -r line; do result_field "$line" "$2"; done \
         | awk '{ s += $1 } END { print s + 0 }'
 }
-# Median messages per fsync of mqbridge's cell $1: sent over the strace window / fsyncs.
+# Median messages per fsync of mqbridge's cell $1: sent over the counted window / fsyncs.
 per_fsync() {
     local file="$work_dir/mqbridge.$1" line
     [ -s "$file" ] || { echo n/a; return; }
