@@ -331,7 +331,8 @@ pub struct Connection {
     version: Option<ProtocolVersion>,
     client_id: String,
     username: Option<String>,
-    /// Boxed: a connection carries it from CONNECT on, but only a busy one uses much of it.
+    /// Boxed: a connection that has not sent CONNECT (or never will) carries a pointer, not
+    /// the whole of it.
     opened: Option<Box<Opened>>,
     session: Session,
     out: BytesMut,

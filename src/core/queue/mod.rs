@@ -41,7 +41,8 @@ enum Command {
     Consume(ConsumeSpec, oneshot::Sender<Result<(), BrokerError>>),
     Cancel(ConsumerId, oneshot::Sender<bool>),
     Settle(ConsumerId, Vec<u64>, Settlement),
-    /// Up to this many messages for `basic.get`-style callers.
+    /// Takes up to `usize` ready messages for a caller that is not a consumer (`basic.get`, an
+    /// SQS receive).
     Get(ConsumerId, bool, usize, oneshot::Sender<Vec<GetOk>>),
     Purge(oneshot::Sender<u32>),
     /// A redeclaration: the queue counts as used (for `x-expires`).
