@@ -174,12 +174,8 @@ fn check_name(name: &str) -> Result<(), SqsError> {
     }
 }
 
-/// `MD5OfMessageBody`: the hex MD5 of the body's UTF-8 bytes.
-pub fn md5_of_body(body: &str) -> String {
-    crate::hex::encode(&body_digest(body.as_bytes()))
-}
-
-/// The MD5 of a body, to keep with its message ([`mqbridge_broker_api::BodyMd5`]).
+/// The MD5 of a body (`MD5OfMessageBody` in hex), to keep with its message
+/// ([`mqbridge_broker_api::BodyMd5`]).
 pub fn body_digest(body: &[u8]) -> [u8; 16] {
     Md5::digest(body).into()
 }
@@ -243,6 +239,10 @@ pub fn to_json_map(attributes: &[MessageAttribute]) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn md5_of_body(body: &str) -> String {
+        crate::hex::encode(&body_digest(body.as_bytes()))
+    }
 
     fn text(name: &str, data_type: &str, value: &str) -> MessageAttribute {
         MessageAttribute {

@@ -73,14 +73,17 @@ pub fn outgoing(
     sent_ms: u64,
 ) -> Message {
     let body = Bytes::copy_from_slice(body.as_bytes());
-    outgoing_body(queue, body, attributes, message_id, sent_ms)
+    outgoing_body(queue, body, None, attributes, message_id, sent_ms)
 }
 
 /// [`outgoing`] for a body the caller already owns (the text SendMessage parsed), so that it
-/// is not copied once more.
+/// is not copied once more, with that text's MD5 if the caller has it: the message keeps it
+/// unless the body is stored decoded from base64 (a receive then digests the base64 it
+/// delivers).
 pub fn outgoing_body(
     queue: &str,
     mut body: Bytes,
+    mut body_md5: Option<[u8; 16]>,
     attributes: &[MessageAttribute],
     message_id: &str,
     sent_ms: u64,
@@ -100,6 +103,7 @@ pub fn outgoing_body(
             && let Some(bytes) = binary_from_base64(&body)
         {
             body = bytes;
+            body_md5 = None;
             continue;
         }
         let (value, implied) = header_value(attribute);
@@ -116,13 +120,17 @@ pub fn outgoing_body(
             .headers
             .insert(DATA_TYPES_HEADER, HeaderValue::Table(types));
     }
-    Message {
+    let message = Message {
         exchange: String::new(),
         routing_key: queue.to_owned(),
         properties,
         body,
         body_md5: Default::default(),
+    };
+    if let Some(digest) = body_md5 {
+        message.body_md5.set(digest);
     }
+    message
 }
 
 /// Sets the property an attribute stands for, if it is one (by name and data type, so that

@@ -180,13 +180,14 @@ fn prepare(
     let now = now_ms();
     let digest = attributes::body_digest(body.as_bytes());
     let body = Bytes::from(body);
-    let sent = (body.as_ptr(), body.len());
-    let mut message = translate::outgoing_body(&queue.name, body, &attributes, &message_id, now);
-    // Kept for the receives unless the body was stored decoded from base64: then a receive
-    // digests the base64 it delivers, not these bytes.
-    if (message.body.as_ptr(), message.body.len()) == sent {
-        message.body_md5.set(digest);
-    }
+    let mut message = translate::outgoing_body(
+        &queue.name,
+        body,
+        Some(digest),
+        &attributes,
+        &message_id,
+        now,
+    );
     message.properties.user_id.clone_from(&context.sender);
     // MessageRetentionPeriod as the core's per-message TTL: an unreceived message older than
     // the retention period is dropped (or dead-lettered by an AMQP dead-letter exchange).
