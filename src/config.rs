@@ -539,12 +539,17 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// Writes a configuration file into a directory that is removed when the guard drops.
+    fn config_file(name: &str, contents: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).expect("write");
+        (dir, path)
+    }
+
     #[test]
     fn flags_override_the_file_which_overrides_defaults() {
-        let dir = std::env::temp_dir().join(format!("mqbridge-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("mqbridge.toml");
-        std::fs::write(&path, "amqp_port = 6000\nheartbeat_secs = 5\n").expect("write");
+        let (_dir, path) = config_file("mqbridge.toml", "amqp_port = 6000\nheartbeat_secs = 5\n");
         let cli = Cli::parse_from([
             "mqbridge",
             "--config",
@@ -597,12 +602,9 @@ mod tests {
 
     #[test]
     fn websocket_and_tls_keys_come_from_the_file_and_flags() {
-        let dir = std::env::temp_dir().join(format!("mqbridge-config-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("tls.toml");
         let file = "tls_cert_file = \"/etc/mqbridge/cert.pem\"\nws_allowed_origins = [\"https://a\"]\n\
                     wss_port = 9443\n";
-        std::fs::write(&path, file).expect("write");
+        let (_dir, path) = config_file("tls.toml", file);
         let cli = Cli::parse_from([
             "mqbridge",
             "--config",
@@ -633,12 +635,9 @@ mod tests {
 
     #[test]
     fn aws_access_keys_come_from_the_file_or_the_flag() {
-        let dir = std::env::temp_dir().join(format!("mqbridge-config-aws-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("aws.toml");
         let file = "aws_access_keys = [{ access_key_id = \"AKIDFILE\", \
                     secret_access_key = \"s3cr/t+\", user = \"guest\" }]\n";
-        std::fs::write(&path, file).expect("write");
+        let (_dir, path) = config_file("aws.toml", file);
         let cli = Cli::parse_from(["mqbridge", "--config", path.to_str().expect("utf-8")]);
         let config = Config::load(cli).expect("valid");
         let key = |id: &str, secret: &str, user: &str| AwsAccessKey {
@@ -677,10 +676,7 @@ mod tests {
 
     #[test]
     fn unknown_file_keys_are_refused() {
-        let dir = std::env::temp_dir().join(format!("mqbridge-config-bad-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("bad.toml");
-        std::fs::write(&path, "amqp_prot = 1\n").expect("write");
+        let (_dir, path) = config_file("bad.toml", "amqp_prot = 1\n");
         let cli = Cli::parse_from(["mqbridge", "--config", path.to_str().expect("utf-8")]);
         assert!(Config::load(cli).is_err());
     }
