@@ -184,7 +184,7 @@ async fn start_management(
     management: Arc<Management>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = bind(config, "management", config.management_port).await?;
+    let listener = bind(config, "management", config.management_port)?;
     let address = listener.local_addr()?;
     let sample_interval = Duration::from_millis(config.collect_statistics_interval_ms);
     let header_read_timeout = handshake_timeout(config);
@@ -243,10 +243,27 @@ fn open_journal(
     Ok(Journal::open(&dir, options, alarm)?)
 }
 
-async fn bind(config: &Config, protocol: &str, port: u16) -> anyhow::Result<TcpListener> {
-    TcpListener::bind((config.bind, port))
-        .await
-        .with_context(|| format!("cannot listen for {protocol} on {}:{port}", config.bind))
+/// Connections the kernel may hold completed but not yet accepted. tokio's own `bind` asks
+/// for 1,024; when thousands of devices reconnect at once (after a restart, a network
+/// outage) the overflow is dropped and each of those clients waits a second or more to retry
+/// its SYN. Linux caps the figure at `net.core.somaxconn` (4,096 by default).
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(config: &Config, protocol: &str, port: u16) -> anyhow::Result<TcpListener> {
+    let address = SocketAddr::new(config.bind, port);
+    listen(address).with_context(|| format!("cannot listen for {protocol} on {address}"))
+}
+
+/// What `TcpListener::bind` does, with [`LISTEN_BACKLOG`].
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // A restarted broker must not wait for its old sockets' TIME_WAIT to end.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// What every listener is started with.
@@ -366,7 +383,7 @@ impl Listeners<'_> {
         F: Fn(Accepted, SocketAddr, Arc<dyn Broker>, watch::Receiver<bool>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let listener = bind(self.config, &protocol.to_uppercase(), port).await?;
+        let listener = bind(self.config, &protocol.to_uppercase(), port)?;
         let address = listener.local_addr()?;
         let accept = spawn_acceptor(
             listener,
@@ -382,7 +399,7 @@ impl Listeners<'_> {
     /// connection.
     async fn sqs(&self) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
         let config = self.config;
-        let listener = bind(config, "SQS", config.sqs_port).await?;
+        let listener = bind(config, "SQS", config.sqs_port)?;
         let address = listener.local_addr()?;
         let settings = self.sqs.clone();
         let sns_settings = mqbridge_sns::SnsSettings {

@@ -130,7 +130,7 @@ impl Listeners<'_> {
             + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let listener: TcpListener = bind(self.config, protocol, port).await?;
+        let listener: TcpListener = bind(self.config, protocol, port)?;
         let address = listener.local_addr()?;
         let tls = Arc::clone(tls);
         let loopback_users: Arc<[String]> = self.config.loopback_users.clone().into();

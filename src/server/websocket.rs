@@ -38,7 +38,7 @@ impl Listeners<'_> {
     }
 
     pub(super) async fn websocket(&self) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-        let listener = bind(self.config, "WebSocket", self.config.ws_port).await?;
+        let listener = bind(self.config, "WebSocket", self.config.ws_port)?;
         let address = listener.local_addr()?;
         let route = self.websocket_route();
         let accept = spawn_acceptor(
