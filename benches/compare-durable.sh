@@ -5,8 +5,8 @@
 # 1000 per producer), consumers acking with multiple=true: 1 -> 1 and 4 -> 4 connections. Both
 # brokers confirm only what is on disk: mqbridge with its default fsync_interval_ms = 0 (fdatasync
 # before confirm), RabbitMQ by design for persistent messages on a durable classic queue.
-# For mqbridge each cell also counts the journal's fdatasync calls (strace on the journal thread
-# only) and reports messages per fsync. Then it times mqbridge's recovery of BENCH_RECOVERY_MESSAGES
+# For mqbridge each cell also counts the journal's fdatasync calls (from its /metrics, read
+# before and after the cell) and reports messages per fsync. Then it times mqbridge's recovery of BENCH_RECOVERY_MESSAGES
 # stored messages: fill, stop, start, and time until the AMQP port accepts connections.
 # Prints Markdown tables on stdout; progress and RESULT lines on stderr. See docs/BENCHMARKS.md.
 #
@@ -41,8 +41,6 @@ readonly mqbridge_start_timeout_seconds=120
 readonly cell_slack_seconds=30
 # Idle brokers use a few percent of the machine; above this, something else is running.
 readonly quiet_busy_percent_max=10
-# The kernel keeps 15 bytes of a thread's name: the journal writer is "mqbridge-journal".
-readonly journal_thread_name="mqbridge-journa"
 
 # "label|producers|consumers"
 readonly scenarios=("1 KiB persistent, 1 -> 1|1|1" "1 KiB persistent, 4 -> 4|4|4")
@@ -57,6 +55,7 @@ strip_colours() { sed 's/\x1b\[[0-9;]*m//g'; }
 rabbitmq_started=no
 mqbridge_pid=""
 mqbridge_data_dir=""
+management_port=""
 work_dir=""
 
 start_rabbitmq() {
@@ -79,7 +78,9 @@ start_mqbridge() {
     fi
     # Every listener not under test takes a free port, so that another broker on the default
     # ports cannot stop this one from starting.
-    NO_COLOR=1 MQBRIDGE_WS_PORT=0 MQBRIDGE_SQS_PORT=0 "$target_dir/release/mqbridge" --bind 127.0.0.1 \
+    management_port="$(free_port)"
+    NO_COLOR=1 MQBRIDGE_WS_PORT=0 MQBRIDGE_SQS_PORT=0 MQBRIDGE_MANAGEMENT_PORT="$management_port" \
+        "$target_dir/release/mqbridge" --bind 127.0.0.1 \
         --amqp-port "$mqbridge_port" --mqtt-port 0 --stomp-port 0 \
         --data-dir "$mqbridge_data_dir" >"$mqbridge_data_dir.log" 2>&1 &
     mqbridge_pid=$!
@@ -135,38 +136,40 @@ wait_for_quiet() {
     [ "$quiet_wait_seconds" -eq 0 ] || log "the machine stayed busy; measuring anyway"
 }
 
-journal_thread() {
-    local task
-    for task in /proc/"$1"/task/*; do
-        [ "$(cat "$task/comm" 2>/dev/null)" = "$journal_thread_name" ] && basename "$task"
-    done | head -n 1 || true
+# A free TCP port on loopback, for mqbridge's management listener.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# fdatasync calls of thread $1 over the next $2 seconds (strace on that thread only, so the
-# connection and queue threads run untraced). Prints nothing if strace is missing or fails.
-count_fsyncs() {
-    command -v strace >/dev/null || return 0
-    timeout -s INT "$2" strace -c -e trace=fdatasync -p "$1" 2>&1 >/dev/null \
-        | awk '$NF == "fdatasync" { print $4 }' || true
+# fdatasync calls mqbridge's journal has made so far; nothing if curl is missing or fails.
+# Read from /metrics rather than counted with strace: tracing the journal thread stops it at
+# every traced call, which slowed every confirm with it.
+journal_fsyncs() {
+    command -v curl >/dev/null || return 0
+    curl -s --max-time 2 "http://127.0.0.1:$management_port/metrics" \
+        | awk '$1 == "rabbitmq_io_sync_ops_total" { print $2 }' || true
 }
 
 result_field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 
 # Runs one cell; appends its RESULT line (plus fsyncs= for mqbridge) to $work_dir/$broker.$p.
 run_cell() {
-    local broker=$1 producers=$2 consumers=$3 port pid thread="" fsyncs=""
+    local broker=$1 producers=$2 consumers=$3 port pid fsyncs=""
     case "$broker" in mqbridge) port=$mqbridge_port ;; rabbitmq) port=$rabbitmq_port ;; esac
     pid="$(listener_pid "$port")"
-    [ "$broker" != mqbridge ] || thread="$(journal_thread "$pid")"
     timeout "$((seconds_per_cell + cell_slack_seconds))" "$target_dir/release/mqbridge-bench" amqp \
         --url "amqp://guest:guest@127.0.0.1:$port/%2F" --durable --size "$message_size" \
         --confirm-window "$confirm_window" --producers "$producers" --consumers "$consumers" \
         --duration "${seconds_per_cell}s" --scenario "$broker" ${pid:+--broker-pid "$pid"} \
         >"$work_dir/cell.out" 2>"$work_dir/cell.err" &
     local bench=$!
-    if [ -n "$thread" ]; then
+    if [ "$broker" = mqbridge ]; then
         sleep 1 # the warm-up
-        fsyncs="$(count_fsyncs "$thread" "$seconds_per_cell")"
+        local before after
+        before="$(journal_fsyncs)"
+        sleep "$seconds_per_cell"
+        after="$(journal_fsyncs)"
+        [ -z "$before" ] || [ -z "$after" ] || fsyncs=$((after - before))
     fi
     if ! wait "$bench" || ! grep -q '^RESULT ' "$work_dir/cell.out"; then
         log "$broker, $producers -> $consumers: failed"; tail -n 5 "$work_dir/cell.err" >&2
@@ -189,7 +192,7 @@ field_median() {
     while read -r line; do result_field "$line" "$2"; done <"$1" | grep -E '^[0-9.]+$' | median || true
 }
 
-# Median messages per fsync: confirmed messages over the strace window / its fdatasync calls.
+# Median messages per fsync: confirmed messages over the counted window / its fdatasync calls.
 per_fsync_median() {
     [ -s "$1" ] || { echo n/a; return; }
     while read -r line; do
