@@ -8,11 +8,11 @@ use mqbridge::{Config, RunningServer, Server};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of the system allocator: a message is allocated on the worker that read it
-/// and freed on the one that delivered it, which glibc's per-thread arenas handle poorly (25% more
-/// CPU per message in the SQS and MQTT benchmarks, docs/BENCHMARKS.md). Version 2 returns freed
-/// pages to the OS after 10 ms (version 3 waits a second, which lifted the overload benchmark's
-/// peak RSS past its limit), and `no_thp` keeps it from asking for transparent huge pages, which
-/// added 13 MiB to an idle broker's RSS.
+/// and freed on the one that delivered it, which glibc's per-thread arenas handle poorly (about
+/// a fifth more CPU per message in the SQS and MQTT benchmarks, docs/BENCHMARKS.md). Version 2
+/// returns freed pages to the OS after 10 ms (version 3 waits a second, which lifted the
+/// overload benchmark's peak RSS past its limit), and `no_thp` keeps it from asking for
+/// transparent huge pages, which added 13 MiB to an idle broker's RSS.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
