@@ -327,11 +327,17 @@ impl Listeners<'_> {
             self.shutdown.subscribe(),
         );
         tokio::spawn(statistics);
+        let sockets = PlainSockets {
+            send_timeout: send_timeout(config),
+            registry: Arc::clone(self.registry),
+        };
+        let lot = mqbridge_mqtt::ParkingLot::start(sockets, &shared, self.shutdown.subscribe())
+            .context("cannot start the MQTT parking lot")?;
         self.plain(
             "mqtt",
             config.mqtt_port,
             move |stream, peer, broker, shutdown| {
-                mqbridge_mqtt::serve(stream, peer, broker, Arc::clone(&shared), shutdown)
+                mqbridge_mqtt::serve_parking(stream, peer, broker, lot.clone(), shutdown)
             },
         )
         .await
@@ -421,16 +427,20 @@ impl Listeners<'_> {
             self.accepting("sqs", address),
             self.shutdown.subscribe(),
             // Each request acts as its access key's user: the connection reports only the
-            // messages its requests move.
+            // messages its requests move, and holds `broker` only to stay registered.
             move |stream, peer, broker, shutdown| {
-                mqbridge_sqs::serve_reporting(
+                let serving = Box::pin(mqbridge_sqs::serve_reporting(
                     stream,
                     peer,
                     Arc::clone(&service),
                     Some(Arc::clone(&neighbor)),
                     broker.report(),
                     shutdown,
-                )
+                ));
+                async move {
+                    serving.await;
+                    drop(broker);
+                }
             },
         );
         let access_keys = self.sqs.access_keys.len();
@@ -607,7 +617,8 @@ where
             };
             let stream = guard(stream, peer, accepting.send_timeout, &accepting.registry);
             let delay = accepting.logins.access().login_delay(peer.ip());
-            let reporting = registration.reporting(Arc::clone(&broker));
+            // The connection is registered, and holds its permit, while its adapter holds this.
+            let reporting = registration.into_reporting(Arc::clone(&broker), permit);
             // Boxed, as is the delay below: this task lives as long as its connection, and an
             // async block stores a future it captured and then awaits twice (once captured,
             // once awaited), which doubled every idle connection's memory.
@@ -618,8 +629,6 @@ where
                     Box::pin(tokio::time::sleep(delay)).await;
                 }
                 connection.await;
-                drop(registration);
-                drop(permit);
             });
         }
     })
@@ -639,6 +648,27 @@ pub(crate) fn guard(
         tracing::debug!(%peer, %error, "cannot set TCP keepalive");
     }
     SendTimeout::new(stream, send_timeout, Arc::clone(registry))
+}
+
+/// How the plain MQTT listener's sockets leave tokio for the parking lot and come back with
+/// the guards `guard` gave them (the socket options stay with the socket).
+struct PlainSockets {
+    send_timeout: Duration,
+    registry: Arc<ConnectionRegistry>,
+}
+
+impl mqbridge_mqtt::Parking for PlainSockets {
+    type Stream = Accepted;
+
+    fn park(&self, stream: Accepted) -> std::io::Result<std::net::TcpStream> {
+        stream.into_inner().into_std()
+    }
+
+    fn unpark(&self, socket: std::net::TcpStream) -> std::io::Result<Accepted> {
+        let stream = TcpStream::from_std(socket)?;
+        let registry = Arc::clone(&self.registry);
+        Ok(SendTimeout::new(stream, self.send_timeout, registry))
+    }
 }
 
 /// Pause after a failed accept (e.g. EMFILE) so the loop does not spin.

@@ -21,7 +21,7 @@ use mqbridge_broker_api::MessageCounts;
 use super::Management;
 use super::http::{self, ApiError, HttpResponse};
 use super::overview::Totals;
-use crate::server::registry::protocol_of;
+use crate::server::registry::{ConnectionInfo, protocol_of};
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -68,24 +68,7 @@ fn aggregated(management: &Management, out: &mut String) {
         "AMQP channels currently open",
         channels as u64,
     );
-    let mut by_listener: BTreeMap<&str, u64> = management
-        .listeners
-        .iter()
-        .map(|&(listener, _)| (listener, 0))
-        .collect();
-    for connection in &connections {
-        *by_listener.entry(connection.listener).or_default() += 1;
-    }
-    let samples: Vec<(String, u64)> = by_listener
-        .iter()
-        .map(|(listener, count)| {
-            let protocol = protocol_of(listener);
-            let labels = format!("{{listener=\"{listener}\",protocol=\"{protocol}\"}}");
-            (labels, *count)
-        })
-        .collect();
-    let help = "Connections currently open, by listener";
-    family(out, "mqbridge_connections", "gauge", help, &samples);
+    listener_figures(management, &connections, out);
     let totals = management.registry.message_totals();
     let published: fn(&MessageCounts) -> u64 = |counts| counts.published;
     let delivered: fn(&MessageCounts) -> u64 = |counts| counts.delivered;
@@ -116,6 +99,37 @@ fn aggregated(management: &Management, out: &mut String) {
     for (name, kind, help, value) in figures(management) {
         single(out, name, kind, help, value);
     }
+}
+
+/// Open connections by listener, and how many of them are parked.
+fn listener_figures(management: &Management, connections: &[ConnectionInfo], out: &mut String) {
+    let mut by_listener: BTreeMap<&str, u64> = management
+        .listeners
+        .iter()
+        .map(|&(listener, _)| (listener, 0))
+        .collect();
+    for connection in connections {
+        *by_listener.entry(connection.listener).or_default() += 1;
+    }
+    let samples: Vec<(String, u64)> = by_listener
+        .iter()
+        .map(|(listener, count)| {
+            let protocol = protocol_of(listener);
+            let labels = format!("{{listener=\"{listener}\",protocol=\"{protocol}\"}}");
+            (labels, *count)
+        })
+        .collect();
+    let help = "Connections currently open, by listener";
+    family(out, "mqbridge_connections", "gauge", help, &samples);
+    let parked = connections.iter().filter(|c| c.report.parked()).count();
+    let help = "Idle connections waiting without a task of their own (MQTT's parking lot)";
+    single(
+        out,
+        "mqbridge_connections_parked",
+        "gauge",
+        help,
+        parked as u64,
+    );
 }
 
 /// A broker-wide figure: name, type, help, value.

@@ -1,11 +1,14 @@
 //! The connections the broker has accepted, of every protocol, for the management API and the
 //! metrics. An accepted socket registers before its adapter runs and unregisters when the
-//! adapter's task ends (the [`Registration`] is dropped with it), so the list is exactly the
+//! adapter lets go of the broker handle it was given (see below), so the list is exactly the
 //! sockets being served.
 //!
 //! Each connection's adapter is handed the broker wrapped in [`Reporting`], which records the
 //! user and vhost it opens in the connection's [`ConnectionReport`]; the adapter adds its
-//! client id, channels and message counts there. When a connection goes, its message counts
+//! client id, channels and message counts there. That handle owns the connection's
+//! [`Registration`] and its permit under the connection cap: a connection is listed and
+//! counted for as long as its adapter holds it, which is not always as long as a task (an
+//! idle MQTT connection waits in the parking lot without one). When a connection goes, its message counts
 //! are added to its protocol's totals, so the totals cover closed connections too.
 //!
 //! It also holds the per-address connection cap (`max_connections_per_address`): the open
@@ -26,7 +29,7 @@ use std::time::SystemTime;
 use mqbridge_broker_api::{
     Broker, BrokerError, ConnectionReport, MessageCounts, User, VirtualHost,
 };
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 
 /// One accepted connection: what the listener saw, and what its adapter reported.
 #[derive(Debug, Clone)]
@@ -178,11 +181,17 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// `broker` as this connection's adapter is to see it: reporting what it opens.
-    pub fn reporting(&self, broker: Arc<dyn Broker>) -> Arc<dyn Broker> {
+    /// `broker` as this connection's adapter is to see it: reporting what it opens, and
+    /// keeping this registration and the connection's `permit` until the adapter drops it.
+    pub fn into_reporting(
+        self,
+        broker: Arc<dyn Broker>,
+        permit: OwnedSemaphorePermit,
+    ) -> Arc<dyn Broker> {
         Arc::new(Reporting {
             broker,
-            report: Arc::clone(&self.report),
+            registration: self,
+            _permit: permit,
         })
     }
 }
@@ -206,7 +215,8 @@ impl Drop for Registration {
 /// The broker as one connection sees it: the same, plus its report.
 struct Reporting {
     broker: Arc<dyn Broker>,
-    report: Arc<ConnectionReport>,
+    registration: Registration,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Broker for Reporting {
@@ -221,7 +231,7 @@ impl Broker for Reporting {
 
     fn vhost(&self, name: &str, user: &User) -> Result<Arc<dyn VirtualHost>, BrokerError> {
         let vhost = self.broker.vhost(name, user)?;
-        self.report.opened(&user.name, name);
+        self.registration.report.opened(&user.name, name);
         Ok(vhost)
     }
 
@@ -234,7 +244,7 @@ impl Broker for Reporting {
     }
 
     fn report(&self) -> Option<Arc<ConnectionReport>> {
-        Some(Arc::clone(&self.report))
+        Some(Arc::clone(&self.registration.report))
     }
 }
 

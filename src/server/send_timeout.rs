@@ -56,6 +56,11 @@ impl<S> SendTimeout<S> {
         }
     }
 
+    /// The socket, without the timer (an idle connection has none running).
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
     /// Passes on what the socket said, arming the timer on `Pending` and disarming it on
     /// progress; fails the write once the timer has run out.
     fn watch<T>(

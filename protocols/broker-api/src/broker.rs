@@ -2,7 +2,7 @@
 //! pause.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tokio::sync::{Notify, watch};
@@ -76,6 +76,9 @@ pub struct ConnectionReport {
     published: AtomicU64,
     delivered: AtomicU64,
     acknowledged: AtomicU64,
+    /// The connection waits without a task of its own (an idle MQTT connection in the
+    /// parking lot).
+    parked: AtomicBool,
     /// Set by an operator's close (or the user's deletion); the adapter closes the connection
     /// with the protocol's own words for it.
     close_reason: OnceLock<String>,
@@ -94,6 +97,20 @@ impl ConnectionReport {
     pub async fn closed(&self) -> &str {
         self.close.notified().await;
         self.close_reason.get().map_or("closed", String::as_str)
+    }
+
+    /// The connection left its task to wait (`true`), or has one again.
+    pub fn set_parked(&self, parked: bool) {
+        self.parked.store(parked, Ordering::Relaxed);
+    }
+
+    pub fn parked(&self) -> bool {
+        self.parked.load(Ordering::Relaxed)
+    }
+
+    /// Whether [`close`](Self::close) was called, without waiting.
+    pub fn close_asked(&self) -> bool {
+        self.close_reason.get().is_some()
     }
 
     /// The connection opened `vhost` as `user`; only the first vhost opened is kept.

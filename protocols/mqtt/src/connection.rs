@@ -13,12 +13,13 @@ mod held;
 mod inbound;
 mod kept;
 mod outbound;
+mod parked;
 mod shared;
 mod suspended;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -36,6 +37,8 @@ use crate::codec::{
 use crate::session::Session;
 use crate::sys::Statistics;
 use suspended::{ShareMembers, Suspended};
+
+pub use parked::{Parking, ParkingLot};
 
 /// What the listener configures.
 #[derive(Debug, Clone)]
@@ -75,6 +78,9 @@ pub struct MqttShared {
     share_members: Mutex<ShareMembers>,
     /// What `$SYS/broker/...` reports.
     pub(crate) statistics: Statistics,
+    /// The parking lot of the listener that parks idle connections, to wake one whose session
+    /// is taken over.
+    parking: OnceLock<Arc<parked::Inbox>>,
 }
 
 impl MqttShared {
@@ -116,7 +122,19 @@ impl MqttShared {
             suspended: Mutex::default(),
             share_members: Mutex::default(),
             statistics: Statistics::default(),
+            parking: OnceLock::new(),
         })
+    }
+
+    fn set_parking(&self, inbox: Arc<parked::Inbox>) {
+        let _ = self.parking.set(inbox);
+    }
+
+    /// Wakes connection `id` if it waits in the parking lot.
+    fn wake_parked(&self, id: ConnectionId) {
+        if let Some(inbox) = self.parking.get() {
+            inbox.wake(id);
+        }
     }
 }
 
@@ -166,14 +184,98 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let (reader, writer) = tokio::io::split(stream);
-    let mut connection = Connection::new(peer, broker, shared);
+    let mut connection = Box::new(Connection::new(peer, broker, shared));
     async move {
-        let end = connection.run(reader, writer, shutdown).await;
-        tracing::debug!(%peer, client_id = %connection.client_id, ?end, "mqtt connection ended");
-        // Boxed: the task's size is its largest state, and every idle connection would pay
-        // for the end of a connection (the will, a suspended session) all its life.
-        Box::pin(connection.cleanup(end)).await;
+        let end = match connection.run(reader, writer, shutdown, None).await {
+            Stop::Ended(end) => end,
+            // Only a connection offered a parking lot comes to rest.
+            Stop::AtRest(..) => End::Abnormal,
+        };
+        finish(connection, end).await;
     }
+}
+
+/// [`serve`] for a listener with a parking lot: the connection waits there, without a task,
+/// whenever it is idle.
+pub fn serve_parking<P: Parking>(
+    stream: P::Stream,
+    peer: SocketAddr,
+    broker: Arc<dyn Broker>,
+    lot: ParkingLot<P>,
+    shutdown: watch::Receiver<bool>,
+) -> impl Future<Output = ()> {
+    let (reader, writer) = tokio::io::split(stream);
+    let connection = Box::new(Connection::new(peer, broker, Arc::clone(&lot.shared)));
+    drive(connection, reader, writer, lot, shutdown)
+}
+
+/// A parked connection's new task, started by the lot when the connection has work again.
+async fn resume<P: Parking>(
+    lot: ParkingLot<P>,
+    connection: Box<Connection>,
+    socket: std::net::TcpStream,
+    shutdown: watch::Receiver<bool>,
+) {
+    match lot.parking.unpark(socket) {
+        Ok(stream) => {
+            let (reader, writer) = tokio::io::split(stream);
+            drive(connection, reader, writer, lot, shutdown).await;
+        }
+        Err(error) => {
+            tracing::warn!(%error, client_id = %connection.client_id, "cannot resume a parked mqtt connection");
+            finish(connection, End::Abnormal).await;
+        }
+    }
+}
+
+/// Runs a connection, parking it whenever it comes to rest, until it ends or parks.
+async fn drive<P: Parking>(
+    mut connection: Box<Connection>,
+    mut reader: ReadHalf<P::Stream>,
+    mut writer: WriteHalf<P::Stream>,
+    lot: ParkingLot<P>,
+    shutdown: watch::Receiver<bool>,
+) {
+    // A task that has just started (or resumed) waits before it parks, whenever it last read:
+    // tokio has not yet seen what its socket holds, and the lot would only wake it again.
+    let mut rest_since = Some(Instant::now());
+    loop {
+        let stop = connection
+            .run(reader, writer, shutdown.clone(), rest_since)
+            .await;
+        let (rest_reader, rest_writer) = match stop {
+            Stop::Ended(end) => return finish(connection, end).await,
+            Stop::AtRest(reader, writer) => (reader, writer),
+        };
+        match lot.park(connection, rest_reader.unsplit(rest_writer)) {
+            Ok(()) => return,
+            // The lot has closed (the broker is stopping): the connection keeps its task.
+            Err((back, Ok(stream))) => {
+                connection = back;
+                (reader, writer) = tokio::io::split(stream);
+                rest_since = None;
+            }
+            Err((back, Err(error))) => {
+                tracing::warn!(%error, client_id = %back.client_id, "cannot park an mqtt connection");
+                return finish(back, End::Abnormal).await;
+            }
+        }
+    }
+}
+
+async fn finish(mut connection: Box<Connection>, end: End) {
+    tracing::debug!(peer = %connection.peer, client_id = %connection.client_id, ?end, "mqtt connection ended");
+    // Boxed: the task's size is its largest state, and every idle connection would pay for
+    // the end of a connection (the will, a suspended session) all its life.
+    Box::pin(connection.cleanup(end)).await;
+}
+
+/// Why [`Connection::run`] returned.
+enum Stop<S> {
+    Ended(End),
+    /// Nothing is in progress and nothing was read for [`parked::PARK_AFTER`]: the connection
+    /// can wait in the parking lot. Its socket's halves, to be put together.
+    AtRest(ReadHalf<S>, WriteHalf<S>),
 }
 
 /// Why a connection ended.
@@ -433,12 +535,28 @@ impl Connection {
         self.closing = Some(End::Abnormal);
     }
 
+    /// Whether nothing is in progress that needs a task: the session consumes nothing,
+    /// nothing waits to be written, acknowledged or let through after an alarm.
+    fn at_rest(&self) -> bool {
+        self.version.is_some()
+            && self.closing.is_none()
+            && self.out.is_empty()
+            && self.held.is_none()
+            && !self.acks.waiting()
+            && self.taken_over_by.is_none()
+            && self
+                .opened
+                .as_ref()
+                .is_some_and(|opened| opened.sink.is_none())
+    }
+
     async fn run<S>(
         &mut self,
         mut reader: ReadHalf<S>,
         mut writer: WriteHalf<S>,
         mut shutdown: watch::Receiver<bool>,
-    ) -> End
+        rest_since: Option<Instant>,
+    ) -> Stop<S>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
@@ -449,26 +567,23 @@ impl Connection {
         let mut events = Vec::new();
         let connect_deadline = Instant::now() + self.shared.settings.handshake_timeout;
         loop {
-            if writing.is_empty() {
-                if writing.capacity() > WRITE_BUFFER_KEEP {
-                    writing = BytesMut::new();
-                }
-                std::mem::swap(&mut writing, &mut self.out);
-            }
+            self.next_output(&mut writing);
             if let Some(end) = self.closing.filter(|_| writing.is_empty()) {
                 let _ = writer.shutdown().await;
-                return end;
+                return Stop::Ended(end);
             }
             let backlog = writing.len() + self.out.len();
-            let deadline = self.deadline(connect_deadline);
+            let keep_alive = self.deadline(connect_deadline);
+            let idle = input.is_empty() && writing.is_empty();
+            let deadline = self.wake_at(keep_alive, rest_since.filter(|_| idle));
             tokio::select! {
                 written = writer.write_buf(&mut writing), if !writing.is_empty() => match written {
-                    Ok(0) | Err(_) => return End::Abnormal,
+                    Ok(0) | Err(_) => return Stop::Ended(End::Abnormal),
                     Ok(_) => {}
                 },
                 read = read_some(&mut reader, &mut input, &mut idle_room, &mut read_size), if self.reading() => match read {
                     Ok(0) if self.held.is_some() => self.close_read(),
-                    Ok(0) | Err(_) => return End::Abnormal,
+                    Ok(0) | Err(_) => return Stop::Ended(End::Abnormal),
                     Ok(_) => {
                         self.last_read = Instant::now();
                         // Boxed, as the rare branches below: a future is as large as its
@@ -508,12 +623,44 @@ impl Connection {
                     self.disconnect(reason::ADMINISTRATIVE_ACTION, &why);
                 }
                 () = sleep_until(deadline) => {
-                    // [MQTT-3.1.2-24] no packet within one and a half keep-alive periods (or no
-                    // CONNECT in time): close the network connection.
-                    tracing::debug!(peer = %self.peer, client_id = %self.client_id, "mqtt keep alive expired");
-                    return End::Abnormal;
+                    if keep_alive.is_none_or(|expiry| expiry > Instant::now()) {
+                        // Only a connection at rest waits for a time other than its keep alive.
+                        return Stop::AtRest(reader, writer);
+                    }
+                    return Stop::Ended(self.expired());
                 }
             }
+        }
+    }
+
+    /// Once `writing` is written, makes what was queued since the next write, and lets a
+    /// large buffer go.
+    fn next_output(&mut self, writing: &mut BytesMut) {
+        if writing.is_empty() {
+            if writing.capacity() > WRITE_BUFFER_KEEP {
+                *writing = BytesMut::new();
+            }
+            std::mem::swap(writing, &mut self.out);
+        }
+    }
+
+    /// [MQTT-3.1.2-24] no packet within one and a half keep-alive periods (or no CONNECT in
+    /// time): the network connection is closed.
+    fn expired(&self) -> End {
+        tracing::debug!(peer = %self.peer, client_id = %self.client_id, "mqtt keep alive expired");
+        End::Abnormal
+    }
+
+    /// When the connection's timer fires: at `keep_alive`'s expiry or, for a connection at
+    /// rest that may park (from `rest_since` on), once it has read nothing for
+    /// [`parked::PARK_AFTER`], whichever comes first.
+    fn wake_at(&self, keep_alive: Option<Instant>, rest_since: Option<Instant>) -> Option<Instant> {
+        let rest = rest_since
+            .filter(|_| self.at_rest())
+            .map(|since| since.max(self.last_read) + parked::PARK_AFTER);
+        match (keep_alive, rest) {
+            (Some(expiry), Some(rest)) => Some(expiry.min(rest)),
+            (expiry, rest) => expiry.or(rest),
         }
     }
 

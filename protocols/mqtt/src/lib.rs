@@ -6,7 +6,8 @@
 //! - [`topic`]: topic names and filters, and their mapping onto `amq.topic` routing keys.
 //! - [`session`]: one session's subscriptions and packet identifiers, free of I/O.
 //! - [`translate`]: PUBLISH <-> the core's `Message`.
-//! - `connection`: the task that owns the socket and drives the rest.
+//! - `connection`: the task that owns the socket and drives the rest, and the parking lot
+//!   where idle connections on plain TCP wait without one.
 //! - [`sys`]: `$SYS/broker/...` statistics, published by their own task.
 //!
 //! The entry point is [`serve`], called by the listener per socket with the listener's
@@ -19,5 +20,5 @@ pub mod sys;
 pub mod topic;
 pub mod translate;
 
-pub use connection::{MqttSettings, MqttShared, serve};
+pub use connection::{MqttSettings, MqttShared, Parking, ParkingLot, serve, serve_parking};
 pub use sys::{MessageTotals, publish_statistics};

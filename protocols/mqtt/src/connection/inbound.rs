@@ -328,11 +328,13 @@ impl Connection {
             sessions.insert(self.client_id.clone(), (self.id, signal))
         };
         self.takeover = Some(takeover);
-        let Some((_, previous)) = previous else {
+        let Some((previous_id, previous)) = previous else {
             return;
         };
         let (done, finished) = oneshot::channel();
         if previous.send(done).is_ok() {
+            // An idle connection waits in the parking lot, where nothing polls its signal.
+            self.shared.wake_parked(previous_id);
             let _ = tokio::time::timeout(TAKEOVER_TIMEOUT, finished).await;
         }
     }

@@ -1,0 +1,378 @@
+//! The parking lot: where idle MQTT connections on plain TCP wait without a task.
+//!
+//! Most MQTT connections are devices that publish now and then and otherwise send PINGREQ.
+//! A tokio task waiting on a socket registered with tokio's reactor costs such a connection
+//! about 730 bytes before any state of its own (docs/BENCHMARKS.md), nearly all of what
+//! Mosquitto spends on a whole connection. So a connection at rest (its session consumes
+//! nothing, nothing waits to be written or acknowledged) that has read nothing for
+//! [`PARK_AFTER`] leaves its task: the socket leaves tokio's reactor for the lot's own `epoll`
+//! (`mio`), the `Connection` waits in the lot's table, and the task ends.
+//!
+//! The lot's thread answers PINGREQs itself: it peeks at two octets, and a PINGREQ is `C0 00`
+//! in every version, its PINGRESP `D0 00`. It hands the connection back to a new task
+//! ([`resume`](super::resume)) when anything else arrives (the octets stay in the socket for
+//! the task to read), the socket ends or fails, the keep alive runs out, another connection
+//! takes the session over, an operator asks to close it, or the broker shuts down; the task
+//! then does what it would have done had it waited itself.
+//!
+//! Topology: one thread per listener that parks (the plain MQTT one), blocked in `epoll_wait`;
+//! the connections' tasks and the broker reach it through its [`Inbox`] and a `mio::Waker`.
+//! Keep alives and close requests are checked once per [`SWEEP_EVERY`], which costs nothing
+//! per connection; takeovers and shutdown wake the thread at once.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+use mqbridge_broker_api::ConnectionId;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{Connection, MqttShared};
+
+/// How long a connection at rest has read nothing before it parks. A device publishing every
+/// few seconds parks between its messages (a few system calls each way); a busier client
+/// keeps its task.
+pub(super) const PARK_AFTER: Duration = Duration::from_secs(1);
+/// How often the lot looks for keep alives run out and close requests: a keep alive ends at
+/// most this late, on top of its one and a half periods [MQTT-3.1.2-24].
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+const PINGREQ: [u8; 2] = [0xC0, 0x00];
+const PINGRESP: [u8; 2] = [0xD0, 0x00];
+/// The waker's token; connections use their `ConnectionId`, which starts at 1 and counts up.
+const WAKER: Token = Token(usize::MAX);
+const EVENTS_PER_WAIT: usize = 1024;
+
+/// How a listener's streams leave tokio for the parking lot and come back.
+pub trait Parking: Send + Sync + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// The plain socket under `stream`, taken out of tokio's reactor (still non-blocking).
+    fn park(&self, stream: Self::Stream) -> io::Result<std::net::TcpStream>;
+
+    /// `socket` as a stream again, registered with the reactor of the runtime this runs on.
+    fn unpark(&self, socket: std::net::TcpStream) -> io::Result<Self::Stream>;
+}
+
+/// One listener's way into its parking lot; cheap to clone.
+pub struct ParkingLot<P> {
+    pub(super) parking: Arc<P>,
+    pub(super) shared: Arc<MqttShared>,
+    inbox: Arc<Inbox>,
+}
+
+impl<P> Clone for ParkingLot<P> {
+    fn clone(&self) -> Self {
+        ParkingLot {
+            parking: Arc::clone(&self.parking),
+            shared: Arc::clone(&self.shared),
+            inbox: Arc::clone(&self.inbox),
+        }
+    }
+}
+
+impl<P: Parking> ParkingLot<P> {
+    /// Starts the lot's thread. Runs inside the runtime that serves the connections: parked
+    /// ones are resumed onto it. The lot closes, handing every connection back to a task, when
+    /// `shutdown` changes, its sender goes, or the runtime ends.
+    pub fn start(
+        parking: P,
+        shared: &Arc<MqttShared>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let inbox = Arc::new(Inbox {
+            commands: Mutex::new(Some(Vec::new())),
+            waker,
+        });
+        let lot = ParkingLot {
+            parking: Arc::new(parking),
+            shared: Arc::clone(shared),
+            inbox: Arc::clone(&inbox),
+        };
+        let yard = Yard {
+            poll,
+            parked: HashMap::new(),
+            lot: lot.clone(),
+            // Never marked seen: every clone handed to a resumed connection sees the change.
+            shutdown: shutdown.clone(),
+            runtime: Handle::current(),
+            swept_at: Instant::now(),
+        };
+        std::thread::Builder::new()
+            .name("mqtt-parking".to_owned())
+            .spawn(move || yard.run())?;
+        let closer = CloseOnDrop(Arc::clone(&inbox));
+        tokio::spawn(async move {
+            let _closer = closer;
+            let _ = shutdown.changed().await;
+        });
+        shared.set_parking(inbox);
+        Ok(lot)
+    }
+
+    /// Hands an idle connection to the lot. Gives it back, with its stream, when the lot is
+    /// closed; fails when the socket cannot leave tokio or come back.
+    pub(super) fn park(
+        &self,
+        connection: Box<Connection>,
+        stream: P::Stream,
+    ) -> Result<(), (Box<Connection>, io::Result<P::Stream>)> {
+        let socket = match self.parking.park(stream) {
+            Ok(socket) => TcpStream::from_std(socket),
+            Err(error) => return Err((connection, Err(error))),
+        };
+        let parked = Parked { socket, connection };
+        match self.inbox.send(Command::Park(parked)) {
+            Err(Command::Park(parked)) => {
+                let stream = self.parking.unpark(parked.socket.into());
+                Err((parked.connection, stream))
+            }
+            // `send` gives back only the command it was given.
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What the lot's thread is asked to do.
+enum Command {
+    Park(Parked),
+    /// Another connection took this one's session over.
+    Wake(ConnectionId),
+    /// The broker shuts down (or its runtime ends): every connection goes back to a task, and
+    /// the lot closes.
+    Close,
+}
+
+/// A connection waiting in the lot.
+struct Parked {
+    socket: TcpStream,
+    connection: Box<Connection>,
+}
+
+/// Where connections and the broker reach the lot's thread.
+pub(crate) struct Inbox {
+    /// `None` once the lot has closed: whoever would park keeps its task.
+    commands: Mutex<Option<Vec<Command>>>,
+    waker: Waker,
+}
+
+impl fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox").finish_non_exhaustive()
+    }
+}
+
+impl Inbox {
+    fn send(&self, command: Command) -> Result<(), Command> {
+        let mut commands = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(commands) = commands.as_mut() else {
+            return Err(command);
+        };
+        commands.push(command);
+        if let Err(error) = self.waker.wake() {
+            tracing::error!(%error, "cannot wake the mqtt parking lot");
+        }
+        Ok(())
+    }
+
+    /// Wakes the parked connection `id`, if it is parked: its session was taken over.
+    pub(crate) fn wake(&self, id: ConnectionId) {
+        let _ = self.send(Command::Wake(id));
+    }
+
+    /// Closes the inbox and takes what was left in it.
+    fn close(&self) -> Vec<Command> {
+        let mut commands = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
+        commands.take().unwrap_or_default()
+    }
+
+    fn take(&self) -> Vec<Command> {
+        let mut commands = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
+        commands.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+}
+
+/// Closes the lot when the task watching for shutdown ends, whichever way it ends.
+struct CloseOnDrop(Arc<Inbox>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(Command::Close);
+    }
+}
+
+/// The lot's thread and what it owns.
+struct Yard<P> {
+    poll: Poll,
+    parked: HashMap<u64, Parked>,
+    lot: ParkingLot<P>,
+    shutdown: watch::Receiver<bool>,
+    runtime: Handle,
+    swept_at: Instant,
+}
+
+impl<P: Parking> Yard<P> {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(EVENTS_PER_WAIT);
+        loop {
+            let timeout = (!self.parked.is_empty()).then_some(SWEEP_EVERY);
+            if let Err(error) = self.poll.poll(&mut events, timeout) {
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!(%error, "the mqtt parking lot cannot wait; its connections go back to tasks");
+                return self.close();
+            }
+            for event in &events {
+                if event.token() != WAKER {
+                    self.readable(event.token().0 as u64);
+                }
+            }
+            for command in self.lot.inbox.take() {
+                match command {
+                    Command::Park(parked) => self.admit(parked),
+                    Command::Wake(id) => {
+                        if let Some(parked) = self.parked.remove(&id.0) {
+                            self.resume(parked);
+                        }
+                    }
+                    Command::Close => return self.close(),
+                }
+            }
+            if self.swept_at.elapsed() >= SWEEP_EVERY {
+                self.sweep();
+            }
+        }
+    }
+
+    fn admit(&mut self, mut parked: Parked) {
+        if must_wake(&parked.connection, Instant::now()) {
+            return self.resume(parked);
+        }
+        let id = parked.connection.id.0;
+        let token = Token(usize::try_from(id).unwrap_or(usize::MAX - 1));
+        let registry = self.poll.registry();
+        match registry.register(&mut parked.socket, token, Interest::READABLE) {
+            Ok(()) => {
+                if let Some(report) = &parked.connection.report {
+                    report.set_parked(true);
+                }
+                self.parked.insert(id, parked);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot park an mqtt connection");
+                self.resume(parked);
+            }
+        }
+    }
+
+    /// Answers the PINGREQs in a parked connection's socket; anything else resumes it.
+    fn readable(&mut self, id: u64) {
+        let Some(parked) = self.parked.get_mut(&id) else {
+            return;
+        };
+        if !answer_pings(parked)
+            && let Some(parked) = self.parked.remove(&id)
+        {
+            self.resume(parked);
+        }
+    }
+
+    /// Resumes the connections whose keep alive ran out or that an operator asked to close.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        self.swept_at = now;
+        let due: Vec<u64> = self
+            .parked
+            .iter()
+            .filter(|(_, parked)| must_wake(&parked.connection, now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(parked) = self.parked.remove(&id) {
+                self.resume(parked);
+            }
+        }
+    }
+
+    /// Hands a connection back to a task of its own.
+    fn resume(&self, mut parked: Parked) {
+        if let Err(error) = self.poll.registry().deregister(&mut parked.socket) {
+            // Not registered yet (or the socket failed): nothing to undo.
+            tracing::trace!(%error, "mqtt parking lot deregister");
+        }
+        if let Some(report) = &parked.connection.report {
+            report.set_parked(false);
+        }
+        let resumed = super::resume(
+            self.lot.clone(),
+            parked.connection,
+            parked.socket.into(),
+            self.shutdown.clone(),
+        );
+        // After the runtime's end this drops the connection, as the runtime dropped the rest.
+        self.runtime.spawn(resumed);
+    }
+
+    /// Every connection goes back to a task; later ones keep theirs.
+    fn close(mut self) {
+        let parked: Vec<Parked> = self.parked.drain().map(|(_, parked)| parked).collect();
+        for parked in parked {
+            self.resume(parked);
+        }
+        for command in self.lot.inbox.close() {
+            if let Command::Park(parked) = command {
+                self.resume(parked);
+            }
+        }
+    }
+}
+
+/// Whether a parked connection's task must take over: another connection took the session,
+/// an operator asked to close it, or its keep alive ran out.
+fn must_wake(connection: &Connection, now: Instant) -> bool {
+    let taken_over = connection
+        .takeover
+        .as_ref()
+        .is_some_and(|receiver| !receiver.is_empty());
+    let close_asked = connection
+        .report
+        .as_ref()
+        .is_some_and(|report| report.close_asked());
+    let expired = connection
+        .keep_alive
+        .is_some_and(|keep_alive| connection.last_read + keep_alive * 3 / 2 <= now);
+    taken_over || close_asked || expired
+}
+
+/// Answers the PINGREQs waiting in a parked connection's socket. `false` when something else
+/// is there (another packet, the end of the stream, an error): the connection's task must
+/// read it, and anything not yet answered is in the connection's output.
+fn answer_pings(parked: &mut Parked) -> bool {
+    let mut octets = [0; 2];
+    loop {
+        match parked.socket.peek(&mut octets) {
+            Ok(2) if octets == PINGREQ => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            _ => return false,
+        }
+        if (&parked.socket).read_exact(&mut octets).is_err() {
+            return false;
+        }
+        parked.connection.last_read = Instant::now();
+        let written = (&parked.socket).write(&PINGRESP).unwrap_or(0);
+        if let Some(unsent) = PINGRESP.get(written..).filter(|rest| !rest.is_empty()) {
+            parked.connection.out.extend_from_slice(unsent);
+            return false;
+        }
+    }
+}
