@@ -206,7 +206,7 @@ pub fn serve_parking<P: Parking>(
 ) -> impl Future<Output = ()> {
     let (reader, writer) = tokio::io::split(stream);
     let connection = Box::new(Connection::new(peer, broker, Arc::clone(&lot.shared)));
-    drive(connection, reader, writer, lot, shutdown)
+    drive(connection, reader, writer, lot, shutdown, Rest::Opened)
 }
 
 /// A parked connection's new task, started by the lot when the connection has work again.
@@ -219,7 +219,10 @@ async fn resume<P: Parking>(
     match lot.parking.unpark(socket) {
         Ok(stream) => {
             let (reader, writer) = tokio::io::split(stream);
-            drive(connection, reader, writer, lot, shutdown).await;
+            // Tokio has not yet seen what the socket holds: a connection parked again at once
+            // would only be woken again.
+            let rest = Rest::Quiet(Instant::now());
+            drive(connection, reader, writer, lot, shutdown, rest).await;
         }
         Err(error) => {
             tracing::warn!(%error, client_id = %connection.client_id, "cannot resume a parked mqtt connection");
@@ -235,25 +238,26 @@ async fn drive<P: Parking>(
     mut writer: WriteHalf<P::Stream>,
     lot: ParkingLot<P>,
     shutdown: watch::Receiver<bool>,
+    rest: Rest,
 ) {
-    // A task that has just started (or resumed) waits before it parks, whenever it last read:
-    // tokio has not yet seen what its socket holds, and the lot would only wake it again.
-    let mut rest_since = Some(Instant::now());
+    let mut rest = Some(rest);
     loop {
-        let stop = connection
-            .run(reader, writer, shutdown.clone(), rest_since)
-            .await;
+        let stop = connection.run(reader, writer, shutdown.clone(), rest).await;
         let (rest_reader, rest_writer) = match stop {
             Stop::Ended(end) => return finish(connection, end).await,
             Stop::AtRest(reader, writer) => (reader, writer),
         };
+        if !connection.forget_task() {
+            (reader, writer) = (rest_reader, rest_writer);
+            continue;
+        }
         match lot.park(connection, rest_reader.unsplit(rest_writer)) {
             Ok(()) => return,
             // The lot has closed (the broker is stopping): the connection keeps its task.
             Err((back, Ok(stream))) => {
                 connection = back;
                 (reader, writer) = tokio::io::split(stream);
-                rest_since = None;
+                rest = None;
             }
             Err((back, Err(error))) => {
                 tracing::warn!(%error, client_id = %back.client_id, "cannot park an mqtt connection");
@@ -268,6 +272,18 @@ async fn finish(mut connection: Box<Connection>, end: End) {
     // Boxed: the task's size is its largest state, and every idle connection would pay for
     // the end of a connection (the will, a suspended session) all its life.
     Box::pin(connection.cleanup(end)).await;
+}
+
+/// When a connection at rest may park.
+#[derive(Debug, Clone, Copy)]
+enum Rest {
+    /// As soon as its handshake is done. A device that connects and then sends nothing for a
+    /// while is the common case, and a reconnecting fleet then never holds a task per device;
+    /// a client that goes on at once is woken at once.
+    Opened,
+    /// Once it has read nothing for [`parked::PARK_AFTER`], counted from this time at the
+    /// earliest.
+    Quiet(Instant),
 }
 
 /// Why [`Connection::run`] returned.
@@ -535,6 +551,32 @@ impl Connection {
         self.closing = Some(End::Abnormal);
     }
 
+    /// Takes this task's waker out of the takeover channel, where the last poll left it: a
+    /// waker keeps its whole task's memory, and a parked connection's task has ended. `false`
+    /// when the session was taken over meanwhile, which the task must see to.
+    fn forget_task(&mut self) -> bool {
+        let Some(receiver) = self.takeover.as_mut() else {
+            return true;
+        };
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::Pin::new(receiver).poll(&mut context) {
+            std::task::Poll::Pending => true,
+            std::task::Poll::Ready(received) => {
+                self.takeover = None;
+                let Ok(done) = received else {
+                    // No sender: nobody can take this session over any more.
+                    return true;
+                };
+                self.taken_over_by = Some(done);
+                self.disconnect(
+                    reason::SESSION_TAKEN_OVER,
+                    "another connection took the session over",
+                );
+                false
+            }
+        }
+    }
+
     /// Whether nothing is in progress that needs a task: the session consumes nothing,
     /// nothing waits to be written, acknowledged or let through after an alarm.
     fn at_rest(&self) -> bool {
@@ -555,7 +597,7 @@ impl Connection {
         mut reader: ReadHalf<S>,
         mut writer: WriteHalf<S>,
         mut shutdown: watch::Receiver<bool>,
-        rest_since: Option<Instant>,
+        rest: Option<Rest>,
     ) -> Stop<S>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -575,7 +617,7 @@ impl Connection {
             let backlog = writing.len() + self.out.len();
             let keep_alive = self.deadline(connect_deadline);
             let idle = input.is_empty() && writing.is_empty();
-            let deadline = self.wake_at(keep_alive, rest_since.filter(|_| idle));
+            let deadline = self.wake_at(keep_alive, rest.filter(|_| idle));
             tokio::select! {
                 written = writer.write_buf(&mut writing), if !writing.is_empty() => match written {
                     Ok(0) | Err(_) => return Stop::Ended(End::Abnormal),
@@ -652,12 +694,12 @@ impl Connection {
     }
 
     /// When the connection's timer fires: at `keep_alive`'s expiry or, for a connection at
-    /// rest that may park (from `rest_since` on), once it has read nothing for
-    /// [`parked::PARK_AFTER`], whichever comes first.
-    fn wake_at(&self, keep_alive: Option<Instant>, rest_since: Option<Instant>) -> Option<Instant> {
-        let rest = rest_since
-            .filter(|_| self.at_rest())
-            .map(|since| since.max(self.last_read) + parked::PARK_AFTER);
+    /// rest that may park, when `rest` says, whichever comes first.
+    fn wake_at(&self, keep_alive: Option<Instant>, rest: Option<Rest>) -> Option<Instant> {
+        let rest = rest.filter(|_| self.at_rest()).map(|rest| match rest {
+            Rest::Opened => Instant::now(),
+            Rest::Quiet(since) => since.max(self.last_read) + parked::PARK_AFTER,
+        });
         match (keep_alive, rest) {
             (Some(expiry), Some(rest)) => Some(expiry.min(rest)),
             (expiry, rest) => expiry.or(rest),
