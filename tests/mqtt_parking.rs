@@ -194,3 +194,48 @@ async fn shutdown_closes_parked_connections_with_their_protocols_words() {
     v3.assert_closed().await;
     within(stopping).await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn a_parked_connection_keeps_its_topic_aliases_and_exactly_once_state() {
+    let broker = Broker::start().await;
+    let api = Api::new(&broker);
+    let mut watcher = watcher(&broker).await;
+    let mut device = Raw::connected_with(&broker, raw::connect(V5, "keeper", 30)).await;
+    let packet_id = std::num::NonZeroU16::new(7).expect("non-zero");
+    let ack = |packet_id| mqbridge_mqtt::codec::Ack {
+        packet_id,
+        reason: 0,
+        properties: Default::default(),
+    };
+    // Alias 3 is defined, and a QoS 2 exchange waits for its PUBREL.
+    let mut defining = raw::publish("wills/aliased", Bytes::from_static(b"first"));
+    if let Packet::Publish(publish) = &mut defining {
+        publish.properties.topic_alias = Some(3);
+        publish.qos = QoS::ExactlyOnce;
+        publish.packet_id = Some(packet_id);
+    }
+    device.send(&defining).await;
+    assert!(matches!(device.next().await, Some(Packet::PubRec(_))));
+    assert_eq!(
+        &next_publish(&mut watcher.events).await.payload[..],
+        b"first"
+    );
+    until_parked(&api, 1.0).await;
+
+    device.send(&Packet::PubRel(ack(packet_id))).await;
+    match device.next().await {
+        Some(Packet::PubComp(comp)) => assert_eq!((comp.packet_id, comp.reason), (packet_id, 0)),
+        other => panic!("expected PUBCOMP, got {other:?}"),
+    }
+    until_parked(&api, 1.0).await;
+    let mut aliased = raw::publish("", Bytes::from_static(b"by alias"));
+    if let Packet::Publish(publish) = &mut aliased {
+        publish.properties.topic_alias = Some(3);
+    }
+    device.send(&aliased).await;
+    let got = next_publish(&mut watcher.events).await;
+    assert_eq!(
+        (got.topic.as_str(), &got.payload[..]),
+        ("wills/aliased", &b"by alias"[..])
+    );
+}

@@ -212,10 +212,11 @@ pub fn serve_parking<P: Parking>(
 /// A parked connection's new task, started by the lot when the connection has work again.
 async fn resume<P: Parking>(
     lot: ParkingLot<P>,
-    connection: Box<Connection>,
+    resting: Box<parked::Resting>,
     socket: std::net::TcpStream,
     shutdown: watch::Receiver<bool>,
 ) {
+    let connection = resting.into_connection(Arc::clone(&lot.shared));
     match lot.parking.unpark(socket) {
         Ok(stream) => {
             let (reader, writer) = tokio::io::split(stream);

@@ -186,6 +186,20 @@ impl Session {
         self.client_alias_maximum = maximum;
     }
 
+    /// The client's Topic Alias Maximum, when that is all the session holds: no subscription,
+    /// no exchange in flight either way, no topic alias. Such a session is made again from
+    /// that number (`Session::default` and [`set_client_alias_maximum`]), so a parked
+    /// connection keeps no more of it.
+    ///
+    /// [`set_client_alias_maximum`]: Self::set_client_alias_maximum
+    pub fn bare(&self) -> Option<u16> {
+        let bare = self.subscriptions.is_empty()
+            && self.outbound.is_empty()
+            && self.inbound_exactly_once.is_empty()
+            && self.aliases.is_none();
+        bare.then_some(self.client_alias_maximum)
+    }
+
     /// The alias to send `topic` with, and whether this PUBLISH defines it (and so must carry
     /// the name too). The first topics sent take the aliases and keep them for the connection:
     /// a device's topics rarely change, and a fixed table never makes the client re-learn one.

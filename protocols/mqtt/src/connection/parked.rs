@@ -26,15 +26,20 @@ use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
-use mqbridge_broker_api::ConnectionId;
+use mqbridge_broker_api::{Broker, ConnectionId, ConnectionReport, QueueSpec, VirtualHost};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use super::{Connection, MqttShared};
+use super::{Connection, MqttShared, Opened, acks};
+use crate::codec::{ProtocolVersion, Will};
+use crate::session::Session;
 
 /// How long a connection at rest has read nothing before it parks. A device publishing every
 /// few seconds parks between its messages (a few system calls each way); a busier client
@@ -129,11 +134,13 @@ impl<P: Parking> ParkingLot<P> {
             Ok(socket) => TcpStream::from_std(socket),
             Err(error) => return Err((connection, Err(error))),
         };
+        let connection = Box::new(Resting::from(*connection));
         let parked = Parked { socket, connection };
         match self.inbox.send(Command::Park(parked)) {
             Err(Command::Park(parked)) => {
                 let stream = self.parking.unpark(parked.socket.into());
-                Err((parked.connection, stream))
+                let shared = Arc::clone(&self.shared);
+                Err((parked.connection.into_connection(shared), stream))
             }
             // `send` gives back only the command it was given.
             _ => Ok(()),
@@ -154,7 +161,152 @@ enum Command {
 /// A connection waiting in the lot.
 struct Parked {
     socket: TcpStream,
-    connection: Box<Connection>,
+    connection: Box<Resting>,
+}
+
+/// What a connection at rest keeps while parked: its `Connection` without what only a task
+/// uses (buffers, the acknowledgement queue, the alarm watch, all empty at rest), and its
+/// session objects reduced to what makes them again. Every parked connection carries this,
+/// so it is kept small.
+pub(super) struct Resting {
+    id: ConnectionId,
+    peer: SocketAddr,
+    broker: Arc<dyn Broker>,
+    version: Option<ProtocolVersion>,
+    client_id: String,
+    username: Option<String>,
+    /// The vhost, the session queue's settings and the credit of `Opened`, which has no
+    /// consumer at rest.
+    opened: Option<(Arc<dyn VirtualHost>, QueueSpec, u32)>,
+    session: KeptSession,
+    keep_alive: Option<Duration>,
+    last_read: Instant,
+    will: Option<Box<Will>>,
+    clean: bool,
+    session_expiry: u32,
+    end_session: bool,
+    client_packet_max: Option<u32>,
+    takeover: Option<oneshot::Receiver<oneshot::Sender<()>>>,
+    report: Option<Arc<ConnectionReport>>,
+    /// What of a PINGRESP the socket did not take.
+    unsent: &'static [u8],
+}
+
+/// A parked connection's session: most are bare ([`Session::bare`]) and keep one number.
+enum KeptSession {
+    Bare(u16),
+    Whole(Box<Session>),
+}
+
+impl From<Session> for KeptSession {
+    fn from(session: Session) -> Self {
+        match session.bare() {
+            Some(client_alias_maximum) => KeptSession::Bare(client_alias_maximum),
+            None => KeptSession::Whole(Box::new(session)),
+        }
+    }
+}
+
+impl From<KeptSession> for Session {
+    fn from(kept: KeptSession) -> Self {
+        match kept {
+            KeptSession::Bare(client_alias_maximum) => {
+                let mut session = Session::default();
+                session.set_client_alias_maximum(client_alias_maximum);
+                session
+            }
+            KeptSession::Whole(session) => *session,
+        }
+    }
+}
+
+impl From<Connection> for Resting {
+    fn from(connection: Connection) -> Self {
+        let Connection {
+            id,
+            peer,
+            broker,
+            shared: _,
+            version,
+            client_id,
+            username,
+            opened,
+            session,
+            out: _,
+            keep_alive,
+            last_read,
+            will,
+            clean,
+            session_expiry,
+            end_session,
+            client_packet_max,
+            takeover,
+            taken_over_by: _,
+            closing: _,
+            acks: _,
+            report,
+            alarm: _,
+            alarm_open: _,
+            held: _,
+        } = connection;
+        Resting {
+            id,
+            peer,
+            broker,
+            version,
+            client_id,
+            username,
+            opened: opened.map(|opened| (opened.vhost, opened.queue_spec, opened.prefetch)),
+            session: session.into(),
+            keep_alive,
+            last_read,
+            will,
+            clean,
+            session_expiry,
+            end_session,
+            client_packet_max,
+            takeover,
+            report,
+            unsent: &[],
+        }
+    }
+}
+
+impl Resting {
+    /// The connection again, as a task needs it.
+    pub(super) fn into_connection(self, shared: Arc<MqttShared>) -> Box<Connection> {
+        let alarm = self.broker.publish_blocked();
+        let opened = self
+            .opened
+            .map(|(vhost, spec, prefetch)| Box::new(Opened::new(vhost, spec, prefetch)));
+        Box::new(Connection {
+            id: self.id,
+            peer: self.peer,
+            broker: self.broker,
+            shared,
+            version: self.version,
+            client_id: self.client_id,
+            username: self.username,
+            opened,
+            session: self.session.into(),
+            out: BytesMut::from(self.unsent),
+            keep_alive: self.keep_alive,
+            last_read: self.last_read,
+            will: self.will,
+            clean: self.clean,
+            session_expiry: self.session_expiry,
+            end_session: self.end_session,
+            client_packet_max: self.client_packet_max,
+            takeover: self.takeover,
+            taken_over_by: None,
+            closing: None,
+            acks: acks::InboundAcks::default(),
+            report: self.report,
+            alarm,
+            alarm_open: true,
+            held: None,
+        })
+    }
 }
 
 /// Where connections and the broker reach the lot's thread.
@@ -338,7 +490,7 @@ impl<P: Parking> Yard<P> {
 
 /// Whether a parked connection's task must take over: another connection took the session,
 /// an operator asked to close it, or its keep alive ran out.
-fn must_wake(connection: &Connection, now: Instant) -> bool {
+fn must_wake(connection: &Resting, now: Instant) -> bool {
     let taken_over = connection
         .takeover
         .as_ref()
@@ -371,7 +523,7 @@ fn answer_pings(parked: &mut Parked) -> bool {
         parked.connection.last_read = Instant::now();
         let written = (&parked.socket).write(&PINGRESP).unwrap_or(0);
         if let Some(unsent) = PINGRESP.get(written..).filter(|rest| !rest.is_empty()) {
-            parked.connection.out.extend_from_slice(unsent);
+            parked.connection.unsent = unsent;
             return false;
         }
     }
