@@ -290,8 +290,8 @@ enum Rest {
 /// Why [`Connection::run`] returned.
 enum Stop<S> {
     Ended(End),
-    /// Nothing is in progress and nothing was read for [`parked::PARK_AFTER`]: the connection
-    /// can wait in the parking lot. Its socket's halves, to be put together.
+    /// Nothing is in progress, and the connection has been at rest as long as its [`Rest`]
+    /// asks: it can wait in the parking lot. Its socket's halves, to be put together.
     AtRest(ReadHalf<S>, WriteHalf<S>),
 }
 
