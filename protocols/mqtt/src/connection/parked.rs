@@ -4,9 +4,10 @@
 //! A tokio task waiting on a socket registered with tokio's reactor costs such a connection
 //! about 730 bytes before any state of its own (docs/BENCHMARKS.md), nearly all of what
 //! Mosquitto spends on a whole connection. So a connection at rest (its session consumes
-//! nothing, nothing waits to be written or acknowledged) that has read nothing for
-//! [`PARK_AFTER`] leaves its task: the socket leaves tokio's reactor for the lot's own `epoll`
-//! (`mio`), the `Connection` waits in the lot's table, and the task ends.
+//! nothing, nothing waits to be written or acknowledged) leaves its task, right after its
+//! handshake and later once it has read nothing for [`PARK_AFTER`]: the socket leaves tokio's
+//! reactor for the lot's own `epoll` (`mio`), the connection's state waits in the lot's table
+//! in a compact form ([`Resting`]), and the task ends.
 //!
 //! The lot's thread answers PINGREQs itself: it peeks at two octets, and a PINGREQ is `C0 00`
 //! in every version, its PINGRESP `D0 00`. It hands the connection back to a new task
@@ -23,10 +24,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-
-use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use mio::net::TcpStream;
