@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::management::{Api, sample};
+use common::management::{Api, connection_path, listed, sample};
 use common::mqtt::v5::server_disconnect;
 use common::mqtt::{next_publish, subscribed};
 use common::stomp::StompClient;
@@ -20,23 +20,6 @@ use serde_json::Value;
 
 /// How long one turn of an MQTT event loop is driven while waiting for something else.
 const POLL: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// The listed connection whose `field` is `value`, once it is listed so.
-async fn listed(api: &Api, field: &str, value: &str) -> Value {
-    let find = || async {
-        let (_, connections) = api.get("/api/connections").await;
-        connections.as_array().and_then(|list| {
-            list.iter()
-                .find(|c| c["client_properties"][field] == value)
-                .cloned()
-        })
-    };
-    eventually(&format!("a connection with {field} {value}"), || async {
-        find().await.is_some()
-    })
-    .await;
-    find().await.expect("listed")
-}
 
 #[tokio::test]
 async fn an_amqp_connection_shows_its_user_vhost_name_channels_and_messages() {
@@ -172,15 +155,6 @@ async fn a_connection_not_yet_logged_in_has_no_user() {
         .expect("listed");
     assert_eq!(entry["user"], Value::Null);
     assert_eq!(entry["client_properties"], serde_json::json!({}));
-}
-
-/// The API path of a listed connection (its name has spaces and `>`).
-fn connection_path(entry: &Value) -> String {
-    let name = entry["name"].as_str().expect("name");
-    format!(
-        "/api/connections/{}",
-        name.replace(' ', "%20").replace('>', "%3E")
-    )
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::management::{Api, sample};
+use common::management::{Api, connection_path, listed, sample};
 use common::mqtt::next_publish;
 use common::mqtt::raw::{self, Raw, V3, V5};
 use common::{Broker, eventually, within};
@@ -161,20 +161,8 @@ async fn an_operator_closes_a_parked_connection() {
     let mut device = Raw::connected_with(&broker, raw::connect(V5, "doomed", 30)).await;
     until_parked(&api, 1.0).await;
 
-    let (_, connections) = api.get("/api/connections").await;
-    let name = connections
-        .as_array()
-        .and_then(|list| {
-            let doomed = |c: &&serde_json::Value| c["client_properties"]["client_id"] == "doomed";
-            list.iter().find(doomed)
-        })
-        .and_then(|entry| entry["name"].as_str().map(str::to_owned))
-        .expect("the parked connection is listed");
-    let path = format!(
-        "/api/connections/{}",
-        name.replace(' ', "%20").replace('>', "%3E")
-    );
-    let (status, _) = api.delete(&path).await;
+    let entry = listed(&api, "client_id", "doomed").await;
+    let (status, _) = api.delete(&connection_path(&entry)).await;
     assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
     device
         .assert_disconnect(reason::ADMINISTRATIVE_ACTION)

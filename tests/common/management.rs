@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use super::{Broker, within};
+use super::{Broker, eventually, within};
 
 pub struct Api {
     client: reqwest::Client,
@@ -107,4 +107,30 @@ pub fn sample(text: &str, name: &str) -> Option<f64> {
             let (key, value) = line.rsplit_once(' ')?;
             (key == name).then(|| value.parse().ok()).flatten()
         })
+}
+
+/// The listed connection whose `field` is `value`, once it is listed so.
+pub async fn listed(api: &Api, field: &str, value: &str) -> Value {
+    let find = || async {
+        let (_, connections) = api.get("/api/connections").await;
+        connections.as_array().and_then(|list| {
+            list.iter()
+                .find(|c| c["client_properties"][field] == value)
+                .cloned()
+        })
+    };
+    eventually(&format!("a connection with {field} {value}"), || async {
+        find().await.is_some()
+    })
+    .await;
+    find().await.expect("listed")
+}
+
+/// The API path of a listed connection (its name has spaces and `>`).
+pub fn connection_path(entry: &Value) -> String {
+    let name = entry["name"].as_str().expect("name");
+    format!(
+        "/api/connections/{}",
+        name.replace(' ', "%20").replace('>', "%3E")
+    )
 }

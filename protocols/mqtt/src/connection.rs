@@ -568,14 +568,20 @@ impl Connection {
                     // No sender: nobody can take this session over any more.
                     return true;
                 };
-                self.taken_over_by = Some(done);
-                self.disconnect(
-                    reason::SESSION_TAKEN_OVER,
-                    "another connection took the session over",
-                );
+                self.leave_for(Some(done));
                 false
             }
         }
+    }
+
+    /// Another connection took the session over: this one ends, and tells it through `done`
+    /// once it has released the session.
+    fn leave_for(&mut self, done: Option<oneshot::Sender<()>>) {
+        self.taken_over_by = done;
+        self.disconnect(
+            reason::SESSION_TAKEN_OVER,
+            "another connection took the session over",
+        );
     }
 
     /// Whether nothing is in progress that needs a task: the session consumes nothing,
@@ -652,10 +658,7 @@ impl Connection {
                     self.alarm.borrow_and_update();
                     Box::pin(self.release_held(&mut input)).await;
                 }
-                done = taken_over(&mut self.takeover) => {
-                    self.taken_over_by = done;
-                    self.disconnect(reason::SESSION_TAKEN_OVER, "another connection took the session over");
-                }
+                done = taken_over(&mut self.takeover) => self.leave_for(done),
                 changed = shutdown.changed(), if self.closing.is_none() => {
                     if changed.is_ok() {
                         self.disconnect(reason::SERVER_SHUTTING_DOWN, "broker shutdown");
