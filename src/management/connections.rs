@@ -84,8 +84,8 @@ pub fn channels(management: &Management, request: &ApiRequest) -> Value {
                 "state": "running",
                 "connection_details": {
                     "name": name,
-                    "peer_host": connection.peer.ip().to_string(),
-                    "peer_port": connection.peer.port(),
+                    "peer_host": connection.origin().peer.ip().to_string(),
+                    "peer_port": connection.origin().peer.port(),
                 },
             })
         })
@@ -100,6 +100,7 @@ fn describe(management: &Management, connection: &ConnectionInfo) -> Value {
     let report = &connection.report;
     let counts = report.messages();
     let connected_at = connection
+        .origin()
         .connected_at
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -109,12 +110,12 @@ fn describe(management: &Management, connection: &ConnectionInfo) -> Value {
         "node": management.node,
         "type": "network",
         "protocol": connection.protocol(),
-        "listener": connection.listener,
+        "listener": connection.origin().listener,
         "ssl": connection.tls(),
-        "host": connection.local.ip().to_string(),
-        "port": connection.local.port(),
-        "peer_host": connection.peer.ip().to_string(),
-        "peer_port": connection.peer.port(),
+        "host": connection.origin().local.ip().to_string(),
+        "port": connection.origin().local.port(),
+        "peer_host": connection.origin().peer.ip().to_string(),
+        "peer_port": connection.origin().peer.port(),
         "connected_at": connected_at,
         "state": "running",
         "client_properties": client_properties(connection),

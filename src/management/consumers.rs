@@ -29,8 +29,8 @@ pub async fn list(
             let channel_details = connection.map_or(json!({}), |c| {
                 json!({
                     "connection_name": c.name(),
-                    "peer_host": c.peer.ip().to_string(),
-                    "peer_port": c.peer.port(),
+                    "peer_host": c.origin().peer.ip().to_string(),
+                    "peer_port": c.origin().peer.port(),
                     "user": c.report.user(),
                 })
             });

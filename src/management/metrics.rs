@@ -109,7 +109,7 @@ fn listener_figures(management: &Management, connections: &[ConnectionInfo], out
         .map(|&(listener, _)| (listener, 0))
         .collect();
     for connection in connections {
-        *by_listener.entry(connection.listener).or_default() += 1;
+        *by_listener.entry(connection.origin().listener).or_default() += 1;
     }
     let samples: Vec<(String, u64)> = by_listener
         .iter()

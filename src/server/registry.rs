@@ -27,35 +27,34 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use mqbridge_broker_api::{
-    Broker, BrokerError, ConnectionReport, MessageCounts, User, VirtualHost,
+    Broker, BrokerError, ConnectionReport, MessageCounts, Origin, User, VirtualHost,
 };
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
-/// One accepted connection: what the listener saw, and what its adapter reported.
+/// One open connection as listed: what its listener saw and its adapter reported.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
-    /// The listener's name: `amqp`, `mqtt`, `stomp`, `ws`, `sqs`, or a TLS twin (`amqps`, ...).
-    pub listener: &'static str,
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    pub connected_at: SystemTime,
     pub report: Arc<ConnectionReport>,
 }
 
 impl ConnectionInfo {
+    pub fn origin(&self) -> &Origin {
+        &self.report.origin
+    }
+
     /// Its name in the management API, RabbitMQ's form: `peer -> local`.
     pub fn name(&self) -> String {
-        format!("{} -> {}", self.peer, self.local)
+        format!("{} -> {}", self.origin().peer, self.origin().local)
     }
 
     /// The protocol in RabbitMQ's words (`AMQP 0-9-1`, `MQTT`, `STOMP`, ...).
     pub fn protocol(&self) -> &'static str {
-        protocol_of(self.listener)
+        protocol_of(self.origin().listener)
     }
 
     /// Whether the listener is a TLS one.
     pub fn tls(&self) -> bool {
-        matches!(self.listener, "amqps" | "mqtts" | "stomps" | "wss")
+        matches!(self.origin().listener, "amqps" | "mqtts" | "stomps" | "wss")
     }
 }
 
@@ -82,7 +81,10 @@ pub struct ConnectionRegistry {
 
 #[derive(Debug, Default)]
 struct Connections {
-    open: BTreeMap<u64, ConnectionInfo>,
+    /// Each open connection's report, which holds its origin. A hash map of pointers: every
+    /// connection, idle ones included, has an entry, and a B-tree filled in key order keeps
+    /// its nodes half empty.
+    open: HashMap<u64, Arc<ConnectionReport>>,
     /// How many of `open` each peer address has; addresses with none are removed.
     per_address: HashMap<IpAddr, usize>,
     /// Messages counted by closed connections, by protocol.
@@ -109,15 +111,13 @@ impl ConnectionRegistry {
         }
         *connections.per_address.entry(peer.ip()).or_default() += 1;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let report = Arc::new(ConnectionReport::default());
-        let info = ConnectionInfo {
+        let report = Arc::new(ConnectionReport::new(Origin {
             listener,
             peer,
             local,
             connected_at: SystemTime::now(),
-            report: Arc::clone(&report),
-        };
-        connections.open.insert(id, info);
+        }));
+        connections.open.insert(id, Arc::clone(&report));
         Some(Registration {
             registry: Arc::clone(self),
             id,
@@ -143,7 +143,16 @@ impl ConnectionRegistry {
 
     /// Every connection, oldest first.
     pub fn list(&self) -> Vec<ConnectionInfo> {
-        self.lock().open.values().cloned().collect()
+        let mut open: Vec<(u64, Arc<ConnectionReport>)> = {
+            let connections = self.lock();
+            let open = connections.open.iter();
+            open.map(|(id, report)| (*id, Arc::clone(report))).collect()
+        };
+        open.sort_unstable_by_key(|(id, _)| *id);
+        let listed = open.into_iter();
+        listed
+            .map(|(_, report)| ConnectionInfo { report })
+            .collect()
     }
 
     /// Messages published, delivered and acknowledged over each protocol since the broker
@@ -151,16 +160,17 @@ impl ConnectionRegistry {
     pub fn message_totals(&self) -> BTreeMap<&'static str, MessageCounts> {
         let connections = self.lock();
         let mut totals = connections.closed.clone();
-        for info in connections.open.values() {
-            *totals.entry(info.protocol()).or_default() += info.report.messages();
+        for report in connections.open.values() {
+            *totals
+                .entry(protocol_of(report.origin.listener))
+                .or_default() += report.messages();
         }
         totals
     }
 
     /// Asks every open connection that `matches` to close, with `reason`; how many did.
     pub fn close_where(&self, reason: &str, matches: impl Fn(&ConnectionInfo) -> bool) -> usize {
-        let connections = self.lock();
-        let chosen = connections.open.values().filter(|info| matches(info));
+        let chosen = self.list().into_iter().filter(|info| matches(info));
         chosen.map(|info| info.report.close(reason)).count()
     }
 
@@ -199,9 +209,10 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut connections = self.registry.lock();
-        if let Some(info) = connections.open.remove(&self.id) {
-            *connections.closed.entry(info.protocol()).or_default() += info.report.messages();
-            let address = info.peer.ip();
+        if let Some(report) = connections.open.remove(&self.id) {
+            let protocol = protocol_of(report.origin.listener);
+            *connections.closed.entry(protocol).or_default() += report.messages();
+            let address = report.origin.peer.ip();
             if let Some(count) = connections.per_address.get_mut(&address) {
                 *count -= 1;
                 if *count == 0 {
@@ -266,7 +277,7 @@ mod tests {
         drop(first);
         let listed = registry.list();
         assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].listener, "mqtts");
+        assert_eq!(listed[0].origin().listener, "mqtts");
         drop(second);
         assert!(registry.list().is_empty());
     }

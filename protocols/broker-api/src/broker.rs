@@ -1,9 +1,10 @@
 //! The broker as a whole: who may connect, which virtual hosts exist, whether publishers must
 //! pause.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::SystemTime;
 
 use tokio::sync::{Notify, watch};
 
@@ -57,22 +58,38 @@ pub trait Broker: Send + Sync + 'static {
     }
 }
 
+/// Where a connection came from, as the listener that accepted it saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    /// The listener's name: `amqp`, `mqtt`, `stomp`, `ws`, `sqs`, or a TLS twin (`amqps`, ...).
+    pub listener: &'static str,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub connected_at: SystemTime,
+}
+
 /// What one client connection tells operators about itself (the management API's connection
-/// list, per-protocol message totals). The broker fills in the user and vhost when the
-/// connection opens one; the adapter adds its client id, channels and message counts.
+/// list, per-protocol message totals). The listener records where it came from; the broker
+/// fills in the user and vhost when the connection opens one; the adapter adds its client id,
+/// channels and message counts.
 /// Written by the connection's task, read at any time by others: fields are set once, counted
 /// with relaxed atomics (a reader may see a count one message behind) or, for the channel
 /// list that changes only on channel open and close, behind a mutex.
-#[derive(Debug, Default)]
+///
+/// Every open connection has one, idle ones included, so it is kept small: set-once text is
+/// boxed `str`, the channel list a boxed slice.
+#[derive(Debug)]
 pub struct ConnectionReport {
+    pub origin: Origin,
     /// The id the adapter gave the connection, which its consumers carry.
     connection: OnceLock<ConnectionId>,
-    user: OnceLock<String>,
-    vhost: OnceLock<String>,
-    client_id: OnceLock<String>,
+    /// The user and vhost, set together.
+    opened: OnceLock<(Box<str>, Box<str>)>,
+    /// Shared with the adapter, which keeps it too (an MQTT client id).
+    client_id: OnceLock<Arc<str>>,
     /// The numbers of the connection's open channels (AMQP), in order. Changed only when a
     /// channel opens or closes, so a mutex costs nothing on the message path.
-    channels: Mutex<Vec<u16>>,
+    channels: Mutex<Box<[u16]>>,
     published: AtomicU64,
     delivered: AtomicU64,
     acknowledged: AtomicU64,
@@ -81,14 +98,31 @@ pub struct ConnectionReport {
     parked: AtomicBool,
     /// Set by an operator's close (or the user's deletion); the adapter closes the connection
     /// with the protocol's own words for it.
-    close_reason: OnceLock<String>,
+    close_reason: OnceLock<Box<str>>,
     close: Notify,
 }
 
 impl ConnectionReport {
+    /// The report of a connection just accepted, with nothing reported yet.
+    pub fn new(origin: Origin) -> Self {
+        ConnectionReport {
+            origin,
+            connection: OnceLock::new(),
+            opened: OnceLock::new(),
+            client_id: OnceLock::new(),
+            channels: Mutex::default(),
+            published: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            acknowledged: AtomicU64::new(0),
+            parked: AtomicBool::new(false),
+            close_reason: OnceLock::new(),
+            close: Notify::new(),
+        }
+    }
+
     /// Asks the connection to close, saying why (RabbitMQ's "Closed via management plugin").
     pub fn close(&self, reason: &str) {
-        let _ = self.close_reason.set(reason.to_owned());
+        let _ = self.close_reason.set(reason.into());
         // A stored permit: the adapter sees it even if it is not waiting at this moment.
         self.close.notify_one();
     }
@@ -96,7 +130,7 @@ impl ConnectionReport {
     /// Completes once [`close`](Self::close) was called, with its reason.
     pub async fn closed(&self) -> &str {
         self.close.notified().await;
-        self.close_reason.get().map_or("closed", String::as_str)
+        self.close_reason.get().map_or("closed", |reason| reason)
     }
 
     /// The connection left its task to wait (`true`), or has one again.
@@ -115,8 +149,7 @@ impl ConnectionReport {
 
     /// The connection opened `vhost` as `user`; only the first vhost opened is kept.
     pub fn opened(&self, user: &str, vhost: &str) {
-        let _ = self.user.set(user.to_owned());
-        let _ = self.vhost.set(vhost.to_owned());
+        let _ = self.opened.set((user.into(), vhost.into()));
     }
 
     /// The adapter's id for the connection (see [`ConsumeSpec::connection`](crate::ConsumeSpec)).
@@ -129,13 +162,13 @@ impl ConnectionReport {
     }
 
     /// The client's own name for itself: an MQTT client id, an AMQP `connection_name`.
-    pub fn set_client_id(&self, client_id: &str) {
-        let _ = self.client_id.set(client_id.to_owned());
+    pub fn set_client_id(&self, client_id: impl Into<Arc<str>>) {
+        let _ = self.client_id.set(client_id.into());
     }
 
     /// The connection's open channels are now `numbers`.
     pub fn set_channels(&self, numbers: impl IntoIterator<Item = u16>) {
-        let mut numbers: Vec<u16> = numbers.into_iter().collect();
+        let mut numbers: Box<[u16]> = numbers.into_iter().collect();
         numbers.sort_unstable();
         *self.channels.lock().unwrap_or_else(PoisonError::into_inner) = numbers;
     }
@@ -167,15 +200,15 @@ impl ConnectionReport {
     }
 
     pub fn user(&self) -> Option<&str> {
-        self.user.get().map(String::as_str)
+        self.opened.get().map(|(user, _)| &**user)
     }
 
     pub fn vhost(&self) -> Option<&str> {
-        self.vhost.get().map(String::as_str)
+        self.opened.get().map(|(_, vhost)| &**vhost)
     }
 
     pub fn client_id(&self) -> Option<&str> {
-        self.client_id.get().map(String::as_str)
+        self.client_id.get().map(|id| &**id)
     }
 
     /// The numbers of the open channels, in order.
@@ -183,7 +216,7 @@ impl ConnectionReport {
         self.channels
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .to_vec()
     }
 
     /// Messages published, delivered and acknowledged so far.

@@ -28,7 +28,9 @@ pub mod reply;
 pub mod text;
 pub mod vhost;
 
-pub use broker::{Broker, ConnectionId, ConnectionReport, MessageCounts, User, close_requested};
+pub use broker::{
+    Broker, ConnectionId, ConnectionReport, MessageCounts, Origin, User, close_requested,
+};
 pub use confirm::{Confirm, ConfirmSink};
 pub use error::BrokerError;
 pub use message::{

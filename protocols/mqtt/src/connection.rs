@@ -69,7 +69,7 @@ type Takeover = oneshot::Sender<oneshot::Sender<()>>;
 pub struct MqttShared {
     pub settings: MqttSettings,
     /// Live sessions by client id, to take a session over [MQTT-3.1.4-3].
-    sessions: Mutex<HashMap<String, (ConnectionId, Takeover)>>,
+    sessions: Mutex<HashMap<Arc<str>, (ConnectionId, Takeover)>>,
     /// The retained message of each topic name.
     retained: Mutex<HashMap<String, Arc<Message>>>,
     /// Persistent sessions with no connection, by client id.
@@ -213,10 +213,9 @@ pub fn serve_parking<P: Parking>(
 async fn resume<P: Parking>(
     lot: ParkingLot<P>,
     resting: Box<parked::Resting>,
-    socket: std::net::TcpStream,
     shutdown: watch::Receiver<bool>,
 ) {
-    let connection = resting.into_connection(Arc::clone(&lot.shared));
+    let (connection, socket) = resting.into_connection(Arc::clone(&lot.shared));
     match lot.parking.unpark(socket) {
         Ok(stream) => {
             let (reader, writer) = tokio::io::split(stream);
@@ -448,7 +447,8 @@ pub struct Connection {
     broker: Arc<dyn Broker>,
     shared: Arc<MqttShared>,
     version: Option<ProtocolVersion>,
-    client_id: String,
+    /// Shared with the session table and the report.
+    client_id: Arc<str>,
     username: Option<String>,
     /// Boxed: a connection that has not sent CONNECT (or never will) carries a pointer, not
     /// the whole of it.
@@ -501,7 +501,7 @@ impl Connection {
             broker,
             shared,
             version: None,
-            client_id: String::new(),
+            client_id: Arc::from(""),
             username: None,
             opened: None,
             session: Session::default(),
@@ -586,8 +586,10 @@ impl Connection {
 
     /// Whether nothing is in progress that needs a task: the session consumes nothing,
     /// nothing waits to be written, acknowledged or let through after an alarm.
+    /// Only a connection with a report parks: the report keeps what it then does not.
     fn at_rest(&self) -> bool {
         self.version.is_some()
+            && self.report.is_some()
             && self.closing.is_none()
             && self.out.is_empty()
             && self.held.is_none()

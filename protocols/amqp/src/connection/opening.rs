@@ -50,7 +50,7 @@ impl Connection {
             (self.broker.report(), caps.inner().get("connection_name"))
         {
             // The name a client gives its connection (pika's, lapin's, the Java client's).
-            report.set_client_id(&name.to_string());
+            report.set_client_id(name.to_string());
         }
         self.capabilities = ClientCapabilities {
             consumer_cancel_notify: handshake::client_capability(caps, "consumer_cancel_notify"),

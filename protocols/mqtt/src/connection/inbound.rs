@@ -196,9 +196,7 @@ impl Connection {
                 ConsumerId::next().0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
             )),
         };
-        self.client_id = assigned
-            .clone()
-            .unwrap_or_else(|| connect.client_id.clone());
+        self.client_id = Arc::from(assigned.as_deref().unwrap_or(&connect.client_id));
         self.username = Some(user.name.clone());
         let vhost = match self.broker.vhost(&self.shared.settings.vhost, &user) {
             Ok(vhost) => vhost,
@@ -235,7 +233,7 @@ impl Connection {
         }));
         Statistics::count(&self.shared.statistics.clients_connected, 1);
         if let Some(report) = &self.report {
-            report.set_client_id(&self.client_id);
+            report.set_client_id(Arc::clone(&self.client_id));
         }
         if let Some(suspended) = suspended {
             self.resume(suspended).await;
@@ -325,7 +323,7 @@ impl Connection {
                 .sessions
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            sessions.insert(self.client_id.clone(), (self.id, signal))
+            sessions.insert(Arc::clone(&self.client_id), (self.id, signal))
         };
         self.takeover = Some(takeover);
         let Some((previous_id, previous)) = previous else {
@@ -364,20 +362,11 @@ impl Connection {
             && vhost
                 .declare_queue(session_queue(&name, true, 0), true, self.id)
                 .is_ok();
-        let expiry = if self.v5() {
-            expiry
-        } else {
-            SESSION_EXPIRY_NEVER
-        };
         let in_flight = connect
             .properties
             .receive_maximum
             .unwrap_or(IN_FLIGHT_DEFAULT);
-        let mut opened = Opened::new(
-            vhost,
-            session_queue(&name, keep, expiry),
-            u32::from(in_flight),
-        );
+        let mut opened = Opened::new(vhost, self.session_spec(), u32::from(in_flight));
         if queue_present {
             // A persistent session is back: its queue holds what arrived meanwhile.
             opened.consume_session(self.id, &self.client_id).await?;
@@ -389,6 +378,17 @@ impl Connection {
         }
         self.opened = Some(Box::new(opened));
         Ok((queue_present || suspended.is_some(), suspended))
+    }
+
+    /// How the session queue is declared, by what CONNECT settled: kept, and for how long
+    /// without a connection, or exclusive to this one.
+    pub(super) fn session_spec(&self) -> QueueSpec {
+        let name = format!("mqtt-session-{}", self.client_id);
+        let expiry = match self.v5() {
+            true => self.session_expiry,
+            false => SESSION_EXPIRY_NEVER,
+        };
+        session_queue(&name, !self.clean, expiry)
     }
 
     /// Checks an inbound PUBLISH, retains it if asked, and finds its queues; what is left is

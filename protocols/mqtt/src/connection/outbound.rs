@@ -62,7 +62,7 @@ impl Connection {
             .headers
             .get(CLIENT_ID_HEADER)
             .and_then(HeaderValue::as_str)
-            == Some(self.client_id.as_str());
+            == Some(&*self.client_id);
         self.session.route(name, published, from_self)
     }
 

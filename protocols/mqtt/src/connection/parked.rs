@@ -24,14 +24,13 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
-use mqbridge_broker_api::{Broker, ConnectionId, ConnectionReport, QueueSpec, VirtualHost};
+use mqbridge_broker_api::{Broker, ConnectionId, ConnectionReport, VirtualHost};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
@@ -134,13 +133,16 @@ impl<P: Parking> ParkingLot<P> {
             Ok(socket) => TcpStream::from_std(socket),
             Err(error) => return Err((connection, Err(error))),
         };
-        let connection = Box::new(Resting::from(*connection));
-        let parked = Parked { socket, connection };
-        match self.inbox.send(Command::Park(parked)) {
-            Err(Command::Park(parked)) => {
-                let stream = self.parking.unpark(parked.socket.into());
-                let shared = Arc::clone(&self.shared);
-                Err((parked.connection.into_connection(shared), stream))
+        let resting = match Resting::new(connection, socket) {
+            Ok(resting) => Box::new(resting),
+            Err((connection, socket)) => {
+                return Err((connection, self.parking.unpark(socket.into())));
+            }
+        };
+        match self.inbox.send(Command::Park(resting)) {
+            Err(Command::Park(resting)) => {
+                let (connection, socket) = resting.into_connection(Arc::clone(&self.shared));
+                Err((connection, self.parking.unpark(socket)))
             }
             // `send` gives back only the command it was given.
             _ => Ok(()),
@@ -150,7 +152,7 @@ impl<P: Parking> ParkingLot<P> {
 
 /// What the lot's thread is asked to do.
 enum Command {
-    Park(Parked),
+    Park(Box<Resting>),
     /// Another connection took this one's session over.
     Wake(ConnectionId),
     /// The broker shuts down (or its runtime ends): every connection goes back to a task, and
@@ -158,26 +160,21 @@ enum Command {
     Close,
 }
 
-/// A connection waiting in the lot.
-struct Parked {
-    socket: TcpStream,
-    connection: Box<Resting>,
-}
-
-/// What a connection at rest keeps while parked: its `Connection` without what only a task
-/// uses (buffers, the acknowledgement queue, the alarm watch, all empty at rest), and its
-/// session objects reduced to what makes them again. Every parked connection carries this,
-/// so it is kept small.
+/// What a connection at rest keeps while parked: its socket, and its `Connection` without
+/// what only a task uses (buffers, the acknowledgement queue, the alarm watch, all empty at
+/// rest) or what can be had again (the peer's address and the user name are in the report,
+/// the session queue's declaration follows from the rest), its session objects reduced to
+/// what makes them again. Every parked connection carries this, so it is kept small.
 pub(super) struct Resting {
+    socket: TcpStream,
     id: ConnectionId,
-    peer: SocketAddr,
     broker: Arc<dyn Broker>,
+    /// Only connections with a report park (see `Connection::at_rest`).
+    report: Arc<ConnectionReport>,
     version: Option<ProtocolVersion>,
-    client_id: String,
-    username: Option<String>,
-    /// The vhost, the session queue's settings and the credit of `Opened`, which has no
-    /// consumer at rest.
-    opened: Option<(Arc<dyn VirtualHost>, QueueSpec, u32)>,
+    client_id: Arc<str>,
+    /// The vhost and the credit of `Opened`, which has no consumer at rest.
+    opened: Option<(Arc<dyn VirtualHost>, u32)>,
     session: KeptSession,
     keep_alive: Option<Duration>,
     last_read: Instant,
@@ -187,9 +184,8 @@ pub(super) struct Resting {
     end_session: bool,
     client_packet_max: Option<u32>,
     takeover: Option<oneshot::Receiver<oneshot::Sender<()>>>,
-    report: Option<Arc<ConnectionReport>>,
-    /// What of a PINGRESP the socket did not take.
-    unsent: &'static [u8],
+    /// How many octets of a PINGRESP the socket did not take.
+    unsent: u8,
 }
 
 /// A parked connection's session: most are bare ([`Session::bare`]) and keep one number.
@@ -220,16 +216,23 @@ impl From<KeptSession> for Session {
     }
 }
 
-impl From<Connection> for Resting {
-    fn from(connection: Connection) -> Self {
+impl Resting {
+    /// `connection`, at rest, and its socket; both back if it has no report.
+    fn new(
+        mut connection: Box<Connection>,
+        socket: TcpStream,
+    ) -> Result<Self, (Box<Connection>, TcpStream)> {
+        let Some(report) = connection.report.take() else {
+            return Err((connection, socket));
+        };
         let Connection {
             id,
-            peer,
+            peer: _,
             broker,
             shared: _,
             version,
             client_id,
-            username,
+            username: _,
             opened,
             session,
             out: _,
@@ -244,19 +247,19 @@ impl From<Connection> for Resting {
             taken_over_by: _,
             closing: _,
             acks: _,
-            report,
+            report: _,
             alarm: _,
             alarm_open: _,
             held: _,
-        } = connection;
-        Resting {
+        } = *connection;
+        Ok(Resting {
+            socket,
             id,
-            peer,
             broker,
+            report,
             version,
             client_id,
-            username,
-            opened: opened.map(|opened| (opened.vhost, opened.queue_spec, opened.prefetch)),
+            opened: opened.map(|opened| (opened.vhost, opened.prefetch)),
             session: session.into(),
             keep_alive,
             last_read,
@@ -266,30 +269,29 @@ impl From<Connection> for Resting {
             end_session,
             client_packet_max,
             takeover,
-            report,
-            unsent: &[],
-        }
+            unsent: 0,
+        })
     }
-}
 
-impl Resting {
-    /// The connection again, as a task needs it.
-    pub(super) fn into_connection(self, shared: Arc<MqttShared>) -> Box<Connection> {
+    /// The connection again, as a task needs it, and its socket.
+    pub(super) fn into_connection(
+        self,
+        shared: Arc<MqttShared>,
+    ) -> (Box<Connection>, std::net::TcpStream) {
         let alarm = self.broker.publish_blocked();
-        let opened = self
-            .opened
-            .map(|(vhost, spec, prefetch)| Box::new(Opened::new(vhost, spec, prefetch)));
-        Box::new(Connection {
+        let sent = PINGRESP.len() - usize::from(self.unsent);
+        let mut connection = Box::new(Connection {
             id: self.id,
-            peer: self.peer,
+            peer: self.report.origin.peer,
             broker: self.broker,
             shared,
             version: self.version,
             client_id: self.client_id,
-            username: self.username,
-            opened,
+            // The report has the user this connection logged in as: it opened the vhost.
+            username: self.report.user().map(str::to_owned),
+            opened: None,
             session: self.session.into(),
-            out: BytesMut::from(self.unsent),
+            out: BytesMut::from(PINGRESP.get(sent..).unwrap_or_default()),
             keep_alive: self.keep_alive,
             last_read: self.last_read,
             will: self.will,
@@ -301,11 +303,16 @@ impl Resting {
             taken_over_by: None,
             closing: None,
             acks: acks::InboundAcks::default(),
-            report: self.report,
+            report: Some(self.report),
             alarm,
             alarm_open: true,
             held: None,
-        })
+        });
+        if let Some((vhost, prefetch)) = self.opened {
+            let spec = connection.session_spec();
+            connection.opened = Some(Box::new(Opened::new(vhost, spec, prefetch)));
+        }
+        (connection, self.socket.into())
     }
 }
 
@@ -364,7 +371,7 @@ impl Drop for CloseOnDrop {
 /// The lot's thread and what it owns.
 struct Yard<P> {
     poll: Poll,
-    parked: HashMap<u64, Parked>,
+    parked: HashMap<u64, Box<Resting>>,
     lot: ParkingLot<P>,
     shutdown: watch::Receiver<bool>,
     runtime: Handle,
@@ -405,18 +412,16 @@ impl<P: Parking> Yard<P> {
         }
     }
 
-    fn admit(&mut self, mut parked: Parked) {
-        if must_wake(&parked.connection, Instant::now()) {
+    fn admit(&mut self, mut parked: Box<Resting>) {
+        if must_wake(&parked, Instant::now()) {
             return self.resume(parked);
         }
-        let id = parked.connection.id.0;
+        let id = parked.id.0;
         let token = Token(usize::try_from(id).unwrap_or(usize::MAX - 1));
         let registry = self.poll.registry();
         match registry.register(&mut parked.socket, token, Interest::READABLE) {
             Ok(()) => {
-                if let Some(report) = &parked.connection.report {
-                    report.set_parked(true);
-                }
+                parked.report.set_parked(true);
                 self.parked.insert(id, parked);
             }
             Err(error) => {
@@ -445,7 +450,7 @@ impl<P: Parking> Yard<P> {
         let due: Vec<u64> = self
             .parked
             .iter()
-            .filter(|(_, parked)| must_wake(&parked.connection, now))
+            .filter(|(_, parked)| must_wake(parked, now))
             .map(|(id, _)| *id)
             .collect();
         for id in due {
@@ -456,27 +461,20 @@ impl<P: Parking> Yard<P> {
     }
 
     /// Hands a connection back to a task of its own.
-    fn resume(&self, mut parked: Parked) {
+    fn resume(&self, mut parked: Box<Resting>) {
         if let Err(error) = self.poll.registry().deregister(&mut parked.socket) {
             // Not registered yet (or the socket failed): nothing to undo.
             tracing::trace!(%error, "mqtt parking lot deregister");
         }
-        if let Some(report) = &parked.connection.report {
-            report.set_parked(false);
-        }
-        let resumed = super::resume(
-            self.lot.clone(),
-            parked.connection,
-            parked.socket.into(),
-            self.shutdown.clone(),
-        );
+        parked.report.set_parked(false);
+        let resumed = super::resume(self.lot.clone(), parked, self.shutdown.clone());
         // After the runtime's end this drops the connection, as the runtime dropped the rest.
         self.runtime.spawn(resumed);
     }
 
     /// Every connection goes back to a task; later ones keep theirs.
     fn close(mut self) {
-        let parked: Vec<Parked> = self.parked.drain().map(|(_, parked)| parked).collect();
+        let parked: Vec<Box<Resting>> = self.parked.drain().map(|(_, parked)| parked).collect();
         for parked in parked {
             self.resume(parked);
         }
@@ -495,10 +493,7 @@ fn must_wake(connection: &Resting, now: Instant) -> bool {
         .takeover
         .as_ref()
         .is_some_and(|receiver| !receiver.is_empty());
-    let close_asked = connection
-        .report
-        .as_ref()
-        .is_some_and(|report| report.close_asked());
+    let close_asked = connection.report.close_asked();
     let expired = connection
         .keep_alive
         .is_some_and(|keep_alive| connection.last_read + keep_alive * 3 / 2 <= now);
@@ -508,7 +503,7 @@ fn must_wake(connection: &Resting, now: Instant) -> bool {
 /// Answers the PINGREQs waiting in a parked connection's socket. `false` when something else
 /// is there (another packet, the end of the stream, an error): the connection's task must
 /// read it, and anything not yet answered is in the connection's output.
-fn answer_pings(parked: &mut Parked) -> bool {
+fn answer_pings(parked: &mut Resting) -> bool {
     let mut octets = [0; 2];
     loop {
         match parked.socket.peek(&mut octets) {
@@ -520,10 +515,11 @@ fn answer_pings(parked: &mut Parked) -> bool {
         if (&parked.socket).read_exact(&mut octets).is_err() {
             return false;
         }
-        parked.connection.last_read = Instant::now();
+        parked.last_read = Instant::now();
         let written = (&parked.socket).write(&PINGRESP).unwrap_or(0);
-        if let Some(unsent) = PINGRESP.get(written..).filter(|rest| !rest.is_empty()) {
-            parked.connection.unsent = unsent;
+        if written < PINGRESP.len() {
+            // At most the two octets of one PINGRESP.
+            parked.unsent = (PINGRESP.len() - written) as u8;
             return false;
         }
     }

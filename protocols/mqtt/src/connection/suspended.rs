@@ -148,7 +148,7 @@ impl Connection {
                 .suspended
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            suspended.insert(self.client_id.clone(), session)
+            suspended.insert(self.client_id.to_string(), session)
         };
         if let Some(previous) = previous {
             self.shared.discard(&self.client_id, previous).await;
