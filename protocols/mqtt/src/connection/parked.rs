@@ -24,6 +24,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -176,13 +177,15 @@ pub(super) struct Resting {
     /// The vhost and the credit of `Opened`, which has no consumer at rest.
     opened: Option<(Arc<dyn VirtualHost>, u32)>,
     session: KeptSession,
-    keep_alive: Option<Duration>,
+    /// In seconds, 0 for none: CONNECT grants whole seconds, up to `u16::MAX`.
+    keep_alive: u16,
     last_read: Instant,
     will: Option<Box<Will>>,
     clean: bool,
     session_expiry: u32,
     end_session: bool,
-    client_packet_max: Option<u32>,
+    /// Never 0 [MQTT-5.0 3.1.2.11.4].
+    client_packet_max: Option<NonZeroU32>,
     takeover: Option<oneshot::Receiver<oneshot::Sender<()>>>,
     /// How many octets of a PINGRESP the socket did not take.
     unsent: u8,
@@ -261,13 +264,15 @@ impl Resting {
             client_id,
             opened: opened.map(|opened| (opened.vhost, opened.prefetch)),
             session: session.into(),
-            keep_alive,
+            keep_alive: keep_alive.map_or(0, |period| {
+                u16::try_from(period.as_secs()).unwrap_or(u16::MAX)
+            }),
             last_read,
             will,
             clean,
             session_expiry,
             end_session,
-            client_packet_max,
+            client_packet_max: client_packet_max.and_then(NonZeroU32::new),
             takeover,
             unsent: 0,
         })
@@ -292,13 +297,13 @@ impl Resting {
             opened: None,
             session: self.session.into(),
             out: BytesMut::from(PINGRESP.get(sent..).unwrap_or_default()),
-            keep_alive: self.keep_alive,
+            keep_alive: (self.keep_alive > 0).then(|| Duration::from_secs(self.keep_alive.into())),
             last_read: self.last_read,
             will: self.will,
             clean: self.clean,
             session_expiry: self.session_expiry,
             end_session: self.end_session,
-            client_packet_max: self.client_packet_max,
+            client_packet_max: self.client_packet_max.map(NonZeroU32::get),
             takeover: self.takeover,
             taken_over_by: None,
             closing: None,
@@ -494,9 +499,8 @@ fn must_wake(connection: &Resting, now: Instant) -> bool {
         .as_ref()
         .is_some_and(|receiver| !receiver.is_empty());
     let close_asked = connection.report.close_asked();
-    let expired = connection
-        .keep_alive
-        .is_some_and(|keep_alive| connection.last_read + keep_alive * 3 / 2 <= now);
+    let keep_alive = Duration::from_secs(connection.keep_alive.into());
+    let expired = connection.keep_alive > 0 && connection.last_read + keep_alive * 3 / 2 <= now;
     taken_over || close_asked || expired
 }
 
