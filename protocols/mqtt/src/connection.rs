@@ -16,6 +16,7 @@ mod outbound;
 mod parked;
 mod shared;
 mod suspended;
+mod takeover;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -59,17 +60,12 @@ pub struct MqttSettings {
     pub handshake_timeout: Duration,
 }
 
-/// How a new connection asks the one holding its client id to leave: it sends a channel on
-/// which the old connection reports that it has released the session. A oneshot: a connection
-/// is taken over at most once, and an idle connection should hold as little as possible.
-type Takeover = oneshot::Sender<oneshot::Sender<()>>;
-
 /// State shared by every MQTT connection of one listener.
 #[derive(Debug)]
 pub struct MqttShared {
     pub settings: MqttSettings,
-    /// Live sessions by client id, to take a session over [MQTT-3.1.4-3].
-    sessions: Mutex<HashMap<Arc<str>, (ConnectionId, Takeover)>>,
+    /// Live sessions by client id, to take a session over (`takeover`).
+    sessions: Mutex<takeover::Sessions>,
     /// The retained message of each topic name.
     retained: Mutex<HashMap<String, Arc<Message>>>,
     /// Persistent sessions with no connection, by client id.
@@ -106,12 +102,6 @@ impl MqttShared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
-    }
-
-    /// Whether a connection with this client id is live.
-    fn has_session(&self, client_id: &str) -> bool {
-        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        sessions.contains_key(client_id)
     }
 
     pub fn new(settings: MqttSettings) -> Arc<Self> {
@@ -467,7 +457,10 @@ pub struct Connection {
     end_session: bool,
     /// The client's Maximum Packet Size (v5): larger messages are not sent to it.
     client_packet_max: Option<u32>,
-    takeover: Option<oneshot::Receiver<oneshot::Sender<()>>>,
+    /// Wakes the task when another connection takes the session over (`takeover`).
+    takeover: Option<oneshot::Receiver<()>>,
+    /// The handoff of the connection that took the session over, fired once this one has
+    /// released it.
     taken_over_by: Option<oneshot::Sender<()>>,
     /// Nothing more is read; the connection ends once the output is flushed.
     closing: Option<End>,
@@ -552,25 +545,26 @@ impl Connection {
         self.closing = Some(End::Abnormal);
     }
 
-    /// Takes this task's waker out of the takeover channel, where the last poll left it: a
-    /// waker keeps its whole task's memory, and a parked connection's task has ended. `false`
-    /// when the session was taken over meanwhile, which the task must see to.
+    /// The task is about to end for the parking lot: its takeover channel goes (the lot wakes
+    /// a parked connection instead). Dropping the channel also lets go of this task's waker,
+    /// which the last poll left there and which keeps the whole task's memory. `false` when the
+    /// session was taken over meanwhile, which the task must see to.
     fn forget_task(&mut self) -> bool {
-        let Some(receiver) = self.takeover.as_mut() else {
+        self.takeover = None;
+        if self.shared.release_wake(&self.client_id, self.id) {
             return true;
-        };
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        match std::pin::Pin::new(receiver).poll(&mut context) {
-            std::task::Poll::Pending => true,
-            std::task::Poll::Ready(received) => {
-                self.takeover = None;
-                let Ok(done) = received else {
-                    // No sender: nobody can take this session over any more.
-                    return true;
-                };
-                self.leave_for(Some(done));
-                false
-            }
+        }
+        let done = self.shared.take_handoff(self.id);
+        self.leave_for(done);
+        false
+    }
+
+    /// A resumed connection takes its takeover channel back, or finds it was taken over while
+    /// parked.
+    fn claim_session(&mut self) {
+        match self.shared.claim(&self.client_id, self.id) {
+            Ok(woken) => self.takeover = Some(woken),
+            Err(done) => self.leave_for(done),
         }
     }
 
@@ -660,7 +654,10 @@ impl Connection {
                     self.alarm.borrow_and_update();
                     Box::pin(self.release_held(&mut input)).await;
                 }
-                done = taken_over(&mut self.takeover) => self.leave_for(done),
+                () = taken_over(&mut self.takeover) => {
+                    let done = self.shared.take_handoff(self.id);
+                    self.leave_for(done);
+                }
                 changed = shutdown.changed(), if self.closing.is_none() => {
                     if changed.is_ok() {
                         self.disconnect(reason::SERVER_SHUTTING_DOWN, "broker shutdown");
@@ -746,19 +743,8 @@ impl Connection {
             }
             opened.vhost.connection_closed(self.id);
         }
-        let mut sessions = self
-            .shared
-            .sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if sessions
-            .get(&self.client_id)
-            .is_some_and(|(id, _)| *id == self.id)
-        {
-            sessions.remove(&self.client_id);
-        }
-        drop(sessions);
-        if let Some(done) = self.taken_over_by.take() {
+        let handoff = self.shared.let_go(&self.client_id, self.id);
+        if let Some(done) = self.taken_over_by.take().or(handoff) {
             let _ = done.send(());
         }
     }
@@ -830,18 +816,16 @@ async fn boxed<F: Future>(make: impl FnOnce() -> F) -> F::Output {
     Box::pin(make()).await
 }
 
-async fn taken_over(
-    takeover: &mut Option<oneshot::Receiver<oneshot::Sender<()>>>,
-) -> Option<oneshot::Sender<()>> {
+/// Completes when another connection takes the session over.
+async fn taken_over(takeover: &mut Option<oneshot::Receiver<()>>) {
     let Some(receiver) = takeover else {
         return std::future::pending().await;
     };
     let received = receiver.await;
     // A oneshot is polled to completion once; without a sender nobody can take over.
     *takeover = None;
-    match received {
-        Ok(done) => Some(done),
-        Err(_) => std::future::pending().await,
+    if received.is_err() {
+        std::future::pending().await
     }
 }
 

@@ -1,14 +1,13 @@
 //! Packets from the client: CONNECT and the session it opens, PUBLISH and its acknowledgements,
 //! SUBSCRIBE and UNSUBSCRIBE, PINGREQ, DISCONNECT.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use mqbridge_broker_api::{
     BindingSpec, BrokerError, ConsumerId, Destination, HeaderValue, Headers, Message, QueueHandle,
     QueueSpec, Settlement, User, VirtualHost,
 };
-use tokio::sync::oneshot;
 
 use super::suspended::Suspended;
 use super::{
@@ -316,24 +315,10 @@ impl Connection {
     /// [MQTT-3.1.4-3] a CONNECT with a client id that is connected ends the older connection
     /// first; we wait (bounded) until it has released the session.
     async fn take_over(&mut self) {
-        let (signal, takeover) = oneshot::channel();
-        let previous = {
-            let mut sessions = self
-                .shared
-                .sessions
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            sessions.insert(Arc::clone(&self.client_id), (self.id, signal))
-        };
-        self.takeover = Some(takeover);
-        let Some((previous_id, previous)) = previous else {
-            return;
-        };
-        let (done, finished) = oneshot::channel();
-        if previous.send(done).is_ok() {
-            // An idle connection waits in the parking lot, where nothing polls its signal.
-            self.shared.wake_parked(previous_id);
-            let _ = tokio::time::timeout(TAKEOVER_TIMEOUT, finished).await;
+        let (woken, released) = self.shared.hold_session(&self.client_id, self.id);
+        self.takeover = Some(woken);
+        if let Some(released) = released {
+            let _ = tokio::time::timeout(TAKEOVER_TIMEOUT, released).await;
         }
     }
 

@@ -34,7 +34,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use mqbridge_broker_api::{Broker, ConnectionId, ConnectionReport, VirtualHost};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Connection, MqttShared, Opened, acks};
@@ -186,7 +186,6 @@ pub(super) struct Resting {
     end_session: bool,
     /// Never 0 [MQTT-5.0 3.1.2.11.4].
     client_packet_max: Option<NonZeroU32>,
-    takeover: Option<oneshot::Receiver<oneshot::Sender<()>>>,
     /// How many octets of a PINGRESP the socket did not take.
     unsent: u8,
 }
@@ -246,7 +245,7 @@ impl Resting {
             session_expiry,
             end_session,
             client_packet_max,
-            takeover,
+            takeover: _,
             taken_over_by: _,
             closing: _,
             acks: _,
@@ -273,7 +272,6 @@ impl Resting {
             session_expiry,
             end_session,
             client_packet_max: client_packet_max.and_then(NonZeroU32::new),
-            takeover,
             unsent: 0,
         })
     }
@@ -304,7 +302,7 @@ impl Resting {
             session_expiry: self.session_expiry,
             end_session: self.end_session,
             client_packet_max: self.client_packet_max.map(NonZeroU32::get),
-            takeover: self.takeover,
+            takeover: None,
             taken_over_by: None,
             closing: None,
             acks: acks::InboundAcks::default(),
@@ -317,6 +315,7 @@ impl Resting {
             let spec = connection.session_spec();
             connection.opened = Some(Box::new(Opened::new(vhost, spec, prefetch)));
         }
+        connection.claim_session();
         (connection, self.socket.into())
     }
 }
@@ -418,7 +417,8 @@ impl<P: Parking> Yard<P> {
     }
 
     fn admit(&mut self, mut parked: Box<Resting>) {
-        if must_wake(&parked, Instant::now()) {
+        // A takeover before this point woke nothing: the connection was on its way here.
+        if must_wake(&parked, Instant::now()) || self.lot.shared.handed_over(parked.id) {
             return self.resume(parked);
         }
         let id = parked.id.0;
@@ -491,17 +491,13 @@ impl<P: Parking> Yard<P> {
     }
 }
 
-/// Whether a parked connection's task must take over: another connection took the session,
-/// an operator asked to close it, or its keep alive ran out.
+/// Whether a parked connection's task must take over: an operator asked to close it, or its
+/// keep alive ran out. (A takeover wakes it through the inbox.)
 fn must_wake(connection: &Resting, now: Instant) -> bool {
-    let taken_over = connection
-        .takeover
-        .as_ref()
-        .is_some_and(|receiver| !receiver.is_empty());
     let close_asked = connection.report.close_asked();
     let keep_alive = Duration::from_secs(connection.keep_alive.into());
     let expired = connection.keep_alive > 0 && connection.last_read + keep_alive * 3 / 2 <= now;
-    taken_over || close_asked || expired
+    close_asked || expired
 }
 
 /// Answers the PINGREQs waiting in a parked connection's socket. `false` when something else
