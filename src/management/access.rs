@@ -33,7 +33,7 @@ pub async fn route(
             let existed = access.delete_user(name);
             // A deleted user's open connections go too, as in RabbitMQ.
             let reason = format!("user '{name}' was deleted");
-            let from = |c: &ConnectionInfo| c.report.user() == Some(*name);
+            let from = |c: &ConnectionInfo| c.report.user().as_deref() == Some(*name);
             management.registry.close_where(&reason, from);
             gone(existed)
         }
@@ -73,7 +73,7 @@ pub async fn route(
         (&Method::DELETE, ["vhosts", name]) => {
             let existed = management.core.delete_vhost(name).await;
             let reason = format!("vhost '{name}' is deleted");
-            let inside = |c: &ConnectionInfo| c.report.vhost() == Some(*name);
+            let inside = |c: &ConnectionInfo| c.report.vhost().as_deref() == Some(*name);
             management.registry.close_where(&reason, inside);
             gone(existed)
         }

@@ -63,7 +63,7 @@ fn visible(management: &Management, request: &ApiRequest, connection: &Connectio
 }
 
 fn owned(request: &ApiRequest, connection: &ConnectionInfo) -> bool {
-    connection.report.user() == Some(request.user.name.as_str())
+    connection.report.user().as_deref() == Some(request.user.name.as_str())
 }
 
 /// `/api/channels`: the visible connections' channels, named `<connection> (<number>)`.
@@ -137,7 +137,7 @@ fn describe(management: &Management, connection: &ConnectionInfo) -> Value {
 /// and `client_id` (MQTT), both the same reported value.
 fn client_properties(connection: &ConnectionInfo) -> Value {
     match connection.report.client_id() {
-        Some(id) => json!({"connection_name": id, "client_id": id}),
+        Some(id) => json!({"connection_name": &*id, "client_id": &*id}),
         None => json!({}),
     }
 }

@@ -1,12 +1,15 @@
 //! The broker as a whole: who may connect, which virtual hosts exist, whether publishers must
 //! pause.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::{BrokerError, VirtualHost};
 
@@ -72,34 +75,73 @@ pub struct Origin {
 /// list, per-protocol message totals). The listener records where it came from; the broker
 /// fills in the user and vhost when the connection opens one; the adapter adds its client id,
 /// channels and message counts.
-/// Written by the connection's task, read at any time by others: fields are set once, counted
-/// with relaxed atomics (a reader may see a count one message behind) or, for the channel
-/// list that changes only on channel open and close, behind a mutex.
+/// Written by the connection's task, read at any time by others: counted with relaxed atomics
+/// (a reader may see a count one message behind); what changes rarely or never (names, the
+/// channel list, a close request) is behind one mutex, off the message path.
 ///
-/// Every open connection has one, idle ones included, so it is kept small: set-once text is
-/// boxed `str`, the channel list a boxed slice.
+/// Every open connection has one, idle ones included, so it is kept small (240 bytes).
 #[derive(Debug)]
 pub struct ConnectionReport {
     pub origin: Origin,
-    /// The id the adapter gave the connection, which its consumers carry.
-    connection: OnceLock<ConnectionId>,
-    /// The user and vhost, set together.
-    opened: OnceLock<(Box<str>, Box<str>)>,
-    /// Shared with the adapter, which keeps it too (an MQTT client id).
-    client_id: OnceLock<Arc<str>>,
-    /// The numbers of the connection's open channels (AMQP), in order. Changed only when a
-    /// channel opens or closes, so a mutex costs nothing on the message path.
-    channels: Mutex<Box<[u16]>>,
+    /// The id the adapter gave the connection, which its consumers carry; 0 until then.
+    connection: AtomicU64,
+    rare: Mutex<Rare>,
     published: AtomicU64,
     delivered: AtomicU64,
     acknowledged: AtomicU64,
     /// The connection waits without a task of its own (an idle MQTT connection in the
     /// parking lot).
     parked: AtomicBool,
+}
+
+/// [`ConnectionReport::closed`]. Dropped, it takes its task's waker back out of the report:
+/// a waker keeps its whole task's memory, and the task may end while the connection lives on
+/// (an MQTT connection in the parking lot).
+#[derive(Debug)]
+pub struct Closed<'a> {
+    report: &'a ConnectionReport,
+}
+
+impl Future for Closed<'_> {
+    type Output = String;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<String> {
+        let mut rare = self.report.rare();
+        if let Some(reason) = &rare.close_reason {
+            return Poll::Ready(reason.to_string());
+        }
+        let waker = context.waker();
+        if !rare
+            .close_waiter
+            .as_ref()
+            .is_some_and(|w| w.will_wake(waker))
+        {
+            rare.close_waiter = Some(waker.clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Closed<'_> {
+    fn drop(&mut self) {
+        self.report.rare().close_waiter = None;
+    }
+}
+
+/// What a report says that changes rarely or never.
+#[derive(Debug, Default)]
+struct Rare {
+    user: Option<Box<str>>,
+    vhost: Option<Box<str>>,
+    /// Shared with the adapter, which keeps it too (an MQTT client id).
+    client_id: Option<Arc<str>>,
+    /// The numbers of the connection's open channels (AMQP), in order.
+    channels: Box<[u16]>,
     /// Set by an operator's close (or the user's deletion); the adapter closes the connection
     /// with the protocol's own words for it.
-    close_reason: OnceLock<Box<str>>,
-    close: Notify,
+    close_reason: Option<Box<str>>,
+    /// The task waiting in [`ConnectionReport::closed`]: the adapter's, one per connection.
+    close_waiter: Option<Waker>,
 }
 
 impl ConnectionReport {
@@ -107,30 +149,37 @@ impl ConnectionReport {
     pub fn new(origin: Origin) -> Self {
         ConnectionReport {
             origin,
-            connection: OnceLock::new(),
-            opened: OnceLock::new(),
-            client_id: OnceLock::new(),
-            channels: Mutex::default(),
+            connection: AtomicU64::new(0),
+            rare: Mutex::default(),
             published: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             acknowledged: AtomicU64::new(0),
             parked: AtomicBool::new(false),
-            close_reason: OnceLock::new(),
-            close: Notify::new(),
         }
     }
 
-    /// Asks the connection to close, saying why (RabbitMQ's "Closed via management plugin").
-    pub fn close(&self, reason: &str) {
-        let _ = self.close_reason.set(reason.into());
-        // A stored permit: the adapter sees it even if it is not waiting at this moment.
-        self.close.notify_one();
+    fn rare(&self) -> MutexGuard<'_, Rare> {
+        // Plain values, each set whole: a panic elsewhere cannot leave them half-written.
+        self.rare.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Completes once [`close`](Self::close) was called, with its reason.
-    pub async fn closed(&self) -> &str {
-        self.close.notified().await;
-        self.close_reason.get().map_or("closed", |reason| reason)
+    /// Asks the connection to close, saying why (RabbitMQ's "Closed via management plugin").
+    /// The first reason given is kept.
+    pub fn close(&self, reason: &str) {
+        let waiter = {
+            let mut rare = self.rare();
+            rare.close_reason.get_or_insert_with(|| reason.into());
+            rare.close_waiter.take()
+        };
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
+    }
+
+    /// Completes once [`close`](Self::close) was called (before or after this), with its
+    /// reason. One task at a time waits: the adapter's.
+    pub fn closed(&self) -> Closed<'_> {
+        Closed { report: self }
     }
 
     /// The connection left its task to wait (`true`), or has one again.
@@ -144,33 +193,42 @@ impl ConnectionReport {
 
     /// Whether [`close`](Self::close) was called, without waiting.
     pub fn close_asked(&self) -> bool {
-        self.close_reason.get().is_some()
+        self.rare().close_reason.is_some()
     }
 
     /// The connection opened `vhost` as `user`; only the first vhost opened is kept.
     pub fn opened(&self, user: &str, vhost: &str) {
-        let _ = self.opened.set((user.into(), vhost.into()));
+        let mut rare = self.rare();
+        if rare.user.is_none() {
+            rare.user = Some(user.into());
+            rare.vhost = Some(vhost.into());
+        }
     }
 
     /// The adapter's id for the connection (see [`ConsumeSpec::connection`](crate::ConsumeSpec)).
     pub fn set_connection(&self, id: ConnectionId) {
-        let _ = self.connection.set(id);
+        self.connection.store(id.0, Ordering::Relaxed);
     }
 
     pub fn connection(&self) -> Option<ConnectionId> {
-        self.connection.get().copied()
+        // Ids count from 1 (`ConnectionId::next`).
+        let id = self.connection.load(Ordering::Relaxed);
+        (id != 0).then_some(ConnectionId(id))
     }
 
-    /// The client's own name for itself: an MQTT client id, an AMQP `connection_name`.
+    /// The client's own name for itself: an MQTT client id, an AMQP `connection_name`. Only
+    /// the first is kept.
     pub fn set_client_id(&self, client_id: impl Into<Arc<str>>) {
-        let _ = self.client_id.set(client_id.into());
+        self.rare()
+            .client_id
+            .get_or_insert_with(|| client_id.into());
     }
 
     /// The connection's open channels are now `numbers`.
     pub fn set_channels(&self, numbers: impl IntoIterator<Item = u16>) {
         let mut numbers: Box<[u16]> = numbers.into_iter().collect();
         numbers.sort_unstable();
-        *self.channels.lock().unwrap_or_else(PoisonError::into_inner) = numbers;
+        self.rare().channels = numbers;
     }
 
     /// A message the client published was accepted.
@@ -199,24 +257,21 @@ impl ConnectionReport {
         self.acknowledged.fetch_add(count as u64, Ordering::Relaxed);
     }
 
-    pub fn user(&self) -> Option<&str> {
-        self.opened.get().map(|(user, _)| &**user)
+    pub fn user(&self) -> Option<String> {
+        self.rare().user.as_deref().map(str::to_owned)
     }
 
-    pub fn vhost(&self) -> Option<&str> {
-        self.opened.get().map(|(_, vhost)| &**vhost)
+    pub fn vhost(&self) -> Option<String> {
+        self.rare().vhost.as_deref().map(str::to_owned)
     }
 
-    pub fn client_id(&self) -> Option<&str> {
-        self.client_id.get().map(|id| &**id)
+    pub fn client_id(&self) -> Option<Arc<str>> {
+        self.rare().client_id.clone()
     }
 
     /// The numbers of the open channels, in order.
     pub fn channels(&self) -> Vec<u16> {
-        self.channels
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .to_vec()
+        self.rare().channels.to_vec()
     }
 
     /// Messages published, delivered and acknowledged so far.
@@ -249,7 +304,7 @@ impl std::ops::AddAssign for MessageCounts {
 /// a listener): then it never completes.
 pub async fn close_requested(report: Option<&ConnectionReport>) -> String {
     match report {
-        Some(report) => report.closed().await.to_owned(),
+        Some(report) => report.closed().await,
         None => std::future::pending().await,
     }
 }

@@ -29,7 +29,7 @@ pub mod text;
 pub mod vhost;
 
 pub use broker::{
-    Broker, ConnectionId, ConnectionReport, MessageCounts, Origin, User, close_requested,
+    Broker, Closed, ConnectionId, ConnectionReport, MessageCounts, Origin, User, close_requested,
 };
 pub use confirm::{Confirm, ConfirmSink};
 pub use error::BrokerError;

@@ -291,7 +291,7 @@ impl Resting {
             version: self.version,
             client_id: self.client_id,
             // The report has the user this connection logged in as: it opened the vhost.
-            username: self.report.user().map(str::to_owned),
+            username: self.report.user(),
             opened: None,
             session: self.session.into(),
             out: BytesMut::from(PINGRESP.get(sent..).unwrap_or_default()),
