@@ -202,10 +202,11 @@ pub fn serve_parking<P: Parking>(
 /// A parked connection's new task, started by the lot when the connection has work again.
 async fn resume<P: Parking>(
     lot: ParkingLot<P>,
+    id: ConnectionId,
     resting: Box<parked::Resting>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let (connection, socket) = resting.into_connection(Arc::clone(&lot.shared));
+    let (connection, socket) = resting.into_connection(id, Arc::clone(&lot.shared));
     match lot.parking.unpark(socket) {
         Ok(stream) => {
             let (reader, writer) = tokio::io::split(stream);

@@ -134,15 +134,17 @@ impl<P: Parking> ParkingLot<P> {
             Ok(socket) => TcpStream::from_std(socket),
             Err(error) => return Err((connection, Err(error))),
         };
+        let id = connection.id;
         let resting = match Resting::new(connection, socket) {
             Ok(resting) => Box::new(resting),
             Err((connection, socket)) => {
                 return Err((connection, self.parking.unpark(socket.into())));
             }
         };
-        match self.inbox.send(Command::Park(resting)) {
-            Err(Command::Park(resting)) => {
-                let (connection, socket) = resting.into_connection(Arc::clone(&self.shared));
+        match self.inbox.send(Command::Park(id, resting)) {
+            Err(Command::Park(id, resting)) => {
+                let shared = Arc::clone(&self.shared);
+                let (connection, socket) = resting.into_connection(id, shared);
                 Err((connection, self.parking.unpark(socket)))
             }
             // `send` gives back only the command it was given.
@@ -153,7 +155,7 @@ impl<P: Parking> ParkingLot<P> {
 
 /// What the lot's thread is asked to do.
 enum Command {
-    Park(Box<Resting>),
+    Park(ConnectionId, Box<Resting>),
     /// Another connection took this one's session over.
     Wake(ConnectionId),
     /// The broker shuts down (or its runtime ends): every connection goes back to a task, and
@@ -166,17 +168,20 @@ enum Command {
 /// rest) or what can be had again (the peer's address and the user name are in the report,
 /// the session queue's declaration follows from the rest), its session objects reduced to
 /// what makes them again. Every parked connection carries this, so it is kept small.
+/// Its id is the lot's key for it, kept there only.
 pub(super) struct Resting {
     socket: TcpStream,
-    id: ConnectionId,
     broker: Arc<dyn Broker>,
     /// Only connections with a report park (see `Connection::at_rest`).
     report: Arc<ConnectionReport>,
     version: Option<ProtocolVersion>,
     client_id: Arc<str>,
-    /// The vhost and the credit of `Opened`, which has no consumer at rest.
-    opened: Option<(Arc<dyn VirtualHost>, u32)>,
-    session: KeptSession,
+    /// The vhost and the credit of `Opened` (a connection at rest has one, with no consumer).
+    vhost: Option<Arc<dyn VirtualHost>>,
+    prefetch: u32,
+    /// `None` for a bare session ([`Session::bare`]), which keeps one number.
+    session: Option<Box<Session>>,
+    client_alias_maximum: u16,
     /// In seconds, 0 for none: CONNECT grants whole seconds, up to `u16::MAX`.
     keep_alive: u16,
     last_read: Instant,
@@ -190,34 +195,6 @@ pub(super) struct Resting {
     unsent: u8,
 }
 
-/// A parked connection's session: most are bare ([`Session::bare`]) and keep one number.
-enum KeptSession {
-    Bare(u16),
-    Whole(Box<Session>),
-}
-
-impl From<Session> for KeptSession {
-    fn from(session: Session) -> Self {
-        match session.bare() {
-            Some(client_alias_maximum) => KeptSession::Bare(client_alias_maximum),
-            None => KeptSession::Whole(Box::new(session)),
-        }
-    }
-}
-
-impl From<KeptSession> for Session {
-    fn from(kept: KeptSession) -> Self {
-        match kept {
-            KeptSession::Bare(client_alias_maximum) => {
-                let mut session = Session::default();
-                session.set_client_alias_maximum(client_alias_maximum);
-                session
-            }
-            KeptSession::Whole(session) => *session,
-        }
-    }
-}
-
 impl Resting {
     /// `connection`, at rest, and its socket; both back if it has no report.
     fn new(
@@ -228,7 +205,7 @@ impl Resting {
             return Err((connection, socket));
         };
         let Connection {
-            id,
+            id: _,
             peer: _,
             broker,
             shared: _,
@@ -256,13 +233,14 @@ impl Resting {
         } = *connection;
         Ok(Resting {
             socket,
-            id,
             broker,
             report,
             version,
             client_id,
-            opened: opened.map(|opened| (opened.vhost, opened.prefetch)),
-            session: session.into(),
+            vhost: opened.as_ref().map(|opened| Arc::clone(&opened.vhost)),
+            prefetch: opened.map_or(0, |opened| opened.prefetch),
+            client_alias_maximum: session.bare().unwrap_or(0),
+            session: session.bare().is_none().then(|| Box::new(session)),
             keep_alive: keep_alive.map_or(0, |period| {
                 u16::try_from(period.as_secs()).unwrap_or(u16::MAX)
             }),
@@ -279,12 +257,13 @@ impl Resting {
     /// The connection again, as a task needs it, and its socket.
     pub(super) fn into_connection(
         self,
+        id: ConnectionId,
         shared: Arc<MqttShared>,
     ) -> (Box<Connection>, std::net::TcpStream) {
         let alarm = self.broker.publish_blocked();
         let sent = PINGRESP.len() - usize::from(self.unsent);
         let mut connection = Box::new(Connection {
-            id: self.id,
+            id,
             peer: self.report.origin.peer,
             broker: self.broker,
             shared,
@@ -293,7 +272,9 @@ impl Resting {
             // The report has the user this connection logged in as: it opened the vhost.
             username: self.report.user(),
             opened: None,
-            session: self.session.into(),
+            session: self
+                .session
+                .map_or_else(|| bare(self.client_alias_maximum), |session| *session),
             out: BytesMut::from(PINGRESP.get(sent..).unwrap_or_default()),
             keep_alive: (self.keep_alive > 0).then(|| Duration::from_secs(self.keep_alive.into())),
             last_read: self.last_read,
@@ -311,13 +292,20 @@ impl Resting {
             alarm_open: true,
             held: None,
         });
-        if let Some((vhost, prefetch)) = self.opened {
+        if let Some(vhost) = self.vhost {
             let spec = connection.session_spec();
-            connection.opened = Some(Box::new(Opened::new(vhost, spec, prefetch)));
+            connection.opened = Some(Box::new(Opened::new(vhost, spec, self.prefetch)));
         }
         connection.claim_session();
         (connection, self.socket.into())
     }
+}
+
+/// A bare session again ([`Session::bare`]).
+fn bare(client_alias_maximum: u16) -> Session {
+    let mut session = Session::default();
+    session.set_client_alias_maximum(client_alias_maximum);
+    session
 }
 
 /// Where connections and the broker reach the lot's thread.
@@ -375,7 +363,7 @@ impl Drop for CloseOnDrop {
 /// The lot's thread and what it owns.
 struct Yard<P> {
     poll: Poll,
-    parked: HashMap<u64, Box<Resting>>,
+    parked: HashMap<ConnectionId, Box<Resting>>,
     lot: ParkingLot<P>,
     shutdown: watch::Receiver<bool>,
     runtime: Handle,
@@ -396,15 +384,15 @@ impl<P: Parking> Yard<P> {
             }
             for event in &events {
                 if event.token() != WAKER {
-                    self.readable(event.token().0 as u64);
+                    self.readable(ConnectionId(event.token().0 as u64));
                 }
             }
             for command in self.lot.inbox.take() {
                 match command {
-                    Command::Park(parked) => self.admit(parked),
+                    Command::Park(id, parked) => self.admit(id, parked),
                     Command::Wake(id) => {
-                        if let Some(parked) = self.parked.remove(&id.0) {
-                            self.resume(parked);
+                        if let Some(parked) = self.parked.remove(&id) {
+                            self.resume(id, parked);
                         }
                     }
                     Command::Close => return self.close(),
@@ -416,13 +404,12 @@ impl<P: Parking> Yard<P> {
         }
     }
 
-    fn admit(&mut self, mut parked: Box<Resting>) {
+    fn admit(&mut self, id: ConnectionId, mut parked: Box<Resting>) {
         // A takeover before this point woke nothing: the connection was on its way here.
-        if must_wake(&parked, Instant::now()) || self.lot.shared.handed_over(parked.id) {
-            return self.resume(parked);
+        if must_wake(&parked, Instant::now()) || self.lot.shared.handed_over(id) {
+            return self.resume(id, parked);
         }
-        let id = parked.id.0;
-        let token = Token(usize::try_from(id).unwrap_or(usize::MAX - 1));
+        let token = Token(usize::try_from(id.0).unwrap_or(usize::MAX - 1));
         let registry = self.poll.registry();
         match registry.register(&mut parked.socket, token, Interest::READABLE) {
             Ok(()) => {
@@ -431,20 +418,20 @@ impl<P: Parking> Yard<P> {
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot park an mqtt connection");
-                self.resume(parked);
+                self.resume(id, parked);
             }
         }
     }
 
     /// Answers the PINGREQs in a parked connection's socket; anything else resumes it.
-    fn readable(&mut self, id: u64) {
+    fn readable(&mut self, id: ConnectionId) {
         let Some(parked) = self.parked.get_mut(&id) else {
             return;
         };
         if !answer_pings(parked)
             && let Some(parked) = self.parked.remove(&id)
         {
-            self.resume(parked);
+            self.resume(id, parked);
         }
     }
 
@@ -452,7 +439,7 @@ impl<P: Parking> Yard<P> {
     fn sweep(&mut self) {
         let now = Instant::now();
         self.swept_at = now;
-        let due: Vec<u64> = self
+        let due: Vec<ConnectionId> = self
             .parked
             .iter()
             .filter(|(_, parked)| must_wake(parked, now))
@@ -460,32 +447,32 @@ impl<P: Parking> Yard<P> {
             .collect();
         for id in due {
             if let Some(parked) = self.parked.remove(&id) {
-                self.resume(parked);
+                self.resume(id, parked);
             }
         }
     }
 
     /// Hands a connection back to a task of its own.
-    fn resume(&self, mut parked: Box<Resting>) {
+    fn resume(&self, id: ConnectionId, mut parked: Box<Resting>) {
         if let Err(error) = self.poll.registry().deregister(&mut parked.socket) {
             // Not registered yet (or the socket failed): nothing to undo.
             tracing::trace!(%error, "mqtt parking lot deregister");
         }
         parked.report.set_parked(false);
-        let resumed = super::resume(self.lot.clone(), parked, self.shutdown.clone());
+        let resumed = super::resume(self.lot.clone(), id, parked, self.shutdown.clone());
         // After the runtime's end this drops the connection, as the runtime dropped the rest.
         self.runtime.spawn(resumed);
     }
 
     /// Every connection goes back to a task; later ones keep theirs.
     fn close(mut self) {
-        let parked: Vec<Box<Resting>> = self.parked.drain().map(|(_, parked)| parked).collect();
-        for parked in parked {
-            self.resume(parked);
+        let parked: Vec<(ConnectionId, Box<Resting>)> = self.parked.drain().collect();
+        for (id, parked) in parked {
+            self.resume(id, parked);
         }
         for command in self.lot.inbox.close() {
-            if let Command::Park(parked) = command {
-                self.resume(parked);
+            if let Command::Park(id, parked) = command {
+                self.resume(id, parked);
             }
         }
     }
