@@ -29,6 +29,11 @@ impl Guarded {
         Guarded { vhost, grant }
     }
 
+    /// Whether this is the view of `vhost` through `grant` (the very same objects).
+    pub fn is_over(&self, vhost: &Arc<VHost>, grant: &Arc<Grant>) -> bool {
+        Arc::ptr_eq(&self.vhost, vhost) && Arc::ptr_eq(&self.grant, grant)
+    }
+
     fn check(&self, operation: Permission, destination: &Destination) -> Result<(), BrokerError> {
         match destination {
             Destination::Queue(name) => self.grant.check(operation, "queue", name),

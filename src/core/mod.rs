@@ -19,7 +19,7 @@ mod vhost;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use bytes::Bytes;
 use mqbridge_broker_api::{Broker, BrokerError, User, VirtualHost};
@@ -67,6 +67,10 @@ pub struct Core {
     store: Arc<dyn Store>,
     /// Queues and bindings over all vhosts, against the limits.
     usage: Arc<Usage>,
+    /// The guarded view of each (vhost, user) in use, shared by that user's connections: a
+    /// view holds no per-connection state, and every connection, idle ones included, would
+    /// otherwise allocate its own.
+    views: Mutex<HashMap<(String, String), Weak<guard::Guarded>>>,
 }
 
 impl Core {
@@ -129,6 +133,7 @@ impl Core {
             gauge,
             store,
             usage,
+            views: Mutex::default(),
         });
         if core.access.is_empty() {
             core.seed(&bootstrap);
@@ -254,7 +259,23 @@ impl Broker for Core {
     fn vhost(&self, name: &str, user: &User) -> Result<Arc<dyn VirtualHost>, BrokerError> {
         let vhost = self.find(name)?;
         let grant = self.access.grant(&user.name, name)?;
-        Ok(Arc::new(guard::Guarded::new(vhost, grant)))
+        let mut views = self.views.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (name.to_owned(), user.name.clone());
+        // Reused only while it is over this very vhost and grant: a vhost made again, or
+        // permissions changed (a new grant), give new connections a new view.
+        if let Some(view) = views.get(&key).and_then(Weak::upgrade)
+            && view.is_over(&vhost, &grant)
+        {
+            return Ok(view);
+        }
+        if views.len() == views.capacity() {
+            // Before the map would grow: pairs no connection uses any more go, at a cost
+            // spread over the insertions that filled it.
+            views.retain(|_, view| view.strong_count() > 0);
+        }
+        let view = Arc::new(guard::Guarded::new(vhost, grant));
+        views.insert(key, Arc::downgrade(&view));
+        Ok(view)
     }
 
     fn publish_blocked(&self) -> watch::Receiver<bool> {

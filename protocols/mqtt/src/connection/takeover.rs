@@ -22,16 +22,12 @@ use super::MqttShared;
 /// The live sessions of one listener.
 #[derive(Debug, Default)]
 pub(super) struct Sessions {
-    holders: HashMap<Arc<str>, Holder>,
+    /// The connection holding each client id's session.
+    holders: HashMap<Arc<str>, ConnectionId>,
+    /// The wake-up of each holder that has a task: parked ones have none, and no entry.
+    wakes: HashMap<ConnectionId, oneshot::Sender<()>>,
     /// Takeovers not yet seen to, by the id of the connection taken over.
     handoffs: HashMap<ConnectionId, oneshot::Sender<()>>,
-}
-
-/// The connection holding a session, and its task's wake-up while it has a task.
-#[derive(Debug)]
-struct Holder {
-    id: ConnectionId,
-    wake: Option<oneshot::Sender<()>>,
 }
 
 impl MqttShared {
@@ -49,24 +45,21 @@ impl MqttShared {
         id: ConnectionId,
     ) -> (oneshot::Receiver<()>, Option<oneshot::Receiver<()>>) {
         let (wake, woken) = oneshot::channel();
-        let holder = Holder {
-            id,
-            wake: Some(wake),
-        };
-        let (previous, released) = {
+        let (previous, wake_previous, released) = {
             let mut sessions = self.sessions();
-            let Some(previous) = sessions.holders.insert(Arc::clone(client_id), holder) else {
+            sessions.wakes.insert(id, wake);
+            let Some(previous) = sessions.holders.insert(Arc::clone(client_id), id) else {
                 return (woken, None);
             };
             let (done, released) = oneshot::channel();
-            sessions.handoffs.insert(previous.id, done);
-            (previous, released)
+            sessions.handoffs.insert(previous, done);
+            (previous, sessions.wakes.remove(&previous), released)
         };
-        match previous.wake {
+        match wake_previous {
             Some(wake) => {
                 let _ = wake.send(());
             }
-            None => self.wake_parked(previous.id),
+            None => self.wake_parked(previous),
         }
         (woken, Some(released))
     }
@@ -80,13 +73,8 @@ impl MqttShared {
     /// `false` when its session was taken over meanwhile.
     pub(super) fn release_wake(&self, client_id: &str, id: ConnectionId) -> bool {
         let mut sessions = self.sessions();
-        match sessions.holders.get_mut(client_id) {
-            Some(holder) if holder.id == id => {
-                holder.wake = None;
-                true
-            }
-            _ => false,
-        }
+        sessions.wakes.remove(&id);
+        sessions.holders.get(client_id) == Some(&id)
     }
 
     /// Whether connection `id` was asked to leave and has not yet seen to it.
@@ -102,14 +90,12 @@ impl MqttShared {
         id: ConnectionId,
     ) -> Result<oneshot::Receiver<()>, Option<oneshot::Sender<()>>> {
         let mut sessions = self.sessions();
-        match sessions.holders.get_mut(client_id) {
-            Some(holder) if holder.id == id => {
-                let (wake, woken) = oneshot::channel();
-                holder.wake = Some(wake);
-                Ok(woken)
-            }
-            _ => Err(sessions.handoffs.remove(&id)),
+        if sessions.holders.get(client_id) != Some(&id) {
+            return Err(sessions.handoffs.remove(&id));
         }
+        let (wake, woken) = oneshot::channel();
+        sessions.wakes.insert(id, wake);
+        Ok(woken)
     }
 
     /// The handoff left for connection `id`, which was woken because its session was taken over.
@@ -121,13 +107,10 @@ impl MqttShared {
     /// returned to be fired.
     pub(super) fn let_go(&self, client_id: &str, id: ConnectionId) -> Option<oneshot::Sender<()>> {
         let mut sessions = self.sessions();
-        if sessions
-            .holders
-            .get(client_id)
-            .is_some_and(|holder| holder.id == id)
-        {
+        if sessions.holders.get(client_id) == Some(&id) {
             sessions.holders.remove(client_id);
         }
+        sessions.wakes.remove(&id);
         sessions.handoffs.remove(&id)
     }
 }
