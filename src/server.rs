@@ -88,9 +88,9 @@ impl Server {
         check_access_keys(&broker, &sqs)?;
         let system = broker.system();
         let core: Arc<dyn Broker> = broker.clone();
-        let registry = Arc::new(ConnectionRegistry::default());
         let max_connections = u32::try_from(config.max_connections).unwrap_or(u32::MAX >> 3);
-        let connections = Arc::new(Semaphore::new(max_connections as usize));
+        let registry = Arc::new(ConnectionRegistry::new(max_connections as usize));
+        let connections = Arc::clone(registry.slots());
         let (shutdown, _) = watch::channel(false);
         let tls = encrypted::load(&config)?;
 

@@ -18,7 +18,7 @@ use mqbridge_sns::{SnsNeighbor, SnsService, SnsSettings};
 use mqbridge_sqs::{Neighbor, SqsService};
 use mqbridge_stomp::StompSettings;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use super::registry::ConnectionRegistry;
 use super::websocket::{self, WebSocketRoute};
@@ -63,14 +63,15 @@ impl InMemoryBroker {
         let system = broker.system();
         let core: Arc<dyn Broker> = broker.clone();
         let (shutdown, _) = watch::channel(false);
+        let registry = Arc::new(ConnectionRegistry::new(1));
         let listeners = Listeners {
             config,
             core: &core,
             system: &system,
             logins: &broker,
-            connections: &Arc::new(Semaphore::new(1)),
+            connections: registry.slots(),
             shutdown: &shutdown,
-            registry: &Arc::new(ConnectionRegistry::default()),
+            registry: &registry,
             bound: Mutex::default(),
             mqtt: mqtt_shared(config),
             sqs: sqs.clone(),

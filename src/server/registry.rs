@@ -29,7 +29,7 @@ use std::time::SystemTime;
 use mqbridge_broker_api::{
     Broker, BrokerError, ConnectionReport, MessageCounts, Origin, User, VirtualHost,
 };
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 /// One open connection as listed: what its listener saw and its adapter reported.
 #[derive(Debug, Clone)]
@@ -70,8 +70,11 @@ pub fn protocol_of(listener: &str) -> &'static str {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnectionRegistry {
+    /// The broker-wide connection cap (`max_connections`): an acceptor takes a permit before
+    /// it accepts, and a connection gives it back when its adapter lets go of its handle.
+    slots: Arc<Semaphore>,
     /// Keys of `connections`, unique for the life of the process.
     next_id: AtomicU64,
     connections: Mutex<Connections>,
@@ -91,7 +94,29 @@ struct Connections {
     closed: BTreeMap<&'static str, MessageCounts>,
 }
 
+impl Default for ConnectionRegistry {
+    fn default() -> Self {
+        ConnectionRegistry::new(Semaphore::MAX_PERMITS)
+    }
+}
+
 impl ConnectionRegistry {
+    /// A registry for at most `max_connections` open connections.
+    pub fn new(max_connections: usize) -> Self {
+        ConnectionRegistry {
+            slots: Arc::new(Semaphore::new(max_connections)),
+            next_id: AtomicU64::default(),
+            connections: Mutex::default(),
+            slow_consumer_disconnects: AtomicU64::default(),
+            refused_per_address: AtomicU64::default(),
+        }
+    }
+
+    /// The permits of the connection cap, one per open connection.
+    pub fn slots(&self) -> &Arc<Semaphore> {
+        &self.slots
+    }
+
     /// Records an accepted connection until the returned registration is dropped, unless its
     /// peer address already has `per_address_max` open (0: no cap); a refusal is counted and
     /// allocates nothing.
@@ -196,16 +221,21 @@ impl Registration {
     }
 
     /// `broker` as this connection's adapter is to see it: reporting what it opens, and
-    /// keeping this registration and the connection's `permit` until the adapter drops it.
+    /// keeping this registration and the connection's `permit` (one of [`slots`]) until the
+    /// adapter drops it.
+    ///
+    /// [`slots`]: ConnectionRegistry::slots
     pub fn into_reporting(
         self,
         broker: Arc<dyn Broker>,
         permit: OwnedSemaphorePermit,
     ) -> Arc<dyn Broker> {
+        // Given back by `Reporting`'s drop through the registry's semaphore: the handle of
+        // every connection, idle ones included, is then 16 bytes smaller.
+        permit.forget();
         Arc::new(Reporting {
             broker,
             registration: self,
-            _permit: permit,
         })
     }
 }
@@ -231,7 +261,12 @@ impl Drop for Registration {
 struct Reporting {
     broker: Arc<dyn Broker>,
     registration: Registration,
-    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Reporting {
+    fn drop(&mut self) {
+        self.registration.registry.slots.add_permits(1);
+    }
 }
 
 impl Broker for Reporting {
@@ -311,6 +346,41 @@ mod tests {
         assert_eq!(registry.message_totals().get("MQTT"), Some(&expected));
         drop(second);
         assert_eq!(registry.message_totals().get("MQTT"), Some(&expected));
+    }
+
+    /// A broker that lets nobody in: the handle's own behaviour is what is tested.
+    struct Closed;
+
+    impl Broker for Closed {
+        fn authenticate(&self, _: &str, _: &str, _: IpAddr) -> Result<User, BrokerError> {
+            Err(BrokerError::AccessRefused("closed".into()))
+        }
+
+        fn vhost(&self, _: &str, _: &User) -> Result<Arc<dyn VirtualHost>, BrokerError> {
+            Err(BrokerError::AccessRefused("closed".into()))
+        }
+
+        fn publish_blocked(&self) -> watch::Receiver<bool> {
+            watch::channel(false).1
+        }
+    }
+
+    #[test]
+    fn a_connection_holds_its_slot_and_its_entry_until_its_handle_goes() {
+        let registry = Arc::new(ConnectionRegistry::new(1));
+        let peer: SocketAddr = "127.0.0.1:40000".parse().expect("address");
+        let slot = Arc::clone(registry.slots())
+            .try_acquire_owned()
+            .expect("one slot");
+        let registration = registry.register("mqtt", peer, peer, 0).expect("no cap");
+        let handle = registration.into_reporting(Arc::new(Closed), slot);
+        let report = handle.report().expect("a handle reports");
+        assert_eq!(report.origin.listener, "mqtt");
+        assert_eq!(registry.slots().available_permits(), 0);
+        assert_eq!(registry.list().len(), 1);
+        drop(handle);
+        assert_eq!(registry.slots().available_permits(), 1);
+        assert!(registry.list().is_empty());
     }
 
     #[test]
