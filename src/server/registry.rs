@@ -20,7 +20,7 @@
 //! listing; never held across an `.await`, and a leaf (nothing else is locked under it). The
 //! guards' counters are atomics outside it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -92,6 +92,8 @@ struct Connections {
     per_address: HashMap<IpAddr, usize>,
     /// Messages counted by closed connections, by protocol.
     closed: BTreeMap<&'static str, MessageCounts>,
+    /// The user and vhost names the open connections' reports hold, one copy of each.
+    names: HashSet<Arc<str>>,
 }
 
 impl Default for ConnectionRegistry {
@@ -198,6 +200,23 @@ impl ConnectionRegistry {
         chosen.map(|info| info.report.close(reason)).count()
     }
 
+    /// `name`, shared with every report that holds it.
+    fn intern(&self, name: &str) -> Arc<str> {
+        let mut connections = self.lock();
+        if let Some(name) = connections.names.get(name) {
+            return Arc::clone(name);
+        }
+        let names = &mut connections.names;
+        if names.len() == names.capacity() {
+            // Before the set would grow: names no report holds any more go, at a cost spread
+            // over the insertions that filled it.
+            names.retain(|name| Arc::strong_count(name) > 1);
+        }
+        let name: Arc<str> = Arc::from(name);
+        names.insert(Arc::clone(&name));
+        name
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connections> {
         // A map of plain records: a panic elsewhere cannot leave it half-updated.
         self.connections
@@ -282,7 +301,8 @@ impl Broker for Reporting {
     fn vhost(&self, name: &str, user: &User) -> Result<Arc<dyn VirtualHost>, BrokerError> {
         let vhost = self.broker.vhost(name, user)?;
         if let Some(report) = self.registration.report() {
-            report.opened(&user.name, name);
+            let registry = &self.registration.registry;
+            report.opened(registry.intern(&user.name), registry.intern(name));
         }
         Ok(vhost)
     }

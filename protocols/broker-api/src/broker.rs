@@ -131,8 +131,9 @@ impl Drop for Closed<'_> {
 /// What a report says that changes rarely or never.
 #[derive(Debug, Default)]
 struct Rare {
-    user: Option<Box<str>>,
-    vhost: Option<Box<str>>,
+    /// Shared: every connection of a user on a vhost names the same two.
+    user: Option<Arc<str>>,
+    vhost: Option<Arc<str>>,
     /// Shared with the adapter, which keeps it too (an MQTT client id).
     client_id: Option<Arc<str>>,
     /// The numbers of the connection's open channels (AMQP), in order.
@@ -197,11 +198,11 @@ impl ConnectionReport {
     }
 
     /// The connection opened `vhost` as `user`; only the first vhost opened is kept.
-    pub fn opened(&self, user: &str, vhost: &str) {
+    pub fn opened(&self, user: Arc<str>, vhost: Arc<str>) {
         let mut rare = self.rare();
         if rare.user.is_none() {
-            rare.user = Some(user.into());
-            rare.vhost = Some(vhost.into());
+            rare.user = Some(user);
+            rare.vhost = Some(vhost);
         }
     }
 
