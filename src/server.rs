@@ -566,9 +566,9 @@ struct Accepting {
 /// An accepted socket as the adapters get it: guarded by the send timeout.
 pub(crate) type Accepted = SendTimeout<TcpStream>;
 
-/// Accepts connections while a permit is free (so a full broker stops accepting rather than
-/// accepting and failing), and runs `serve` for each on its own task, registered for the
-/// management API while it runs.
+/// Accepts connections, each once a slot under `max_connections` is free (so a full broker
+/// stops accepting rather than accepting and failing), and runs `serve` for each on its own
+/// task, registered for the management API while it runs.
 fn spawn_acceptor<F, Fut>(
     listener: TcpListener,
     accepting: Accepting,
@@ -584,13 +584,6 @@ where
     let mut refusals = RefusalLog::default();
     tokio::spawn(async move {
         loop {
-            let permit = tokio::select! {
-                permit = Arc::clone(&accepting.connections).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return,
-                },
-                _ = shutdown.changed() => return,
-            };
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
@@ -600,6 +593,16 @@ where
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
+                },
+                _ = shutdown.changed() => return,
+            };
+            // The slot is taken after `accept`: a listener nobody connects to then never holds
+            // one that a client waiting on another listener needs. At the cap each listener
+            // holds at most this one accepted socket, and takes no other until a slot frees.
+            let permit = tokio::select! {
+                permit = Arc::clone(&accepting.connections).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
                 },
                 _ = shutdown.changed() => return,
             };

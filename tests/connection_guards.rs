@@ -1,7 +1,7 @@
-//! The guards every accepted connection passes (issue 11): the per-address cap, the handshake
-//! timeout on every listener, the smaller frame limit before login, and the send timeout that
-//! disconnects a consumer which stopped reading while the other consumer of its queue keeps
-//! receiving and nothing is lost.
+//! The guards every accepted connection passes (issue 11): the connection cap, the per-address
+//! cap, the handshake timeout on every listener, the smaller frame limit before login, and the
+//! send timeout that disconnects a consumer which stopped reading while the other consumer of
+//! its queue keeps receiving and nothing is lost.
 
 mod common;
 
@@ -21,6 +21,7 @@ use lapin::types::{FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Consumer};
 use mqbridge_amqp::codec;
 use mqbridge_mqtt::codec::Packet;
+use mqbridge_stomp::codec::Command;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
@@ -83,6 +84,21 @@ async fn an_address_over_its_cap_is_closed_at_accept_and_let_in_once_one_goes() 
     common::stomp::assert_alive(&mut again, "guards-again").await;
     common::stomp::assert_alive(&mut stomp, "guards-first").await;
     assert_eq!(metric(&broker, REFUSED).await, 1.0);
+}
+
+#[tokio::test]
+async fn a_full_broker_serves_the_next_connection_once_one_goes() {
+    let broker = Broker::start_with(|c| c.max_connections = 1).await;
+    let amqp = broker.connect().await;
+    // The broker takes the second socket but waits for a free slot before it speaks; the
+    // other listeners, idle, must not hold the slot the first connection frees.
+    let mut stomp = StompClient::connect(&broker).await;
+    stomp.send(&common::stomp::connect_frame("1.2")).await;
+    stomp.assert_quiet().await;
+
+    within(amqp.close(200, "done".into())).await.expect("close");
+    stomp.expect(Command::Connected).await;
+    common::stomp::assert_alive(&mut stomp, "guards-slot").await;
 }
 
 #[tokio::test]

@@ -163,12 +163,12 @@ enum Command {
     Close,
 }
 
-/// What a connection at rest keeps while parked: its socket, and its `Connection` without
-/// what only a task uses (buffers, the acknowledgement queue, the alarm watch, all empty at
-/// rest) or what can be had again (the peer's address and the user name are in the report,
-/// the session queue's declaration follows from the rest), its session objects reduced to
-/// what makes them again. Every parked connection carries this, so it is kept small.
-/// Its id is the lot's key for it, kept there only.
+/// What a connection at rest keeps while parked (128 bytes): its socket, and its `Connection`
+/// without what only a task uses (buffers, the acknowledgement queue, the alarm watch and the
+/// takeover channel, all empty or unneeded at rest) or what can be had again (the peer's
+/// address and the user name are in the report, the session queue's declaration follows from
+/// the rest), with its session objects reduced to what makes them again. Its id is the lot's
+/// key for it, kept there only. Every parked connection carries this, so it is kept small.
 pub(super) struct Resting {
     socket: TcpStream,
     broker: Arc<dyn Broker>,
