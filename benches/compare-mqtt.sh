@@ -10,7 +10,8 @@
 #
 # Environment (all optional):
 #   BENCH_SECONDS=10          measured seconds per throughput cell (after a 1 s warm-up)
-#   BENCH_ROUNDS=1            rounds; with more than one, each cell is the median of the rounds
+#   BENCH_ROUNDS=1            rounds; with more than one, each throughput cell is the median of
+#                             the rounds (the idle scenario runs in round 1 only)
 #   BENCH_BROKERS="mqbridge mosquitto rabbitmq"   which brokers to run
 #   BENCH_IDLE_CONNECTIONS=10000   connections of the idle-memory scenario (0 skips it)
 #   BENCH_MQBRIDGE_MQTT_PORT=18831, BENCH_MOSQUITTO_PORT=18832, BENCH_RABBITMQ_MQTT_PORT=18833,
@@ -310,13 +311,13 @@ main() {
     rm -rf "$work_dir"
 }
 
-# One round: the idle scenario first, on brokers that have not yet carried traffic (memory
-# freed by earlier scenarios would otherwise absorb the connections and flatter the figure;
-# from the second round on it is a round later, which is the point of comparing rounds), then
-# each throughput scenario against each broker in turn.
+# One round: the idle scenario first, in round 1 only, on brokers that have not yet carried
+# traffic (memory freed by the throughput scenarios absorbs later rounds' connections: mqbridge
+# and Mosquitto alike then report about 0 bytes each), then each throughput scenario against
+# each broker in turn.
 measure_round() {
     local round=$1 active=$2
-    if [ "$idle_connections" -gt 0 ]; then
+    if [ "$idle_connections" -gt 0 ] && [ "$round" -eq 1 ]; then
         for broker in $active; do
             wait_for_quiet
             log "round $round: $broker: $idle_connections idle connections"
